@@ -1,0 +1,227 @@
+"""Matplotlib (Agg) plots for sweep reports.
+
+Each ``plot_*`` function takes the per-variant metrics of the completed runs and writes one PNG;
+it returns ``None`` when it wrote the file, or a one-line reason when there was nothing to plot.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
+
+from sweep.stats import aligned_mean_ci  # noqa: E402
+
+Records = list[dict]  # one run's metrics.jsonl lines
+ACT_KEY = re.compile(r"^act/L(\d+)/(gate|value|product|act)/(mean|std|rms|absmax|frac_zero)$")
+# The nonlinearity's output is "gate" in gated variants and "act" in dense ones: one column.
+ACT_COLUMNS = [("gate|act", "gate (GLU) / act (dense)"), ("value", "value (GLU)"),
+               ("product", "gate x value (GLU)")]
+ACT_STATS = [("rms", "RMS"), ("frac_zero", "fraction exactly zero"), ("absmax", "max |x|")]
+
+
+def variant_colors(variants: Sequence[str]) -> dict[str, tuple]:
+    """A stable colour per variant (alphabetical order into tab10)."""
+    cmap = plt.get_cmap("tab10")
+    return {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
+
+
+def series(records: Records, key: str) -> dict[int, float]:
+    """``step -> value`` for one metric key (later lines win on repeated steps)."""
+    out: dict[int, float] = {}
+    for r in records:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and "step" in r:
+            out[int(r["step"])] = float(v)
+    return out
+
+
+def _tokens_by_step(runs: Sequence[Records]) -> dict[int, float]:
+    acc: dict[int, list[float]] = {}
+    for recs in runs:
+        for r in recs:
+            if isinstance(r.get("tokens"), (int, float)) and "step" in r:
+                acc.setdefault(int(r["step"]), []).append(float(r["tokens"]))
+    return {s: float(np.mean(v)) for s, v in acc.items()}
+
+
+def _x_of(steps: np.ndarray, tok: Mapping[int, float]) -> tuple[np.ndarray, str]:
+    if len(steps) and all(int(s) in tok for s in steps):
+        return np.array([tok[int(s)] for s in steps]), "tokens"
+    return steps.astype(float), "step"
+
+
+def plot_val_loss(
+    runs_by_variant: Mapping[str, Sequence[Records]],
+    path: Path,
+    colors: Mapping[str, tuple],
+    order: Sequence[str],
+) -> str | None:
+    """Validation loss vs tokens: mean over seeds (aligned by step) with a 95% CI band."""
+    curves = {}
+    for v in order:
+        runs = runs_by_variant.get(v, [])
+        ser = [s for s in (series(r, "val/loss") for r in runs) if s]
+        if not ser:
+            continue
+        steps, mean, half, n = aligned_mean_ci(ser)
+        x, xlabel = _x_of(steps, _tokens_by_step(runs))
+        curves[v] = (x, mean, half, len(ser), xlabel)
+    if not curves:
+        return "no run logged val/loss"
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    xmax = max(float(np.nanmax(c[0])) for c in curves.values())
+    zoom_lo, zoom_vals = xmax / 2, []
+    for v, (x, mean, half, nruns, _) in curves.items():
+        for ax in axes:
+            ax.plot(x, mean, color=colors[v], lw=1.8, marker="." if len(x) < 40 else None,
+                    label=f"{v} (n={nruns})")
+            ok = np.isfinite(half)
+            if ok.any():
+                ax.fill_between(x[ok], (mean - half)[ok], (mean + half)[ok], color=colors[v],
+                                alpha=0.2, lw=0)
+        sel = x >= zoom_lo
+        lo, hi = (mean - np.nan_to_num(half))[sel], (mean + np.nan_to_num(half))[sel]
+        zoom_vals += [float(np.nanmin(lo)), float(np.nanmax(hi))] if sel.any() else []
+    xlabel = next(iter(curves.values()))[4]
+    axes[0].set_title("Validation loss (mean over seeds, 95% CI band)")
+    axes[1].set_title("Second half of training (zoom)")
+    axes[1].set_xlim(zoom_lo, xmax * 1.01)
+    if zoom_vals:
+        lo, hi = min(zoom_vals), max(zoom_vals)
+        pad = (hi - lo) * 0.08 or 0.01
+        axes[1].set_ylim(lo - pad, hi + pad)
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_ylabel("val loss")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def plot_final_loss(
+    rows: Sequence[Mapping],
+    seeds_by_variant: Mapping[str, Mapping[object, float]],
+    path: Path,
+    colors: Mapping[str, tuple],
+    baseline: str | None,
+) -> str | None:
+    """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds."""
+    rows = sorted((r for r in rows if math.isfinite(r["final_val_loss_mean"])),
+                  key=lambda r: r["final_val_loss_mean"])
+    if not rows:
+        return "no completed run with a final val loss"
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
+    for i, r in enumerate(rows):
+        v, m, h = r["variant"], r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]
+        pts = list(seeds_by_variant.get(v, {}).values())
+        jitter = np.linspace(-0.12, 0.12, len(pts)) if len(pts) > 1 else np.zeros(len(pts))
+        ax.scatter(i + 0.25 + jitter, pts, s=14, color="0.55", zorder=2,
+                   label="individual seeds" if i == 0 else None)
+        ax.errorbar(i, m, yerr=None if not math.isfinite(h) else h, fmt="o", ms=8, capsize=6,
+                    color=colors[v], zorder=3)
+        ci = f"\n±{h:.4f}" if math.isfinite(h) else "\n(CI n/a)"
+        ax.annotate(f"{m:.4f}{ci}", (i, m), xytext=(-10, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=8)
+    if baseline is not None:
+        base = [r for r in rows if r["variant"] == baseline]
+        if base:
+            ax.axhline(base[0]["final_val_loss_mean"], color="0.4", ls="--", lw=1,
+                       label=f"baseline ({baseline}) mean")
+    ax.set_xticks(range(len(rows)), [f"{r['variant']}\n(n={r['n_seeds']})" for r in rows])
+    ax.set_xlim(-0.8, len(rows) - 0.4)
+    ax.set_ylabel("final val loss")
+    ax.set_title("Final validation loss: mean ± 95% CI over seeds (lower is better)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def _act_series(runs: Sequence[Records], parts: str, stat: str) -> list[dict[int, float]]:
+    """Per run: ``step -> value`` of ``stat`` averaged over layers, for the first matching part."""
+    out = []
+    for recs in runs:
+        acc: dict[int, list[float]] = {}
+        for r in recs:
+            if "step" not in r:
+                continue
+            for k, val in r.items():
+                m = ACT_KEY.match(k)
+                if m and m.group(3) == stat and re.fullmatch(parts, m.group(2)):
+                    if isinstance(val, (int, float)) and math.isfinite(val):
+                        acc.setdefault(int(r["step"]), []).append(float(val))
+        if acc:
+            out.append({s: float(np.mean(v)) for s, v in acc.items()})
+    return out
+
+
+def plot_activations(
+    runs_by_variant: Mapping[str, Sequence[Records]],
+    path: Path,
+    colors: Mapping[str, tuple],
+    order: Sequence[str],
+) -> str | None:
+    """Small multiples of activation statistics over training (rows: stat, cols: part).
+
+    Each line is one variant, averaged over layers and then over seeds (aligned by step).
+    """
+    panels = []  # (row_stat, col_part, {variant: (x, mean)})
+    for stat, _ in ACT_STATS:
+        for parts, _ in ACT_COLUMNS:
+            lines = {}
+            for v in order:
+                runs = runs_by_variant.get(v, [])
+                ser = _act_series(runs, parts, stat)
+                if ser:
+                    steps, mean, _, _ = aligned_mean_ci(ser)
+                    lines[v] = (_x_of(steps, _tokens_by_step(runs)), mean)
+            if lines:
+                panels.append((stat, parts, lines))
+    if not panels:
+        return "no run logged act/L*/... activation statistics"
+    stats_used = [s for s, _ in ACT_STATS if any(p[0] == s for p in panels)]
+    parts_used = [c for c, _ in ACT_COLUMNS if any(p[1] == c for p in panels)]
+    nr, nc = len(stats_used), len(parts_used)
+    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 2.9 * nr), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    stat_label, part_label = dict(ACT_STATS), dict(ACT_COLUMNS)
+    seen = set()
+    for stat, parts, lines in panels:
+        ax = axes[stats_used.index(stat), parts_used.index(parts)]
+        ax.set_visible(True)
+        for v, ((x, xlabel), mean) in lines.items():
+            ax.plot(x, mean, color=colors[v], lw=1.5, label=None if v in seen else v)
+            seen.add(v)
+            ax.set_xlabel(xlabel, fontsize=8)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_title(f"{part_label[parts]}: {stat_label[stat]}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    handles, labels = [], []
+    for ax in axes.flat:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.suptitle("FFN activation statistics over training (mean over layers and seeds)")
+    fig.tight_layout(rect=(0, 0, 0.9, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

@@ -1,0 +1,249 @@
+"""Tests for `python -m sweep.report`: stats with known answers, the report files, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import scipy.stats
+
+from sweep.report import main, read_metrics
+from sweep.stats import aligned_mean_ci, mean_ci, paired_difference, rank_lowest_first
+
+REPO = Path(__file__).resolve().parents[1]
+T975_2 = 4.302652729911275  # t_{0.975, df=2}, for n = 3 seeds
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# final val loss per (variant, seed); best = final - 0.01
+FINAL = {
+    "relu": {0: 5.30, 1: 5.25, 2: 5.35},
+    "gelu": {0: 5.20, 1: 5.22, 2: 5.27},
+    "swiglu": {0: 5.05, 1: 5.10, 2: 5.08},
+}
+GATED = {"swiglu", "geglu"}
+
+
+def expected_ci(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    m = sum(values) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return m, T975_2 * sd / math.sqrt(n)
+
+
+def write_run(
+    job_dir: Path, variant: str, seed: int, final: float | None = None, status: str = "completed",
+    error: str | None = None, truncate: bool = False, summary: bool = True, metrics: bool = True,
+    group: str = "glu_table-test",
+) -> None:
+    """One fake run dir as the trainer leaves it."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text(f"- ffn={variant}\n- seed={seed}\n")
+    if metrics:
+        lines = []
+        for step in range(0, 101, 10):
+            rec = {"step": step, "tokens": step * 2048, "time_s": step * 0.1,
+                   "train/loss": 10 - step * 0.04, "train/lr": 1e-3, "grad_norm/total": 1.0}
+            if step % 50 == 0:
+                end = final if final is not None else 6.0
+                rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
+            for layer in (0, 1):
+                parts = ["gate", "value", "product"] if variant in GATED else ["act"]
+                for part in parts:
+                    rec[f"act/L{layer}/{part}/rms"] = 1.0 + step / 100 + layer * 0.1
+                    rec[f"act/L{layer}/{part}/frac_zero"] = 0.0 if variant in GATED else 0.5
+                    rec[f"act/L{layer}/{part}/absmax"] = 5.0 + step / 20
+            lines.append(json.dumps(rec))
+        text = "\n".join(lines) + "\n"
+        if truncate:
+            text += '{"step": 110, "tokens": 225280, "train/lo'
+        (job_dir / "metrics.jsonl").write_text(text)
+    if summary:
+        s = {
+            "run_name": f"{variant}-s{seed}", "variant": variant, "seed": seed, "status": status,
+            "error": error, "model": "tiny", "match": "params",
+            "params": {"total": 1_000_000 + (300 if variant in GATED else 0),
+                       "non_embedding": 800_000, "ffn": 400_000, "ffn_per_layer": 200_000,
+                       "d_ff": 512 if variant in GATED else 768},
+            "flops_per_token": {"total": 2_000_000, "ffn": 800_000},
+            "steps": 100, "tokens": 204800, "tokens_per_s": 1000.0 + seed, "wall_time_s": 10.0,
+            "final_val_loss": final, "best_val_loss": None if final is None else final - 0.01,
+            "final_train_loss": final, "group": group, "device": "cpu",
+        }
+        (job_dir / "summary.json").write_text(json.dumps(s))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 3 variants x 3 seeds sweep plus a failed and an empty run, reported once."""
+    root = tmp_path_factory.mktemp("multirun") / "2026-11-22" / "10-00-00"
+    job = 0
+    for variant, by_seed in FINAL.items():
+        for seed, loss in by_seed.items():
+            write_run(root / str(job), variant, seed, loss, truncate=(variant, seed) == ("gelu", 1))
+            job += 1
+    write_run(root / "9", "swiglu", 3, None, status="failed", error="RuntimeError: CUDA OOM\nx")
+    write_run(root / "10", "geglu", 0, summary=False, metrics=False)
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    out = tmp_path_factory.mktemp("results")
+    assert main([str(root), "--out", str(out)]) == 0
+    dest = out / "glu_table-test"
+    with (dest / "report.csv").open() as f:
+        rows = {r["variant"]: r for r in csv.DictReader(f)}
+    return {"dest": dest, "md": (dest / "report.md").read_text(), "csv": rows,
+            "json": json.loads((dest / "summary.json").read_text())}
+
+
+# ----------------------------------------------------------------------------- pure stats
+
+
+def test_mean_ci_known_values() -> None:
+    m, h = mean_ci([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0)
+    assert h == pytest.approx(T975_2 * 1.0 / math.sqrt(3), rel=1e-9)
+    m1, h1 = mean_ci([4.2])
+    assert m1 == 4.2 and math.isnan(h1)
+    assert all(math.isnan(x) for x in mean_ci([]))
+    # a wider confidence level gives a wider interval
+    assert mean_ci([1.0, 2.0, 3.0], confidence=0.99)[1] > h
+
+
+def test_paired_difference_matches_ttest_rel() -> None:
+    a, b = FINAL["swiglu"], FINAL["relu"]
+    d, h, p, n = paired_difference(a, b)
+    diffs = [a[s] - b[s] for s in (0, 1, 2)]
+    em, eh = expected_ci(diffs)
+    assert n == 3
+    assert d == pytest.approx(em) and h == pytest.approx(eh, rel=1e-9)
+    assert p == pytest.approx(scipy.stats.ttest_rel([a[s] for s in (0, 1, 2)],
+                                                    [b[s] for s in (0, 1, 2)]).pvalue, rel=1e-9)
+    # only seeds both have are paired
+    d2, _, _, n2 = paired_difference({0: 1.0, 1: 2.0, 7: 100.0}, {0: 0.5, 1: 1.0, 8: -5.0})
+    assert n2 == 2 and d2 == pytest.approx(0.75)
+    d1, h1, p1, n1 = paired_difference({0: 1.0}, {0: 0.5})
+    assert (d1, n1) == (0.5, 1) and math.isnan(h1) and math.isnan(p1)
+    assert paired_difference({0: 1.0}, {1: 1.0})[3] == 0
+
+
+def test_aligned_mean_ci_and_ranks() -> None:
+    steps, mean, half, n = aligned_mean_ci([{0: 1.0, 10: 2.0}, {0: 3.0, 10: 4.0, 20: 5.0}])
+    assert steps.tolist() == [0, 10, 20] and n.tolist() == [2, 2, 1]
+    assert mean.tolist() == [2.0, 3.0, 5.0] and math.isnan(half[2])
+    assert rank_lowest_first({"a": 2.0, "b": 1.0, "c": 2.0, "d": float("nan")}) == {
+        "b": 1, "a": 2, "c": 2, "d": 4}
+
+
+def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
+    p = tmp_path / "metrics.jsonl"
+    p.write_text('{"step": 0, "tokens": 0, "time_s": 0.1, "train/loss": 10.0}\n'
+                 '{"step": 1, "tokens": 10, "time_s": 0.2, "train/loss": 9.0}\n{"step": 2, "tok')
+    recs, bad = read_metrics(p)
+    assert [r["step"] for r in recs] == [0, 1] and bad == 1
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_table_means_cis_ranks_and_csv(report: dict) -> None:
+    rows = report["csv"]
+    assert set(rows) == {"relu", "gelu", "swiglu"}  # geglu has no completed run
+    for variant, by_seed in FINAL.items():
+        r = rows[variant]
+        m, h = expected_ci(list(by_seed.values()))
+        assert int(r["n_seeds"]) == 3
+        assert float(r["final_val_loss_mean"]) == pytest.approx(m, rel=1e-12)
+        assert float(r["final_val_loss_ci_half_width"]) == pytest.approx(h, rel=1e-9)
+        assert float(r["final_val_loss_ci_low"]) == pytest.approx(m - h, rel=1e-9)
+        assert float(r["final_val_loss_ci_high"]) == pytest.approx(m + h, rel=1e-9)
+        bm, bh = expected_ci([v - 0.01 for v in by_seed.values()])
+        assert float(r["best_val_loss_mean"]) == pytest.approx(bm, rel=1e-12)
+        assert float(r["best_val_loss_ci_half_width"]) == pytest.approx(bh, rel=1e-9)
+        assert float(r["tokens_per_s_mean"]) == pytest.approx(1001.0)
+        assert float(r["params_total"]) == (1_000_300 if variant in GATED else 1_000_000)
+    assert {v: int(rows[v]["rank"]) for v in rows} == {"swiglu": 1, "gelu": 2, "relu": 3}
+    # paired difference vs relu, seed by seed
+    for variant in ("gelu", "swiglu"):
+        a = [FINAL[variant][s] for s in (0, 1, 2)]
+        b = [FINAL["relu"][s] for s in (0, 1, 2)]
+        em, eh = expected_ci([x - y for x, y in zip(a, b, strict=True)])
+        r = rows[variant]
+        assert float(r["diff_vs_baseline_mean"]) == pytest.approx(em, rel=1e-9)
+        assert float(r["diff_vs_baseline_ci_half_width"]) == pytest.approx(eh, rel=1e-9)
+        assert float(r["diff_vs_baseline_p_value"]) == pytest.approx(
+            scipy.stats.ttest_rel(a, b).pvalue, rel=1e-9)
+        assert int(r["diff_vs_baseline_n_pairs"]) == 3
+    assert rows["relu"]["diff_vs_baseline_mean"] == ""  # the baseline itself
+    # summary.json carries the same rows
+    js = {r["variant"]: r for r in report["json"]["rows"]}
+    assert js["swiglu"]["final_val_loss_mean"] == pytest.approx(float(
+        rows["swiglu"]["final_val_loss_mean"]))
+    assert report["json"]["n_completed"] == 9 and report["json"]["n_failed"] == 2
+
+
+def test_markdown_table_and_header(report: dict) -> None:
+    md = report["md"]
+    m, h = expected_ci(list(FINAL["swiglu"].values()))
+    line = next(ln for ln in md.splitlines() if ln.startswith("| **swiglu**"))
+    assert f"{m:.4f} ± {h:.4f}" in line and line.rstrip().endswith("| 1 |")
+    assert "Δ final vs relu" in md and "p (paired t)" in md
+    assert "11 found, 9 completed, 2 failed/unfinished" in md
+    assert "**parameter count**" in md and "0.03%" in md  # 1,000,300 vs 1,000,000
+    assert "tiny" in md and "204,800" in md
+    assert "How to read this" in md and "includes 0" in md
+    for png in ("val_loss.png", "final_loss.png", "activations.png"):
+        assert f"]({png})" in md
+
+
+def test_failed_and_missing_runs_listed_and_excluded(report: dict) -> None:
+    md = report["md"]
+    failed_section = md.split("## Failed / unfinished runs")[1].split("## Plots")[0]
+    assert "| swiglu-s3 | failed | RuntimeError: CUDA OOM" in failed_section
+    assert "| geglu-s0 | missing | no summary.json" in failed_section
+    assert "gelu-s1 (1)" in failed_section  # the truncated metrics line is reported
+    assert "Variants with no completed run:** geglu" in md
+    failed = {f["name"]: f for f in report["json"]["failed"]}
+    assert set(failed) == {"swiglu-s3", "geglu-s0"}
+    assert int(report["csv"]["swiglu"]["n_seeds"]) == 3
+
+
+def test_plots_are_valid_pngs(report: dict) -> None:
+    for png in ("val_loss.png", "final_loss.png", "activations.png"):
+        data = (report["dest"] / png).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000, png
+
+
+def test_no_baseline_single_seed_nested_and_no_metrics(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    write_run(root / "a" / "0", "gelu", 0, 5.2, metrics=False, group="g1")
+    write_run(root / "b" / "0", "swiglu", 0, 5.1, metrics=False, group="g2")
+    write_run(root / "b" / "1", "swiglu", 1, 5.0, metrics=False, group="g2")
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out), "--baseline", "relu"]) == 0
+    dest = out / f"{tmp_path.name}_sweep"  # groups disagree: last two path parts
+    md = (dest / "report.md").read_text()
+    assert "not in this sweep" in md and "Δ final" not in md
+    gelu = next(ln for ln in md.splitlines() if ln.startswith("| **gelu**"))
+    assert "5.2000 ± n/a" in gelu
+    assert "_Not plotted: no run logged val/loss._" in md
+    assert not (dest / "val_loss.png").exists() and (dest / "final_loss.png").exists()
+    # a report written inside the sweep dir is not mistaken for a run next time
+    assert main([str(root), "--out", str(root / "reports"), "--name", "x"]) == 0
+    assert main([str(root), "--out", str(root / "reports"), "--name", "x"]) == 0
+    assert "3 found, 3 completed" in (root / "reports" / "x" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_bad_dir_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "nonexistent"
+    if kind == "empty":
+        target.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "sweep.report", str(target),
+                           "--out", str(tmp_path / "out")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert str(target) in proc.stderr
