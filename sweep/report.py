@@ -554,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m sweep.report",
         description="Summarise a Hydra multirun sweep of FFN variants: a table of final/best val "
-        "loss (mean ± 95%% CI over seeds), paired differences vs a baseline, a CSV, a JSON "
+        "loss (mean ± 95% CI over seeds), paired differences vs a baseline, a CSV, a JSON "
         "summary and plots. Failed/unfinished runs are listed and excluded from the statistics.",
     )
     ap.add_argument("sweep_dir", type=Path, help="the multirun dir (holds multirun.yaml and one "
