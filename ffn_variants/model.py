@@ -1,0 +1,178 @@
+"""A small decoder-only GPT whose feed-forward block is any variant of ffn_variants.variants.
+
+Pre-norm RMSNorm, causal attention through F.scaled_dot_product_attention, rotary or learned
+positions, tied input and output embeddings, and output projections initialised with a std scaled
+by depth (GPT-2). It knows nothing of Hydra, W&B or the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ffn_variants.sizing import matched_d_ff
+from ffn_variants.variants import build_ffn
+
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    d_ff: int = 512  # the dense FFN's hidden width; other variants are matched to it
+    block_size: int = 128
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64
+    pos: str = "rope"  # "rope" or "learned"
+    multiple_of: int = 4  # gated widths are rounded to a multiple of this
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-6
+
+    def check(self) -> None:
+        """ValueError naming the fix for a shape that cannot work."""
+        if self.d_model % self.n_head:
+            raise ValueError(
+                f"model.d_model={self.d_model} is not divisible by model.n_head={self.n_head}; "
+                f"pick n_head among the divisors of d_model"
+            )
+        if self.pos == "rope" and (self.d_model // self.n_head) % 2:
+            raise ValueError(
+                f"rotary positions need an even head size, got d_model/n_head="
+                f"{self.d_model // self.n_head}; change model.n_head or use model.pos=learned"
+            )
+        if self.pos not in ("rope", "learned"):
+            raise ValueError(f"unknown model.pos '{self.pos}'; known: rope, learned")
+
+
+@dataclass
+class FFNSpec:
+    name: str = "swiglu"
+    match: str = "params"  # "params", "flops" or "none"
+    bias: bool = False
+    dropout: float = 0.0
+    impl: str = "auto"  # "auto", "triton", "torch", "compile"
+
+
+class RotaryEmbedding(nn.Module):
+    def __init__(self, head_dim: int, block_size: int, base: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)
+        angles = torch.outer(torch.arange(block_size).float(), inv_freq)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [B, H, T, D]; rotate pairs (first half, second half) of each head by position.
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+        self.rotary = (
+            RotaryEmbedding(cfg.d_model // cfg.n_head, cfg.block_size, cfg.rope_base)
+            if cfg.pos == "rope"
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, ffn: FFNSpec, d_ff: int) -> None:
+        super().__init__()
+        self.norm_attn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.attn = CausalSelfAttention(cfg)
+        self.norm_ffn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.ffn = build_ffn(
+            ffn.name, cfg.d_model, d_ff, bias=ffn.bias, dropout=ffn.dropout, impl=ffn.impl
+        )
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.resid_dropout(self.attn(self.norm_attn(x)))
+        return x + self.ffn(self.norm_ffn(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig, ffn: FFNSpec) -> None:
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.ffn_spec = ffn
+        self.d_ff = matched_d_ff(ffn.name, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias)
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model) if cfg.pos == "learned" else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, ffn, self.d_ff) for _ in range(cfg.n_layer))
+        self.norm_out = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight  # tied
+        self.apply(self._init_weights)
+        # Residual-branch outputs get std / sqrt(2 * n_layer) so the residual stream's variance
+        # does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "ffn.w_out.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        T = idx.size(1)
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(T, device=idx.device))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.norm_out(x))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+
+    def param_counts(self) -> dict[str, int]:
+        """Actual parameter counts: total (tied embedding once), non-embedding, FFN (all layers)."""
+        total = sum(p.numel() for p in self.parameters())
+        embedding = self.tok_emb.weight.numel() + (
+            self.pos_emb.weight.numel() if self.pos_emb is not None else 0
+        )
+        ffn = sum(p.numel() for b in self.blocks for p in b.ffn.parameters())
+        return {
+            "total": total,
+            "non_embedding": total - embedding,
+            "ffn": ffn,
+            "ffn_per_layer": ffn // self.cfg.n_layer,
+            "d_ff": self.d_ff,
+        }
