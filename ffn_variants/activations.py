@@ -52,6 +52,6 @@ def gated_torch(gate: torch.Tensor, value: torch.Tensor, activation: str) -> tor
 
 
 def gated_torch_packed(packed: torch.Tensor, activation: str) -> torch.Tensor:
-    """act(gate) * value where `packed` is [..., 2F]: gate in the first half, value in the second."""
+    """act(gate) * value for `packed` = [..., 2F]: gate in the first half, value in the second."""
     gate, value = packed.chunk(2, dim=-1)
     return gated_torch(gate, value, activation)

@@ -2,4 +2,4 @@
 
 
 class UserInputError(Exception):
-    """Bad input (config, data, paths). Entry points print the message alone and exit with code 2."""
+    """Bad config, data or paths. Entry points print the message alone and exit with code 2."""

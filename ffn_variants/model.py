@@ -120,7 +120,9 @@ class GPT(nn.Module):
         cfg.check()
         self.cfg = cfg
         self.ffn_spec = ffn
-        self.d_ff = matched_d_ff(ffn.name, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias)
+        self.d_ff = matched_d_ff(
+            ffn.name, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
+        )
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model) if cfg.pos == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -149,7 +151,9 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         T = idx.size(1)
         if T > self.cfg.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}")
+            raise ValueError(
+                f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}"
+            )
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(T, device=idx.device))

@@ -98,8 +98,10 @@ def matched_d_ff(
             return ffn_params(variant, d_model, d_ff, bias)
         return ffn_flops(variant, d_model, d_ff)
 
-    target = ffn_params("relu", d_model, dense_d_ff, bias) if match == "params" else ffn_flops(
-        "relu", d_model, dense_d_ff
+    target = (
+        ffn_params("relu", d_model, dense_d_ff, bias)
+        if match == "params"
+        else ffn_flops("relu", d_model, dense_d_ff)
     )
     # count(d_ff) is affine in d_ff: solve count(d_ff) = target exactly, then round.
     slope = count(2) - count(1)

@@ -60,7 +60,7 @@ def tensor_stats(x: torch.Tensor) -> dict[str, float]:
             (x.abs() < NEAR_ZERO).float().mean(),
         ]
     ).tolist()
-    return dict(zip(("mean", "std", "rms", "absmax", "frac_zero"), stats))
+    return dict(zip(("mean", "std", "rms", "absmax", "frac_zero"), stats, strict=True))
 
 
 def ffn_layers(model: nn.Module) -> list[nn.Module]:

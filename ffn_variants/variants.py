@@ -70,7 +70,7 @@ class DenseFFN(nn.Module):
 class GatedFFN(nn.Module):
     """(act(x W) * x V) W2, with W and V packed into one projection: one matmul, then a split.
 
-    `w_in` maps d_model -> 2 * d_ff; its first d_ff outputs are the gate x W, the rest the value x V.
+    `w_in` maps d_model -> 2 * d_ff: its first d_ff outputs are the gate x W, the rest x V.
     impl picks how act(gate) * value runs: "triton" (fused kernel, forward and backward), "torch",
     "compile" (torch.compile of the same function), or "auto" (Triton on CUDA when available).
     """
@@ -150,4 +150,3 @@ def build_ffn(
     if variant.gated:
         return GatedFFN(d_model, d_ff, variant.activation, bias, dropout, impl)
     return DenseFFN(d_model, d_ff, variant.activation, bias, dropout)
-

@@ -1,0 +1,44 @@
+# ffn-variants: every target runs in the current Python environment.
+PYTHON ?= python
+FFN ?= swiglu
+MODEL ?= tiny
+EXPERIMENT ?= glu_table
+SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
+
+.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry lint
+
+install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
+	$(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -e ".[dev,sweep,kernels]"
+
+data:  ## tokenize the built-in corpus once (later runs reuse the cache in data/)
+	$(PYTHON) -m harness.prepare_data
+
+train:  ## one run: make train FFN=geglu
+	$(PYTHON) train.py ffn=$(FFN) model=$(MODEL)
+
+test:  ## the test suite (minutes on 2 CPU cores)
+	$(PYTHON) -m pytest -q
+
+test-all:  ## including tests marked slow
+	$(PYTHON) -m pytest -q -m ""
+
+sweep:  ## every variant x 3 seeds at the tiny size, one job after another
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT)
+
+report:  ## tables and plots for the newest sweep: make report SWEEP_DIR=multirun/...
+	$(PYTHON) -m sweep.report $(SWEEP_DIR)
+
+sizes:  ## the matched-parameter table: make sizes MODEL=small
+	$(PYTHON) -m harness.sizes model=$(MODEL)
+
+bench: bench-kernels bench-telemetry
+
+bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
+	$(PYTHON) -m ffn_variants.kernels.benchmark
+
+bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
+	$(PYTHON) -m harness.bench_telemetry model=$(MODEL)
+
+lint:
+	$(PYTHON) -m ruff check .

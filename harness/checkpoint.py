@@ -1,0 +1,60 @@
+"""Checkpoints that survive crashes: written atomically, loaded safely, pruned to the last K.
+
+A checkpoint is a dict of tensors and plain values, so it loads with weights_only=True. A file that
+is truncated or corrupt is reported and the previous good one is used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.metrics import warn
+
+PATTERN = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return directory / f"step_{step:07d}.pt"
+
+
+def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Save `state` as step_<step>.pt via temp file, fsync and rename; keep the newest `keep`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(directory, step)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoints in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_latest(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads; corrupt ones are reported and skipped."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            return path, torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            warn(f"checkpoint {path} is unreadable ({type(e).__name__}); trying the previous one")
+    return None
