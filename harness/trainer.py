@@ -269,10 +269,24 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
         mininterval=1.0,
         file=sys.stdout,
     )
+
+    def run_eval(step: int) -> None:
+        nonlocal val_loss, best_val
+        val_loss = evaluate(model, val_batches, t.eval_batches, device, autocast)
+        best_val = min(best_val, val_loss)
+        record = {"val/loss": val_loss, "val/best_loss": best_val}
+        elapsed = time.perf_counter() - start_time
+        metrics.log({"step": step, "tokens": tokens_done, "time_s": elapsed, **record})
+        wandb_run.log(record, step=step)
+        train_part = f"train {train_loss:.4f}  " if step else ""
+        bar.write(f"step {step:>6}  {train_part}val {val_loss:.4f}")
+
     model.train()
     try:
         with PreemptionFlag() as preempt:
             step = start_step
+            if step == 0:
+                run_eval(0)  # the loss at initialisation: where every curve starts
             while step < t.max_steps:
                 lr = lr_at(
                     step, cfg.optim.lr, cfg.optim.warmup_steps, t.max_steps, cfg.optim.min_lr_ratio
@@ -335,19 +349,7 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
                     wandb_run.log(record, step=step)
                     bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
                 if step % t.eval_interval == 0 or step == t.max_steps:
-                    val_loss = evaluate(model, val_batches, t.eval_batches, device, autocast)
-                    best_val = min(best_val, val_loss)
-                    record = {"val/loss": val_loss, "val/best_loss": best_val}
-                    metrics.log(
-                        {
-                            "step": step,
-                            "tokens": tokens_done,
-                            "time_s": time.perf_counter() - start_time,
-                            **record,
-                        }
-                    )
-                    wandb_run.log(record, step=step)
-                    bar.write(f"step {step:>6}  train {train_loss:.4f}  val {val_loss:.4f}")
+                    run_eval(step)
                 if t.ckpt_interval and step % t.ckpt_interval == 0 and step < t.max_steps:
                     checkpoint(step)
                 if preempt.signal is not None:

@@ -1,0 +1,107 @@
+"""Shared pieces: a tiny model and corpus, composing the real config, reading W&B files."""
+
+from __future__ import annotations
+
+import glob
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_TEXT = REPO / "tests" / "fixtures" / "tiny.txt"
+
+
+def tiny_overrides(cache_dir: Path, steps: int = 6) -> list[str]:
+    """A model and corpus small enough that a run takes about a second on one CPU core."""
+    return [
+        "data=files",
+        f"data.path={TINY_TEXT}",
+        "data.name=tiny",
+        f"data.cache_dir={cache_dir}",
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.d_model=32",
+        "model.d_ff=128",
+        "model.multiple_of=2",
+        "model.block_size=32",
+        f"trainer.max_steps={steps}",
+        f"trainer.eval_interval={max(1, steps // 2)}",
+        "trainer.eval_batches=2",
+        "trainer.log_interval=2",
+        "trainer.batch_size=4",
+        "trainer.progress=false",
+        "optim.warmup_steps=2",
+        "optim.lr=1e-2",
+        "logger.mode=offline",
+    ]
+
+
+@pytest.fixture(scope="session")
+def token_cache(tmp_path_factory) -> Path:
+    """One token cache for the whole session: the fixture corpus is tokenized once."""
+    return tmp_path_factory.mktemp("tokens")
+
+
+def compose(overrides: list[str]):
+    """configs/train.yaml composed through Hydra's compose API, as train.py would see it."""
+    from harness.cli import compose_checked
+    from harness.config import register_configs
+
+    register_configs()
+    return compose_checked(overrides)
+
+
+def run_train(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    """python train.py ARGS in a child process."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wandb_records(run_dir: Path) -> list:
+    """The records of the offline W&B run(s) under run_dir, read from the .wandb log itself.
+
+    The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
+    a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last) holding a Record.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    records = []
+    for path in sorted(glob.glob(str(run_dir / "wandb" / "offline-run-*" / "*.wandb"))):
+        data, block, pos, pending = Path(path).read_bytes(), 32768, 7, b""
+        assert data.startswith(b":W&B")
+        while pos + 7 <= len(data):
+            left = block - pos % block
+            if left < 7:
+                pos += left
+                continue
+            _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+            if kind == 0 and length == 0:  # padding up to the block's end
+                pos += left
+                continue
+            chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+            if kind in (1, 2):
+                pending = chunk
+            else:
+                pending += chunk
+            if kind in (1, 4):
+                record = pb.Record()
+                record.ParseFromString(pending)
+                records.append(record)
+    return records
+
+
+def wandb_history_keys(run_dir: Path) -> set[str]:
+    return {
+        item.key or "/".join(item.nested_key)
+        for r in wandb_records(run_dir)
+        if r.WhichOneof("record_type") == "history"
+        for item in r.history.item
+    }

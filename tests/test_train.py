@@ -1,0 +1,136 @@
+"""The harness end to end: compose the real config, train on CPU, check the files and W&B."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ffn_variants.variants import VARIANTS
+from harness.trainer import train
+from tests.conftest import compose, run_train, tiny_overrides, wandb_history_keys, wandb_records
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_trains_and_its_loss_goes_down(name, token_cache, tmp_path):
+    cfg = compose([f"ffn={name}", *tiny_overrides(token_cache, steps=24), "logger.mode=disabled"])
+    summary = train(cfg, tmp_path)
+    val = [m["val/loss"] for m in read_metrics(tmp_path) if "val/loss" in m]
+    assert summary["status"] == "completed" and summary["steps"] == 24
+    assert val[0] > 10.0  # about ln(50257) at initialisation
+    assert val[-1] < val[0] - 1.5, val
+    assert summary["final_val_loss"] == pytest.approx(val[-1])
+    assert summary["params"]["d_ff"] == (128 if not VARIANTS[name].gated else 86)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
+    cfg = compose(["ffn=swiglu", *tiny_overrides(token_cache, steps=4), "seed=3"])
+    summary = train(cfg, tmp_path)
+    keys = wandb_history_keys(tmp_path)
+    for key in [
+        "train/loss",
+        "train/lr",
+        "train/tokens_per_s",
+        "val/loss",
+        "grad_norm/total",
+        "grad_norm/attn",
+        "grad_norm/ffn",
+        "grad_norm/embed",
+    ]:
+        assert key in keys, key
+    for part in ("gate", "value", "product"):
+        for stat in ("mean", "std", "rms", "absmax", "frac_zero"):
+            assert f"act/L1/{part}/{stat}" in keys
+    run = next(r.run for r in wandb_records(tmp_path) if r.WhichOneof("record_type") == "run")
+    assert run.display_name == "swiglu-s3"
+    assert {"swiglu", "seed3"} <= set(run.tags)
+    config = json.loads(run.config.update[0].value_json) if run.config.update else None
+    assert config is not None
+    # The local files carry the same numbers.
+    local = read_metrics(tmp_path)
+    assert any("act/L0/gate/rms" in m for m in local)
+    assert summary["params"]["total"] > 0
+
+
+def test_dense_variant_logs_its_activation(token_cache, tmp_path):
+    train(
+        compose(["ffn=relu", *tiny_overrides(token_cache, steps=2), "logger.mode=disabled"]),
+        tmp_path,
+    )
+    record = next(m for m in read_metrics(tmp_path) if "act/L0/act/frac_zero" in m)
+    assert 0.3 < record["act/L0/act/frac_zero"] < 0.7  # ReLU zeroes about half its inputs
+    assert not any("gate" in k for k in record)
+
+
+def test_same_seed_same_batches_across_variants(token_cache, tmp_path):
+    """Paired comparisons: two variants with one seed train on identical data."""
+    from ffn_variants.data import BatchSampler, DataConfig, prepare_tokens
+
+    cfg = compose(["ffn=relu", *tiny_overrides(token_cache)])
+    data = prepare_tokens(DataConfig(**cfg.data), progress=False)
+    a = BatchSampler(data.train, 4, 32, seed=cfg.seed).get(5)
+    cfg2 = compose(["ffn=swiglu", *tiny_overrides(token_cache)])
+    b = BatchSampler(data.train, 4, 32, seed=cfg2.seed).get(5)
+    assert (a[0] == b[0]).all()
+
+
+def test_train_py_single_run_writes_its_run_dir(token_cache, tmp_path):
+    out = tmp_path / "run"
+    proc = run_train(["ffn=geglu", *tiny_overrides(token_cache), f"hydra.run.dir={out}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "val loss" in proc.stdout and "wandb sync" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variant"] == "geglu" and summary["status"] == "completed"
+    assert (out / ".hydra" / "config.yaml").exists()
+    assert list((out / "checkpoints").glob("step_*.pt"))
+
+
+def test_multirun_makes_one_wandb_run_per_job(token_cache, tmp_path):
+    proc = run_train(
+        [
+            "-m",
+            "ffn=relu,swiglu",
+            *tiny_overrides(token_cache, steps=2),
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dirs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
+    assert len(run_dirs) == 2
+    runs = [
+        next(r.run for r in wandb_records(d) if r.WhichOneof("record_type") == "run")
+        for d in run_dirs
+    ]
+    assert sorted(r.display_name for r in runs) == ["relu-s0", "swiglu-s0"]
+    assert len({r.run_id for r in runs}) == 2
+    assert len({r.run_group for r in runs}) == 1 and runs[0].run_group.startswith("sweep-")
+    for d in run_dirs:
+        exits = [r for r in wandb_records(d) if r.WhichOneof("record_type") == "exit"]
+        assert len(exits) == 1 and exits[0].exit.exit_code == 0  # each run finished
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ffn=swigl"], "unknown ffn 'swigl'; known: bilinear, "),
+        (["model.n_head=3"], "model.d_model=128 is not divisible by model.n_head=3"),
+        (["model.n_layr=3"], "n_layr"),
+        (["trainer.max_steps=many"], "trainer.max_steps"),
+        (["data=files"], "data.path"),
+        (["data=files", "data.path=/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),
+        (["-m", "ffn=relu,nope"], "unknown ffn 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, token_cache, tmp_path):
+    proc = run_train([*args, f"data.cache_dir={token_cache}", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
