@@ -7,7 +7,7 @@ reads it cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -72,6 +72,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def to_dataclass(cls: type, node: Any) -> Any:
+    """An instance of dataclass `cls` from the matching fields of a config node."""
+    return cls(**{f.name: node[f.name] for f in fields(cls) if f.name in node})
 
 
 def register_configs() -> None:

@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from ffn_variants.model import GPT, FFNSpec, GPTConfig
 from ffn_variants.sizing import ffn_flops, transformer_flops_per_token
 from ffn_variants.telemetry import activation_stats, grad_norms
 from harness.checkpoint import load_latest, save_checkpoint
+from harness.config import to_dataclass
 from harness.metrics import MetricsFile, WandbRun, warn, write_json_atomic
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
@@ -39,11 +39,6 @@ class NonFiniteError(RuntimeError):
 
 class Preempted(Exception):
     """SIGTERM/SIGUSR1 arrived; a checkpoint was written and the job should be requeued."""
-
-
-def _dataclass(cls: type, node: Any, skip: tuple[str, ...] = ()) -> Any:
-    names = {f.name for f in fields(cls)} - set(skip)
-    return cls(**{k: node[k] for k in names})
 
 
 def pick_device(name: str) -> torch.device:
@@ -149,14 +144,14 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
     use_bf16 = t.dtype == "bf16" or (t.dtype == "auto" and device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
-    model_cfg = _dataclass(GPTConfig, cfg.model)
-    ffn_spec = _dataclass(FFNSpec, cfg.ffn)
+    model_cfg = to_dataclass(GPTConfig, cfg.model)
+    ffn_spec = to_dataclass(FFNSpec, cfg.ffn)
     try:
         model_cfg.check()
     except ValueError as e:
         raise UserInputError(str(e)) from None
 
-    data = prepare_tokens(_dataclass(DataConfig, cfg.data), min_tokens=model_cfg.block_size + 1)
+    data = prepare_tokens(to_dataclass(DataConfig, cfg.data), min_tokens=model_cfg.block_size + 1)
     vocab = int(data.manifest.get("vocab_size", 0))
     if vocab > model_cfg.vocab_size:
         raise UserInputError(
