@@ -1,0 +1,303 @@
+"""Benchmark the fused gated activations against eager, torch.compile and Liger-Kernel.
+
+    python -m ffn_variants.kernels.benchmark [--quick] [--out DIR]
+
+CUDA only (exits with code 2 without it). For each activation and [tokens, F] shape, bf16:
+median forward and forward+backward times (triton.testing.do_bench), achieved GB/s counted
+from the minimal traffic of the op, that as a percentage of the device-to-device copy
+bandwidth measured in the same run, and peak extra memory. Writes
+results/kernels/bench_<gpu>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import importlib.metadata
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ffn_variants.activations import gated_torch
+
+MODEL_FEATURES = (688, 1376, 2048)  # approximate gated widths of the project's small models
+LLM_FEATURES = (2752, 11008, 14336)
+QUICK_FEATURES = (1376, 11008)
+TOKENS = 8192
+ACTIVATIONS = ("silu", "gelu_tanh", "gelu")
+COPY_BUFFER_BYTES = 1 << 30
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers (tested on CPU)
+# ---------------------------------------------------------------------------------------------
+
+
+def gated_bytes(n_rows: int, n_cols: int, elem_size: int, backward: bool = False) -> int:
+    """Minimal bytes moved: forward reads g, u and writes out (3 N F); backward adds reads of
+    g, u, grad_out and writes of dg, du (5 N F)."""
+    fwd = 3 * n_rows * n_cols * elem_size
+    return fwd + 5 * n_rows * n_cols * elem_size if backward else fwd
+
+
+def gbps(n_bytes: int, ms: float) -> float:
+    """Throughput in GB/s (1e9 bytes) for `n_bytes` moved in `ms` milliseconds."""
+    return n_bytes / (ms * 1e-3) / 1e9
+
+
+def percent_of(value: float, reference: float) -> float:
+    return 100.0 * value / reference
+
+
+def slugify(name: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def markdown_report(meta: dict, rows: list[dict]) -> str:
+    """Markdown: a header with the run's metadata, then one table row per (case, impl)."""
+    lines = [
+        f"# Gated activation kernels on {meta['gpu']}",
+        "",
+        f"- date: {meta['date']}",
+        f"- torch {meta['torch']}, triton {meta['triton']}, liger-kernel {meta['liger_kernel']}",
+        f"- dtype: {meta['dtype']}; device-to-device copy: {meta['copy_gbps']:.0f} GB/s",
+        "- GB/s counts the minimal traffic (fwd 3*N*F, bwd 5*N*F elements); implementations that"
+        " move more (eager stores act(g)) show an effective rate.",
+        "",
+        "| activation | N x F | impl | fwd ms | fwd GB/s | fwd % copy | fwd+bwd ms "
+        "| fwd+bwd GB/s | fwd+bwd % copy | peak fwd MiB | peak fwd+bwd MiB | max err |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['activation']} | {r['n_rows']} x {r['n_cols']} | {r['impl']} "
+            f"| {_fmt(r['fwd_ms'], '.4f')} | {_fmt(r['fwd_gbps'], '.0f')} "
+            f"| {_fmt(r['fwd_pct_copy'], '.1f')} "
+            f"| {_fmt(r['fwdbwd_ms'], '.4f')} | {_fmt(r['fwdbwd_gbps'], '.0f')} "
+            f"| {_fmt(r['fwdbwd_pct_copy'], '.1f')} "
+            f"| {_fmt(r['fwd_peak_mib'], '.1f')} | {_fmt(r['fwdbwd_peak_mib'], '.1f')} "
+            f"| {_fmt(r['max_err'], '.2e')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bench_shapes(quick: bool) -> list[tuple[int, int]]:
+    features = QUICK_FEATURES if quick else MODEL_FEATURES + LLM_FEATURES
+    return [(TOKENS, f) for f in features]
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA measurement
+# ---------------------------------------------------------------------------------------------
+
+
+def _median_ms(fn: Callable[[], object]) -> float:
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def _peak_mib(fn: Callable[[], object]) -> float:
+    """Peak memory allocated during one call, above what was allocated before it, in MiB."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del result
+    return peak / 2**20
+
+
+def copy_bandwidth_gbps(n_bytes: int = COPY_BUFFER_BYTES) -> float:
+    """Device-to-device copy bandwidth: dst.copy_(src) reads and writes n_bytes each."""
+    src = torch.empty(n_bytes // 2, dtype=torch.bfloat16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    ms = _median_ms(lambda: dst.copy_(src))
+    return gbps(2 * src.numel() * src.element_size(), ms)
+
+
+def _liger_functions() -> dict[str, Callable]:
+    """Liger's fused two-tensor functions by our activation name, if liger_kernel imports."""
+    try:
+        from liger_kernel.ops.geglu import LigerGELUMulFunction
+        from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+    except ImportError:
+        return {}
+    # Liger's GEGLU is the tanh approximation; it has no exact-erf variant.
+    return {"silu": LigerSiLUMulFunction.apply, "gelu_tanh": LigerGELUMulFunction.apply}
+
+
+def _implementations(
+    activation: str, liger: dict[str, Callable]
+) -> dict[str, tuple[str, Callable]]:
+    """name -> (input form, f(*inputs)); form 'pair' takes (g, u), 'packed' takes (packed,)."""
+    from ffn_variants.kernels import gated_activation, gated_activation_packed
+
+    # A fresh compiled function per case (dynamo is reset by the caller): no recompile limit,
+    # no dynamic-shape kernels.
+    compiled = torch.compile(functools.partial(gated_torch, activation=activation), dynamic=False)
+    impls = {
+        "triton (pair)": ("pair", lambda g, u: gated_activation(g, u, activation)),
+        "triton (packed)": ("packed", lambda p: gated_activation_packed(p, activation)),
+        "eager": ("pair", lambda g, u: gated_torch(g, u, activation)),
+        "torch.compile": ("pair", compiled),
+    }
+    if activation in liger:
+        impls["liger"] = ("liger", liger[activation])
+    return impls
+
+
+def bench_case(
+    activation: str,
+    n_rows: int,
+    n_cols: int,
+    copy_gbps: float,
+    liger: dict[str, Callable],
+    dtype: torch.dtype = torch.bfloat16,
+    device: str = "cuda",
+) -> list[dict]:
+    torch._dynamo.reset()
+    gen = torch.Generator(device=device).manual_seed(0)
+    packed = torch.randn(n_rows, 2 * n_cols, device=device, dtype=dtype, generator=gen)
+    g = packed[:, :n_cols].contiguous()
+    u = packed[:, n_cols:].contiguous()
+    dout = torch.randn(n_rows, n_cols, device=device, dtype=dtype, generator=gen)
+    reference = gated_torch(g.float(), u.float(), activation)
+    elem = torch.empty((), dtype=dtype).element_size()
+    fwd_bytes = gated_bytes(n_rows, n_cols, elem)
+    fwdbwd_bytes = gated_bytes(n_rows, n_cols, elem, backward=True)
+
+    rows = []
+    for name, (form, fn) in _implementations(activation, liger).items():
+        if form == "packed":
+            inputs = (packed.detach().requires_grad_(),)
+        elif form == "liger":
+            # Liger's backward writes the gradients into its saved inputs: private copies.
+            inputs = (g.clone().requires_grad_(), u.clone().requires_grad_())
+        else:
+            inputs = (g.detach().requires_grad_(), u.detach().requires_grad_())
+
+        def fwd(fn=fn, inputs=inputs):
+            return fn(*inputs)
+
+        def fwdbwd(fn=fn, inputs=inputs):
+            return torch.autograd.grad(fn(*inputs), inputs, dout)
+
+        with torch.no_grad():
+            out = fn(*inputs)
+        max_err = (out.float() - reference).abs().max().item()
+        del out
+        fwd_ms = _median_ms(fwd)
+        fwdbwd_ms = _median_ms(fwdbwd)
+        rows.append(
+            {
+                "activation": activation,
+                "n_rows": n_rows,
+                "n_cols": n_cols,
+                "impl": name,
+                "fwd_ms": fwd_ms,
+                "fwd_gbps": gbps(fwd_bytes, fwd_ms),
+                "fwd_pct_copy": percent_of(gbps(fwd_bytes, fwd_ms), copy_gbps),
+                "fwdbwd_ms": fwdbwd_ms,
+                "fwdbwd_gbps": gbps(fwdbwd_bytes, fwdbwd_ms),
+                "fwdbwd_pct_copy": percent_of(gbps(fwdbwd_bytes, fwdbwd_ms), copy_gbps),
+                "fwd_peak_mib": _peak_mib(fwd),
+                "fwdbwd_peak_mib": _peak_mib(fwdbwd),
+                "max_err": max_err,
+            }
+        )
+        print(
+            f"{activation:>9} {n_rows}x{n_cols:<6} {name:<16} fwd {fwd_ms:.4f} ms "
+            f"({rows[-1]['fwd_pct_copy']:.0f}% copy)  fwd+bwd {fwdbwd_ms:.4f} ms "
+            f"({rows[-1]['fwdbwd_pct_copy']:.0f}% copy)",
+            flush=True,
+        )
+    return rows
+
+
+def run_metadata(copy_gbps: float, dtype: torch.dtype) -> dict:
+    import triton
+
+    try:
+        liger_version = importlib.metadata.version("liger-kernel")
+    except importlib.metadata.PackageNotFoundError:
+        liger_version = "not installed"
+    return {
+        "gpu": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "liger_kernel": liger_version,
+        "cuda": torch.version.cuda,
+        "dtype": str(dtype).removeprefix("torch."),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "copy_gbps": copy_gbps,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ffn_variants.kernels.benchmark",
+        description="Time the fused gated activations against eager, torch.compile and Liger.",
+    )
+    parser.add_argument("--quick", action="store_true", help="two shapes instead of six")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/kernels"), help="output folder for JSON/MD"
+    )
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=list(ACTIVATIONS),
+        help=f"activations to time (default: {' '.join(ACTIVATIONS)})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        print("benchmark needs a CUDA GPU and found none", file=sys.stderr)
+        return 2
+    from ffn_variants.kernels import kernels_interpreted, triton_available
+    from ffn_variants.kernels.names import check_activation
+
+    for name in args.activations:
+        check_activation(name)
+    if not triton_available("cuda"):
+        print("benchmark needs Triton, which is not installed", file=sys.stderr)
+        return 2
+    if kernels_interpreted():
+        print("TRITON_INTERPRET is set: unset it to time compiled kernels", file=sys.stderr)
+        return 2
+
+    dtype = torch.bfloat16
+    copy_gbps = copy_bandwidth_gbps()
+    torch.cuda.empty_cache()
+    print(f"{torch.cuda.get_device_name()}: device-to-device copy {copy_gbps:.0f} GB/s")
+    liger = _liger_functions()
+    rows = []
+    for n_rows, n_cols in bench_shapes(args.quick):
+        for activation in args.activations:
+            rows.extend(bench_case(activation, n_rows, n_cols, copy_gbps, liger, dtype))
+            torch.cuda.empty_cache()  # this case's buffers are out of scope now
+
+    meta = run_metadata(copy_gbps, dtype)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"bench_{slugify(meta['gpu'])}"
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    stem.with_suffix(".md").write_text(markdown_report(meta, rows))
+    print(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
