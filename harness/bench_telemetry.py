@@ -1,0 +1,127 @@
+"""What telemetry costs: python -m harness.bench_telemetry [model=small] [ffn=swiglu] [--steps N]
+
+Times training steps side by side, alternating plain steps with steps that also collect the
+activation statistics (forward hooks) and per-block gradient norms, and reports the extra time of a
+logged step and its share of step time at the configured log interval. Writes JSON and Markdown
+under results/telemetry/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from ffn_variants.errors import UserInputError
+from ffn_variants.model import GPT, FFNSpec
+from ffn_variants.telemetry import activation_stats, grad_norms
+from harness.cli import compose_checked, fail
+from harness.config import ModelConfig, register_configs, to_dataclass
+from harness.trainer import make_optimizer, pick_device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(cfg, steps: int) -> dict:
+    device = pick_device(cfg.trainer.device)
+    model_cfg = to_dataclass(ModelConfig, cfg.model)
+    model = GPT(model_cfg, to_dataclass(FFNSpec, cfg.ffn)).to(device)
+    optimizer = make_optimizer(model, cfg.optim, fused=device.type == "cuda")
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    )
+    shape = (cfg.trainer.batch_size, model_cfg.block_size)
+    x = torch.randint(0, 50257, shape, device=device)
+
+    def step(with_telemetry: bool) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        hooks = activation_stats(model) if with_telemetry else nullcontext({})
+        with hooks, autocast:
+            _, loss = model(x, x)
+        loss.backward()
+        if with_telemetry:
+            grad_norms(model)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+        return time.perf_counter() - start
+
+    for _ in range(3):  # warm-up: allocator, kernels, first-use costs
+        step(False), step(True)
+    plain, logged = [], []
+    for i in range(steps):
+        print(f"\rstep pair {i + 1}/{steps}", end="", file=sys.stderr, flush=True)
+        plain.append(step(False))
+        logged.append(step(True))
+    print(file=sys.stderr)
+    t_plain, t_logged = statistics.median(plain), statistics.median(logged)
+    interval = cfg.trainer.log_interval
+    return {
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "model": cfg.model.name,
+        "ffn": cfg.ffn.name,
+        "tokens_per_step": shape[0] * shape[1],
+        "steps": steps,
+        "median_step_s": t_plain,
+        "median_logged_step_s": t_logged,
+        "logged_step_overhead": t_logged / t_plain - 1,
+        "log_interval": interval,
+        "amortized_overhead": (t_logged / t_plain - 1) / interval,
+        "torch": torch.__version__,
+        "date": date.today().isoformat(),
+    }
+
+
+def to_markdown(r: dict) -> str:
+    return "\n".join(
+        [
+            f"# Telemetry cost: {r['model']} / {r['ffn']} on {r['device']} ({r['date']})",
+            "",
+            "| step | median time | vs plain |",
+            "|---|---:|---:|",
+            f"| plain | {r['median_step_s'] * 1e3:.1f} ms | 1.00x |",
+            f"| with activation stats + grad norms | {r['median_logged_step_s'] * 1e3:.1f} ms | "
+            f"{1 + r['logged_step_overhead']:.2f}x |",
+            "",
+            f"At log_interval={r['log_interval']} telemetry adds {r['amortized_overhead']:.2%} to "
+            f"the average step ({r['steps']} step pairs, {r['tokens_per_step']} tokens a step, "
+            f"torch {r['torch']}).",
+        ]
+    )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="step pairs to time")
+    parser.add_argument("--out", default="results/telemetry", help="folder for JSON and Markdown")
+    args, overrides = parser.parse_known_args(argv)
+    register_configs()
+    try:
+        result = measure(compose_checked(overrides), args.steps)
+    except UserInputError as e:
+        fail(str(e))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = f"{result['model']}_{result['ffn']}_{'cuda' if 'cpu' not in result['device'] else 'cpu'}"
+    (out / f"bench_{slug}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"bench_{slug}.md").write_text(to_markdown(result) + "\n")
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
