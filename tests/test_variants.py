@@ -100,3 +100,23 @@ def test_compile_and_torch_impls_agree():
 def test_unknown_impl_fails():
     with pytest.raises(ValueError, match="unknown ffn impl"):
         build_ffn("swiglu", 8, 16, impl="cuda")
+
+
+@pytest.mark.parametrize("name", ["swiglu", "geglu", "reglu", "glu", "bilinear"])
+def test_triton_impl_matches_torch_impl_in_the_ffn(name):
+    """The fused kernel inside the gated FFN (Triton's interpreter on CPU), gradients included."""
+    from ffn_variants.kernels import triton_available
+
+    if not triton_available(torch.device("cpu")):
+        pytest.skip("Triton (or its interpreter) is not available")
+    torch.manual_seed(0)
+    ffn = build_ffn(name, 12, 20, impl="torch")
+    x = torch.randn(2, 5, 12, requires_grad=True)
+    expected = ffn(x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *ffn.parameters()])
+    ffn.impl = "triton"
+    out = ffn(x)
+    grads = torch.autograd.grad(out.square().sum(), [x, *ffn.parameters()])
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    for g, e in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
