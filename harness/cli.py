@@ -7,7 +7,9 @@ lets us say what is wrong and how to fix it in one line, and exit with code 2.
 
 from __future__ import annotations
 
+import errno
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,7 +23,11 @@ from omegaconf.errors import OmegaConfBaseException
 from ffn_variants.errors import UserInputError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion",
+              "-sc"}  # fmt: skip
 HYDRA_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
     "--config-path",
     "-cp",
     "--config-name",
@@ -113,10 +119,36 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
+def check_output_dir(argv: list[str]) -> None:
+    """UserInputError if the run's output dir cannot be created: before Hydra tries and fails."""
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    value = next(
+        (a.split("=", 1)[1] for a in argv if a.startswith(key + "=")),
+        "multirun" if multirun else "outputs",
+    )
+    path = Path(value.split("${")[0] or ".").absolute()  # the part fixed before interpolations
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file is in the way")
+        tempfile.TemporaryDirectory(dir=existing).cleanup()  # a real write, undone at once
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise UserInputError(
+            f"cannot write the output dir {value} ({reason} at {existing}); "
+            f"set {key}=<a writable path>"
+        ) from None
+
+
 def check_command_line(argv: list[str]) -> None:
     """Compose each distinct choice on the command line; UserInputError on the first bad one."""
     for overrides in override_sets(user_overrides(argv)):
         compose_checked(overrides)
+    if not INFO_FLAGS & set(argv):  # those print and exit: nothing is written
+        check_output_dir(argv)
 
 
 def fail(message: str) -> None:

@@ -65,7 +65,7 @@ class LoggerConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    experiment: str | None = None
+    experiment: str = "sweep"  # names the multirun dir and the W&B group
     ffn: FFNSpec = field(default_factory=FFNSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

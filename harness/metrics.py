@@ -131,10 +131,12 @@ class WandbRun:
         except Exception as e:
             warn(f"W&B log failed at step {step} ({e}); continuing with local files")
 
-    def finish(self, summary: dict[str, Any], exit_code: int = 0) -> None:
+    def finish(self, summary: dict[str, Any], exit_code: int = 0, preempted: bool = False) -> None:
         if self.run is None:
             return
         try:
+            if preempted:
+                self.run.mark_preempting()  # the requeued job resumes this same run
             for key, value in summary.items():
                 self.run.summary[key] = value
             directory = Path(self.run.dir).parent

@@ -9,7 +9,9 @@ optimizer, every RNG state and the W&B run id.
 from __future__ import annotations
 
 import math
+import os
 import signal
+import socket
 import sys
 import time
 from contextlib import nullcontext
@@ -30,7 +32,9 @@ from harness.config import to_dataclass
 from harness.metrics import MetricsFile, WandbRun, warn, write_json_atomic
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# SIGTERM: SLURM preemption or scancel; SIGUSR1/SIGUSR2: SLURM's warning before the time limit
+# (submitit asks for SIGUSR2 by default).
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class NonFiniteError(RuntimeError):
@@ -38,7 +42,11 @@ class NonFiniteError(RuntimeError):
 
 
 class Preempted(Exception):
-    """SIGTERM/SIGUSR1 arrived; a checkpoint was written and the job should be requeued."""
+    """A preemption signal arrived; a checkpoint was written and the job should be requeued."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(f"{signal.Signals(signum).name} at step {step}; checkpoint written")
+        self.signum = signum
 
 
 def pick_device(name: str) -> torch.device:
@@ -98,7 +106,11 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 class PreemptionFlag:
-    """Turns SIGTERM/SIGUSR1 into a flag the loop checks between steps, then restores handlers."""
+    """Turns preemption signals into a flag checked between steps; restores the handlers after.
+
+    The step in flight finishes, a checkpoint is written, then Preempted is raised; the caller
+    passes the signal on to the handler it replaced (submitit's requeue) or exits.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -194,6 +206,8 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
         "flops_per_token": flops,
         "group": group,
         "device": str(device),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "data": {"name": data.manifest.get("name"), "train_tokens": int(len(data.train))},
     }
 
@@ -305,21 +319,26 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
                 total_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip or math.inf)
                 if not (math.isfinite(train_loss) and torch.isfinite(total_norm).item()):
                     layer = first_nonfinite_grad(model) or "none (the loss itself)"
-                    if t.on_nonfinite == "skip":
-                        skipped += 1
-                        warn(
-                            f"non-finite loss/gradient at step {step} (first layer: {layer}); "
-                            f"step skipped ({skipped} so far)"
+                    if t.on_nonfinite != "skip":
+                        raise NonFiniteError(
+                            f"non-finite loss or gradient at step {step}; first non-finite "
+                            f"gradient: {layer}; the last good checkpoint is kept "
+                            f"(trainer.on_nonfinite=skip skips such steps instead)"
                         )
-                        optimizer.zero_grad(set_to_none=True)
-                        step += 1
-                        continue
-                    raise NonFiniteError(
-                        f"non-finite loss or gradient at step {step}; first non-finite gradient: "
-                        f"{layer}; the last good checkpoint is kept (trainer.on_nonfinite=skip "
-                        f"skips such steps instead)"
+                    skipped += 1
+                    warn(
+                        f"non-finite loss/gradient at step {step} (first layer: {layer}); "
+                        f"step skipped ({skipped} so far)"
                     )
-                optimizer.step()
+                    if not log_now:  # logged steps carry the count anyway
+                        record = {"train/skipped_steps": skipped}
+                        elapsed = time.perf_counter() - start_time
+                        metrics.log(
+                            {"step": step + 1, "tokens": tokens_done, "time_s": elapsed, **record}
+                        )
+                        wandb_run.log(record, step=step + 1)
+                else:
+                    optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 tokens_done += tokens_per_step
@@ -349,7 +368,7 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
                     checkpoint(step)
                 if preempt.signal is not None:
                     checkpoint(step)
-                    raise Preempted(f"signal {preempt.signal} at step {step}; checkpoint written")
+                    raise Preempted(preempt.signal, step)
             checkpoint(step)
     except Preempted as e:
         status, error, exit_code = "preempted", str(e), 1
@@ -378,7 +397,9 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
         write_json_atomic(run_dir / "summary.json", summary)
         metrics.close()
         wandb_run.finish(
-            {k: v for k, v in summary.items() if k not in ("data",)}, exit_code=exit_code
+            {k: v for k, v in summary.items() if k not in ("data",)},
+            exit_code=exit_code,
+            preempted=status == "preempted",
         )
     return summary
 

@@ -36,8 +36,15 @@ def expected_ci(values: list[float]) -> tuple[float, float]:
 
 
 def write_run(
-    job_dir: Path, variant: str, seed: int, final: float | None = None, status: str = "completed",
-    error: str | None = None, truncate: bool = False, summary: bool = True, metrics: bool = True,
+    job_dir: Path,
+    variant: str,
+    seed: int,
+    final: float | None = None,
+    status: str = "completed",
+    error: str | None = None,
+    truncate: bool = False,
+    summary: bool = True,
+    metrics: bool = True,
     group: str = "glu_table-test",
 ) -> None:
     """One fake run dir as the trainer leaves it."""
@@ -46,8 +53,14 @@ def write_run(
     if metrics:
         lines = []
         for step in range(0, 101, 10):
-            rec = {"step": step, "tokens": step * 2048, "time_s": step * 0.1,
-                   "train/loss": 10 - step * 0.04, "train/lr": 1e-3, "grad_norm/total": 1.0}
+            rec = {
+                "step": step,
+                "tokens": step * 2048,
+                "time_s": step * 0.1,
+                "train/loss": 10 - step * 0.04,
+                "train/lr": 1e-3,
+                "grad_norm/total": 1.0,
+            }
             if step % 50 == 0:
                 end = final if final is not None else 6.0
                 rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
@@ -64,15 +77,30 @@ def write_run(
         (job_dir / "metrics.jsonl").write_text(text)
     if summary:
         s = {
-            "run_name": f"{variant}-s{seed}", "variant": variant, "seed": seed, "status": status,
-            "error": error, "model": "tiny", "match": "params",
-            "params": {"total": 1_000_000 + (300 if variant in GATED else 0),
-                       "non_embedding": 800_000, "ffn": 400_000, "ffn_per_layer": 200_000,
-                       "d_ff": 512 if variant in GATED else 768},
+            "run_name": f"{variant}-s{seed}",
+            "variant": variant,
+            "seed": seed,
+            "status": status,
+            "error": error,
+            "model": "tiny",
+            "match": "params",
+            "params": {
+                "total": 1_000_000 + (300 if variant in GATED else 0),
+                "non_embedding": 800_000,
+                "ffn": 400_000,
+                "ffn_per_layer": 200_000,
+                "d_ff": 512 if variant in GATED else 768,
+            },
             "flops_per_token": {"total": 2_000_000, "ffn": 800_000},
-            "steps": 100, "tokens": 204800, "tokens_per_s": 1000.0 + seed, "wall_time_s": 10.0,
-            "final_val_loss": final, "best_val_loss": None if final is None else final - 0.01,
-            "final_train_loss": final, "group": group, "device": "cpu",
+            "steps": 100,
+            "tokens": 204800,
+            "tokens_per_s": 1000.0 + seed,
+            "wall_time_s": 10.0,
+            "final_val_loss": final,
+            "best_val_loss": None if final is None else final - 0.01,
+            "final_train_loss": final,
+            "group": group,
+            "device": "cpu",
         }
         (job_dir / "summary.json").write_text(json.dumps(s))
 
@@ -94,8 +122,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     dest = out / "glu_table-test"
     with (dest / "report.csv").open() as f:
         rows = {r["variant"]: r for r in csv.DictReader(f)}
-    return {"dest": dest, "md": (dest / "report.md").read_text(), "csv": rows,
-            "json": json.loads((dest / "summary.json").read_text())}
+    return {
+        "dest": dest,
+        "md": (dest / "report.md").read_text(),
+        "csv": rows,
+        "json": json.loads((dest / "summary.json").read_text()),
+    }
 
 
 # ----------------------------------------------------------------------------- pure stats
@@ -119,8 +151,9 @@ def test_paired_difference_matches_ttest_rel() -> None:
     em, eh = expected_ci(diffs)
     assert n == 3
     assert d == pytest.approx(em) and h == pytest.approx(eh, rel=1e-9)
-    assert p == pytest.approx(scipy.stats.ttest_rel([a[s] for s in (0, 1, 2)],
-                                                    [b[s] for s in (0, 1, 2)]).pvalue, rel=1e-9)
+    assert p == pytest.approx(
+        scipy.stats.ttest_rel([a[s] for s in (0, 1, 2)], [b[s] for s in (0, 1, 2)]).pvalue, rel=1e-9
+    )
     # only seeds both have are paired
     d2, _, _, n2 = paired_difference({0: 1.0, 1: 2.0, 7: 100.0}, {0: 0.5, 1: 1.0, 8: -5.0})
     assert n2 == 2 and d2 == pytest.approx(0.75)
@@ -134,13 +167,19 @@ def test_aligned_mean_ci_and_ranks() -> None:
     assert steps.tolist() == [0, 10, 20] and n.tolist() == [2, 2, 1]
     assert mean.tolist() == [2.0, 3.0, 5.0] and math.isnan(half[2])
     assert rank_lowest_first({"a": 2.0, "b": 1.0, "c": 2.0, "d": float("nan")}) == {
-        "b": 1, "a": 2, "c": 2, "d": 4}
+        "b": 1,
+        "a": 2,
+        "c": 2,
+        "d": 4,
+    }
 
 
 def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     p = tmp_path / "metrics.jsonl"
-    p.write_text('{"step": 0, "tokens": 0, "time_s": 0.1, "train/loss": 10.0}\n'
-                 '{"step": 1, "tokens": 10, "time_s": 0.2, "train/loss": 9.0}\n{"step": 2, "tok')
+    p.write_text(
+        '{"step": 0, "tokens": 0, "time_s": 0.1, "train/loss": 10.0}\n'
+        '{"step": 1, "tokens": 10, "time_s": 0.2, "train/loss": 9.0}\n{"step": 2, "tok'
+    )
     recs, bad = read_metrics(p)
     assert [r["step"] for r in recs] == [0, 1] and bad == 1
 
@@ -174,13 +213,15 @@ def test_table_means_cis_ranks_and_csv(report: dict) -> None:
         assert float(r["diff_vs_baseline_mean"]) == pytest.approx(em, rel=1e-9)
         assert float(r["diff_vs_baseline_ci_half_width"]) == pytest.approx(eh, rel=1e-9)
         assert float(r["diff_vs_baseline_p_value"]) == pytest.approx(
-            scipy.stats.ttest_rel(a, b).pvalue, rel=1e-9)
+            scipy.stats.ttest_rel(a, b).pvalue, rel=1e-9
+        )
         assert int(r["diff_vs_baseline_n_pairs"]) == 3
     assert rows["relu"]["diff_vs_baseline_mean"] == ""  # the baseline itself
     # summary.json carries the same rows
     js = {r["variant"]: r for r in report["json"]["rows"]}
-    assert js["swiglu"]["final_val_loss_mean"] == pytest.approx(float(
-        rows["swiglu"]["final_val_loss_mean"]))
+    assert js["swiglu"]["final_val_loss_mean"] == pytest.approx(
+        float(rows["swiglu"]["final_val_loss_mean"])
+    )
     assert report["json"]["n_completed"] == 9 and report["json"]["n_failed"] == 2
 
 
@@ -241,9 +282,13 @@ def test_bad_dir_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
     target = tmp_path / "nonexistent"
     if kind == "empty":
         target.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "sweep.report", str(target),
-                           "--out", str(tmp_path / "out")],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep.report", str(target), "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert str(target) in proc.stderr

@@ -1,0 +1,231 @@
+"""Runs that survive: exact resume after SIGKILL, preemption, bad checkpoints, NaN, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from tests.conftest import REPO, run_train, tiny_overrides
+
+STEPS = 40
+VOLATILE = {"time_s", "train/tokens_per_s"}  # wall-clock numbers differ between any two runs
+
+
+def resumable(cache: Path, run_dir: Path) -> list[str]:
+    return [
+        *tiny_overrides(cache, steps=STEPS),
+        "trainer.batch_size=16",
+        "trainer.log_interval=1",
+        "trainer.eval_interval=10",
+        "trainer.ckpt_interval=3",
+        "trainer.deterministic=true",
+        "logger.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines]
+
+
+def logged_step(run_dir: Path) -> int:
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return max(json.loads(line)["step"] for line in lines[:-1]) if len(lines) > 1 else 0
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def start_and_wait(args: list[str], run_dir: Path, until_step: int) -> subprocess.Popen:
+    """Start train.py and return once it has logged `until_step` (the run is mid-flight)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while logged_step(run_dir) < until_step:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "the run never reached the step"
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def reference(token_cache, tmp_path_factory) -> list[dict]:
+    """The metrics of a run that was never interrupted."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    proc = run_train(resumable(token_cache, run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return metrics(run_dir)
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(
+    reference, token_cache, tmp_path
+):
+    kill_at = random.randint(4, STEPS - 12)
+    args = resumable(token_cache, tmp_path)
+    proc = start_and_wait(args, tmp_path, kill_at)
+    proc.kill()
+    proc.wait()
+    killed_at = logged_step(tmp_path)
+    assert killed_at < STEPS, "the run finished before it was killed"
+    assert list_checkpoints(tmp_path / "checkpoints")
+    resumed = run_train(args)  # trainer.resume=auto is the default
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout
+    after = metrics(tmp_path)
+    assert [m["step"] for m in after] == [m["step"] for m in reference]
+    assert after == reference, f"killed near step {killed_at}"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == STEPS
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_signal_checkpoints_and_exits(sig, reference, token_cache, tmp_path):
+    args = resumable(token_cache, tmp_path)
+    proc = start_and_wait(args, tmp_path, 6)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, out[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "preempted"
+    newest = list_checkpoints(tmp_path / "checkpoints")[-1]
+    assert torch.load(newest, weights_only=True)["step"] == summary["steps"]
+    assert "trainer.resume=auto" in out
+    resumed = run_train(args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert metrics(tmp_path) == reference
+
+
+def test_checkpoints_are_pruned_and_a_corrupt_one_is_skipped(tmp_path, capsys):
+    for step in (1, 2, 3, 4):
+        save_checkpoint(tmp_path, step, {"step": step, "w": torch.full((3,), float(step))}, keep=3)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "step_0000002.pt",
+        "step_0000003.pt",
+        "step_0000004.pt",
+    ]
+    assert not list(tmp_path.glob("*.tmp"))
+    newest = list_checkpoints(tmp_path)[-1]
+    newest.write_bytes(newest.read_bytes()[:40])  # truncated, as by a crash mid-write elsewhere
+    path, state = load_latest(tmp_path)
+    assert state["step"] == 3 and path.name == "step_0000003.pt"
+    assert "step_0000004.pt is unreadable" in capsys.readouterr().err
+
+
+def test_checkpoints_load_with_weights_only(token_cache, tmp_path):
+    proc = run_train([*tiny_overrides(token_cache), f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(list_checkpoints(tmp_path / "checkpoints")[-1], weights_only=True)
+    assert {"model", "optimizer", "rng", "step", "wandb_id", "tokens"} <= set(state)
+
+
+def test_nonfinite_stops_naming_step_and_layer(token_cache, tmp_path):
+    args = [*tiny_overrides(token_cache, steps=20), "optim.lr=1e30", "optim.warmup_steps=1"]
+    args += ["trainer.ckpt_interval=1", "logger.mode=disabled", f"hydra.run.dir={tmp_path}"]
+    proc = run_train(args)
+    assert proc.returncode == 1
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: non-finite loss or gradient at step ")
+    assert "first non-finite gradient: " in error and "Traceback" not in proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    bad_step = int(error.split("at step ")[1].split(";")[0])
+    kept = [
+        torch.load(p, weights_only=True)["step"] for p in list_checkpoints(tmp_path / "checkpoints")
+    ]
+    assert kept and max(kept) <= bad_step  # only good states are kept
+
+
+def test_nonfinite_skip_counts_skipped_steps(token_cache, tmp_path):
+    args = [*tiny_overrides(token_cache, steps=8), "optim.lr=1e30", "optim.warmup_steps=1"]
+    args += ["trainer.on_nonfinite=skip", "logger.mode=disabled", f"hydra.run.dir={tmp_path}"]
+    proc = run_train(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["skipped_steps"] > 0
+    logged = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert max(m.get("train/skipped_steps", 0) for m in logged) > 0
+
+
+def _corrupt_cache(cache: Path) -> Path:
+    """A private copy of the fixture corpus's token cache with a flipped byte in train.bin."""
+    from ffn_variants.data import DataConfig, prepare_tokens
+
+    text = cache / "corpus.txt"
+    text.write_text((REPO / "tests" / "fixtures" / "tiny.txt").read_text())
+    data = prepare_tokens(
+        DataConfig(name="c", source="files", path=str(text), cache_dir=str(cache))
+    )
+    train_bin = data.directory / "train.bin"
+    raw = bytearray(train_bin.read_bytes())
+    raw[10] ^= 0xFF
+    train_bin.write_bytes(bytes(raw))
+    return text
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("corrupt_cache", "sha256"),
+        ("empty_corpus", "empty"),
+        ("short_corpus", "tokens"),
+        ("small_vocab", "model.vocab_size"),
+        ("unwritable_dir", "cannot write the output dir"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_nothing(case, message, tmp_path):
+    cache, run_dir = tmp_path / "cache", tmp_path / "out" / "run"
+    cache.mkdir()
+    corpus = cache / "corpus.txt"
+    corpus.write_text((REPO / "tests" / "fixtures" / "tiny.txt").read_text())
+    extra = []
+    if case == "corrupt_cache":
+        corpus = _corrupt_cache(cache)
+    elif case == "empty_corpus":
+        corpus.write_text("")
+    elif case == "short_corpus":
+        corpus.write_text("To be, or not to be, that is the question.")
+    elif case == "small_vocab":
+        extra = ["model.vocab_size=1000"]
+    elif case == "unwritable_dir":
+        run_dir = Path("/proc/ffn-variants-test/run")
+    args = [*tiny_overrides(cache), f"data.path={corpus}", "data.name=c", *extra]
+    proc = run_train([*args, f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # no partial run dir
+    assert not list(cache.glob(".*tmp*"))  # no half-built token cache
+
+
+def test_wandb_online_without_login_goes_offline(token_cache, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env["HOME"] = str(tmp_path)  # no ~/.netrc, no W&B settings
+    args = [
+        *tiny_overrides(token_cache, steps=2),
+        "logger.mode=online",
+        f"hydra.run.dir={tmp_path}/r",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "logging offline" in proc.stderr and "wandb sync" in proc.stdout
+    assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))
