@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -24,52 +23,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
+from tests.conftest import tiny_overrides, wandb_records
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
-TINY_TEXT = REPO / "tests" / "fixtures" / "tiny.txt"
 TABLE_1 = ["relu", "gelu", "swish", "glu", "bilinear", "reglu", "geglu", "swiglu"]
 SUBPROCESS_TIMEOUT_S = 300
 
 
 # --------------------------------------------------------------------------------------- helpers
-
-
-def tiny(cache_dir: Path, steps: int = 6) -> list[str]:
-    """Overrides for a run of about a second on one CPU core."""
-    return [
-        "data=files",
-        f"data.path={TINY_TEXT}",
-        "data.name=tiny",
-        f"data.cache_dir={cache_dir}",
-        "model.n_layer=1",
-        "model.d_model=32",
-        "model.n_head=2",
-        "model.d_ff=128",
-        "model.multiple_of=2",
-        "model.block_size=32",
-        f"trainer.max_steps={steps}",
-        f"trainer.eval_interval={max(1, steps // 2)}",
-        "trainer.eval_batches=2",
-        "trainer.log_interval=2",
-        "trainer.batch_size=4",
-        "trainer.progress=false",
-        "logger.mode=offline",
-    ]
-
-
-def experiment(name: str) -> str:
-    """The override that selects configs/experiment/<name>.yaml.
-
-    `experiment=<name>` needs an `experiment: null` entry in the defaults list of
-    configs/train.yaml; without one, the overlay can only be appended: `+experiment=<name>`.
-    """
-    defaults = OmegaConf.load(CONFIGS / "train.yaml").get("defaults", [])
-    listed = any(
-        isinstance(d, DictConfig) and any(k.split()[-1].lstrip("/") == "experiment" for k in d)
-        for d in defaults
-    )
-    return f"experiment={name}" if listed else f"+experiment={name}"
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
@@ -114,35 +76,6 @@ def run_multirun(args: list[str], log: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, log.read_text(), "")
 
 
-def wandb_run_record(wandb_file: Path):
-    """The RunRecord (name, group, tags) of an offline W&B run, read from its .wandb log.
-
-    The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
-    a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last) holding a Record.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data, block, pos, pending = wandb_file.read_bytes(), 32768, 7, b""
-    assert data.startswith(b":W&B")
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0 and length == 0:
-            pos += left
-            continue
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):
-            record = pb.Record()
-            record.ParseFromString(pending)
-            if record.WhichOneof("record_type") == "run":
-                return record.run
-    raise AssertionError(f"no run record in {wandb_file}")
-
-
 def child_pids(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -160,7 +93,7 @@ def child_pids(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("model", [None, "small"])
 def test_glu_table_sweeps_every_table_1_variant_over_three_seeds(model):
-    cfg = compose_train([experiment("glu_table")] + ([f"model={model}"] if model else []))
+    cfg = compose_train(["experiment=glu_table"] + ([f"model={model}"] if model else []))
     assert cfg.experiment == "glu_table"
     assert cfg.model.name == (model or "tiny")
     assert cfg.ffn.match == "params"
@@ -170,12 +103,12 @@ def test_glu_table_sweeps_every_table_1_variant_over_three_seeds(model):
     assert values == {"ffn": TABLE_1, "seed": ["0", "1", "2"]}
     for name in values["ffn"]:
         assert (CONFIGS / "ffn" / f"{name}.yaml").is_file()
-        job = compose_train([experiment("glu_table"), f"ffn={name}", "seed=2"])
+        job = compose_train(["experiment=glu_table", f"ffn={name}", "seed=2"])
         assert (job.ffn.name, job.seed, job.experiment) == (name, 2, "glu_table")
 
 
 def test_lr_scan_sweeps_learning_rates_per_variant():
-    cfg = compose_train([experiment("lr_scan")])
+    cfg = compose_train(["experiment=lr_scan"])
     assert cfg.experiment == "lr_scan"
     assert cfg.hydra.sweep.dir.startswith("multirun/lr_scan/")
     values = sweep_values(cfg.hydra.sweeper.params)
@@ -183,7 +116,7 @@ def test_lr_scan_sweeps_learning_rates_per_variant():
     assert [float(v) for v in values["optim.lr"]] == [1e-3, 3e-3, 1e-2]
     assert values["seed"] == ["0"]
     for lr in values["optim.lr"]:
-        job = compose_train([experiment("lr_scan"), "ffn=geglu", f"optim.lr={lr}", "seed=0"])
+        job = compose_train(["experiment=lr_scan", "ffn=geglu", f"optim.lr={lr}", "seed=0"])
         assert job.optim.lr == pytest.approx(float(lr))
 
 
@@ -271,10 +204,10 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(tmp_path
     sweep_dir = tmp_path / "sweep_glu"
     result = run_multirun(
         [
-            experiment("glu_table"),
+            "experiment=glu_table",
             "ffn=relu,swiglu",
             "seed=0,1",
-            *tiny(tmp_path / "tokens"),
+            *tiny_overrides(tmp_path / "tokens"),
             "hydra/launcher=parallel",
             "hydra.launcher.n_jobs=2",
             f"hydra.sweep.dir={sweep_dir}",
@@ -295,9 +228,11 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(tmp_path
         assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").experiment == "glu_table"
 
     # One W&B offline run per job, all in one group, named and tagged by variant and seed.
-    wandb_files = sorted(sweep_dir.glob("*/wandb/offline-run-*/*.wandb"))
-    assert len(wandb_files) == 4
-    runs = [wandb_run_record(f) for f in wandb_files]
+    assert len(list(sweep_dir.glob("*/wandb/offline-run-*/*.wandb"))) == 4
+    runs = [
+        next(r.run for r in wandb_records(d) if r.WhichOneof("record_type") == "run")
+        for d in run_dirs
+    ]
     assert [r.display_name for r in runs] == names
     assert {r.run_group for r in runs} == {group}
     assert len({r.run_id for r in runs}) == 4
@@ -344,7 +279,7 @@ def test_slurm_local_job_is_requeued_on_preemption_and_resumes(tmp_path):
         "hydra/launcher=slurm_local",
         "ffn=swiglu",
         "seed=1",
-        *tiny(tmp_path / "tokens", steps=steps),
+        *tiny_overrides(tmp_path / "tokens", steps=steps),
         "trainer.ckpt_interval=4",
         f"hydra.sweep.dir={sweep_dir}",
     ]
