@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ffn_variants.errors import UserInputError
+from harness.config import check_choices
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion",
@@ -112,6 +113,7 @@ def compose_checked(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        check_choices(cfg)
         return cfg
     except (HydraException, OmegaConfBaseException) as e:
         raise UserInputError(explain(e)) from None

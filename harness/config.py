@@ -11,9 +11,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from ffn_variants.data import DataConfig
+from ffn_variants.errors import UserInputError
 from ffn_variants.model import FFNSpec, GPTConfig
+from ffn_variants.sizing import MATCHES
+from ffn_variants.variants import IMPLS
 
 
 @dataclass
@@ -72,6 +76,24 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+CHOICES = {
+    "ffn.match": MATCHES,
+    "ffn.impl": IMPLS,
+    "model.pos": ("rope", "learned"),
+    "trainer.dtype": ("auto", "bf16", "fp32"),
+    "trainer.on_nonfinite": ("stop", "skip"),
+    "logger.mode": ("online", "offline", "disabled"),
+}
+
+
+def check_choices(cfg: Any) -> None:
+    """UserInputError naming the key and the allowed values for a value outside its choices."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise UserInputError(f"{key}={value} is not one of: {', '.join(allowed)}")
 
 
 def to_dataclass(cls: type, node: Any) -> Any:

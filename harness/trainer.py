@@ -28,7 +28,7 @@ from ffn_variants.model import GPT, FFNSpec, GPTConfig
 from ffn_variants.sizing import ffn_flops, transformer_flops_per_token
 from ffn_variants.telemetry import activation_stats, grad_norms
 from harness.checkpoint import load_latest, save_checkpoint
-from harness.config import to_dataclass
+from harness.config import check_choices, to_dataclass
 from harness.metrics import MetricsFile, WandbRun, warn, write_json_atomic
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
@@ -147,6 +147,7 @@ def evaluate(model: GPT, sampler: BatchSampler, batches: int, device, autocast) 
 
 def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any]:
     """Train one run as `cfg` says, writing everything under run_dir; returns the summary."""
+    check_choices(cfg)
     t = cfg.trainer
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(t.device)
@@ -222,13 +223,23 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
             raise UserInputError(f"trainer.resume={t.resume}: no readable checkpoint there")
     else:
         found = load_latest(ckpt_dir) if t.resume == "auto" else None
+    val_loss = train_loss = math.nan
     if found is not None:
         path, state = found
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            saved = state.get("config", {})
+            raise UserInputError(
+                f"checkpoint {path} does not fit this model (saved with ffn="
+                f"{saved.get('ffn', {}).get('name')}, model={saved.get('model', {}).get('name')}: "
+                f"{str(e).splitlines()[0]}); use another run dir or trainer.resume=never"
+            ) from None
         set_rng_state(state["rng"], device)
         start_step, best_val = state["step"], state["best_val"]
         skipped, wandb_id, tokens_done = state["skipped"], state["wandb_id"], state["tokens"]
+        val_loss, train_loss = state["val_loss"], state["train_loss"]
         print(f"resuming {run_name} from {path} at step {start_step}", flush=True)
 
     metrics = MetricsFile(run_dir / "metrics.jsonl")
@@ -255,6 +266,8 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
             "rng": rng_state(device),
             "step": step,
             "best_val": best_val,
+            "val_loss": val_loss,
+            "train_loss": train_loss,
             "skipped": skipped,
             "tokens": tokens_done,
             "wandb_id": wandb_run.id,
@@ -266,7 +279,6 @@ def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any
     params = [p for p in model.parameters() if p.requires_grad]
     start_time = time.perf_counter()
     window_time, window_tokens = time.perf_counter(), 0
-    val_loss = train_loss = math.nan
     status, error, exit_code = "completed", None, 0
     bar = tqdm(
         total=t.max_steps,

@@ -134,3 +134,37 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, token_cache, tmp_p
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_value_outside_its_choices_fails_at_start(token_cache, tmp_path):
+    proc = run_train(["trainer.on_nonfinite=skp", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: trainer.on_nonfinite=skp is not one of: stop, skip"
+    assert not (tmp_path / "run").exists()
+
+
+def test_rerun_of_a_finished_run_keeps_its_results(token_cache, tmp_path):
+    args = [
+        *tiny_overrides(token_cache, steps=4),
+        "logger.mode=disabled",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    assert run_train(args).returncode == 0
+    first = json.loads((tmp_path / "summary.json").read_text())
+    again = run_train(args)  # trainer.resume=auto finds the final checkpoint: nothing to train
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = json.loads((tmp_path / "summary.json").read_text())
+    assert second["final_val_loss"] == first["final_val_loss"] is not None
+    assert second["steps"] == first["steps"] == 4
+
+
+def test_resume_into_a_different_model_is_a_clear_error(token_cache, tmp_path):
+    args = [
+        *tiny_overrides(token_cache, steps=2),
+        "logger.mode=disabled",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    assert run_train(["ffn=relu", *args]).returncode == 0
+    proc = run_train(["ffn=swiglu", *args])
+    assert proc.returncode == 2
+    assert "does not fit this model (saved with ffn=relu" in proc.stderr
