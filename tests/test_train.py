@@ -168,3 +168,10 @@ def test_resume_into_a_different_model_is_a_clear_error(token_cache, tmp_path):
     proc = run_train(["ffn=swiglu", *args])
     assert proc.returncode == 2
     assert "does not fit this model (saved with ffn=relu" in proc.stderr
+
+
+def test_gradient_accumulation_counts_every_micro_batch(token_cache, tmp_path):
+    overrides = [*tiny_overrides(token_cache, steps=4), "trainer.grad_accum=3"]
+    summary = train(compose([*overrides, "logger.mode=disabled"]), tmp_path)
+    assert summary["tokens"] == 4 * 3 * 4 * 32  # steps x accumulation x batch x block
+    assert summary["status"] == "completed"
