@@ -122,7 +122,9 @@ class GatedFFN(nn.Module):
         if impl == "triton":
             from ffn_variants.kernels import gated_activation_packed
 
-            return gated_activation_packed(packed, self.activation)
+            # packed is this module's own projection output, read by nothing after the product
+            # (nn.Linear saves its input, not its output): the backward may overwrite it.
+            return gated_activation_packed(packed, self.activation, inplace_backward=True)
         if impl == "compile":
             if self._compiled is None:
                 self._compiled = torch.compile(gated_torch_packed, dynamic=False)

@@ -25,7 +25,8 @@ ACT_KEY = re.compile(r"^act/L(\d+)/(gate|value|product|act)/(mean|std|rms|absmax
 # The nonlinearity's output is "gate" in gated variants and "act" in dense ones: one column.
 ACT_COLUMNS = [("gate|act", "gate (GLU) / act (dense)"), ("value", "value (GLU)"),
                ("product", "gate x value (GLU)")]
-ACT_STATS = [("rms", "RMS"), ("frac_zero", "fraction exactly zero"), ("absmax", "max |x|")]
+ACT_STATS = [("rms", "RMS"), ("frac_zero", "fraction near zero (|x| < 1e-3)"),
+             ("absmax", "max |x|")]
 
 
 def variant_colors(variants: Sequence[str]) -> dict[str, tuple]:
@@ -126,7 +127,7 @@ def plot_final_loss(
         return "no completed run with a final val loss"
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
     for i, r in enumerate(rows):
-        v, m, h = r["variant"], r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]
+        v, m, h = r["label"], r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]
         pts = list(seeds_by_variant.get(v, {}).values())
         jitter = np.linspace(-0.12, 0.12, len(pts)) if len(pts) > 1 else np.zeros(len(pts))
         ax.scatter(i + 0.25 + jitter, pts, s=14, color="0.55", zorder=2,
@@ -140,8 +141,11 @@ def plot_final_loss(
         base = [r for r in rows if r["variant"] == baseline]
         if base:
             ax.axhline(base[0]["final_val_loss_mean"], color="0.4", ls="--", lw=1,
-                       label=f"baseline ({baseline}) mean")
-    ax.set_xticks(range(len(rows)), [f"{r['variant']}\n(n={r['n_seeds']})" for r in rows])
+                       label=f"baseline ({base[0]['label']}) mean")
+    ticks = [r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "")
+             + f"\n(n={r['n_seeds']})" for r in rows]
+    ax.set_xticks(range(len(rows)), ticks, fontsize=8 if any(r.get("setting") for r in rows)
+                  else None)
     ax.set_xlim(-0.8, len(rows) - 0.4)
     ax.set_ylabel("final val loss")
     ax.set_title("Final validation loss: mean ± 95% CI over seeds (lower is better)")

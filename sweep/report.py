@@ -26,9 +26,12 @@ from ffn_variants.errors import UserInputError
 from sweep.stats import mean_ci, paired_difference, rank_lowest_first, spread_percent, t_critical
 
 CONFIDENCE = 0.95
+# Overrides that say which row and which seed a run is; any other override that differs between
+# runs (optim.lr in an lr_scan, say) splits a variant's row by its value.
+SAME_ROW_KEYS = {"ffn", "seed", "experiment"}
 PLOTS = ("val_loss.png", "final_loss.png", "activations.png")
 CSV_COLUMNS = [
-    "rank", "variant", "n_seeds", "seeds",
+    "rank", "variant", "setting", "n_seeds", "seeds",
     "params_total", "params_non_embedding", "params_ffn", "params_ffn_per_layer", "d_ff",
     "flops_per_token", "flops_per_token_ffn", "tokens_per_s_mean",
     "final_val_loss_mean", "final_val_loss_ci_half_width", "final_val_loss_ci_low",
@@ -55,6 +58,13 @@ class Run:
     summary: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     bad_metric_lines: int = 0
+    settings: dict[str, str] = field(default_factory=dict)  # overrides other than ffn and seed
+    setting: str = ""  # the settings that vary across the sweep, e.g. "optim.lr=0.003"
+
+    @property
+    def label(self) -> str:
+        """The table row of this run: its variant, plus its setting where the sweep varies one."""
+        return f"{self.variant} ({self.setting})" if self.setting else str(self.variant)
 
     @property
     def ok(self) -> bool:
@@ -183,12 +193,25 @@ def load_run(path: Path, root: Path) -> Run:
             problem = "variant unknown (no 'variant' in summary, no ffn= override)"
     if problem and status != "completed" and metrics:
         problem += f"; last logged step {int(metrics[-1]['step'])}"
+    settings = {k: v for k, v in ov.items()
+                if k not in SAME_ROW_KEYS and not k.startswith("hydra")}
     return Run(path=path, rel=rel, name=str(name), variant=variant, seed=seed, status=status,
-               reason=problem, summary=summary, metrics=metrics, bad_metric_lines=bad)
+               reason=problem, summary=summary, metrics=metrics, bad_metric_lines=bad,
+               settings=settings)
+
+
+def label_settings(runs: Sequence[Run]) -> list[str]:
+    """Give each run its `setting`: the overrides (other than ffn and seed) whose values differ
+    between runs, e.g. optim.lr in an lr_scan. Returns those keys."""
+    keys = sorted({k for r in runs for k in r.settings})
+    varying = [k for k in keys if len({r.settings.get(k) for r in runs}) > 1]
+    for r in runs:
+        r.setting = ", ".join(f"{k}={r.settings.get(k, 'default')}" for k in varying)
+    return varying
 
 
 def load_sweep(root: Path, exclude: Path | None = None) -> list[Run]:
-    """All runs under ``root``; a second completed run of the same (variant, seed) is excluded."""
+    """All runs under ``root``; a second completed run of the same row and seed is excluded."""
     if not root.is_dir():
         raise UserInputError(f"sweep dir {root} does not exist or is not a directory")
     dirs = find_run_dirs(root, exclude)
@@ -197,12 +220,14 @@ def load_sweep(root: Path, exclude: Path | None = None) -> list[Run]:
             f"no runs found under {root} (expected job dirs with .hydra/, summary.json or "
             "metrics.jsonl)")
     runs = [load_run(d, root) for d in dirs]
+    label_settings(runs)
     seen: dict[tuple[str, int], Run] = {}
     for r in runs:
         if r.ok and r.seed is not None:
-            key = (r.variant, r.seed)
+            key = (r.label, r.seed)
             if key in seen:
-                r.status, r.reason = "duplicate", f"same variant and seed as {seen[key].rel}"
+                r.status = "duplicate"
+                r.reason = f"same variant, setting and seed as {seen[key].rel}"
             else:
                 seen[key] = r
     return runs
@@ -227,23 +252,29 @@ def _num(x: Any) -> float | int:
 
 
 def build_rows(runs: Sequence[Run], baseline: str | None) -> list[dict[str, Any]]:
-    """One row per variant (completed runs only), sorted by rank (lowest final val loss first)."""
-    by_var: dict[str, list[Run]] = {}
+    """One row per variant and setting (completed runs only), sorted by rank (lowest final val
+    loss first). The baseline difference pairs each run with the baseline's run of the same
+    setting and seed."""
+    by_label: dict[str, list[Run]] = {}
+    base_final: dict[str, dict[int, float]] = {}
     for r in runs:
         if r.ok:
-            by_var.setdefault(r.variant, []).append(r)
-    base_final = {r.seed: r.summary["final_val_loss"] for r in by_var.get(baseline, [])
-                  if r.seed is not None}
+            by_label.setdefault(r.label, []).append(r)
+            if r.variant == baseline and r.seed is not None:
+                base_final.setdefault(r.setting, {})[r.seed] = r.summary["final_val_loss"]
     rows = []
-    for v, rs in by_var.items():
+    for label, rs in by_label.items():
         rs = sorted(rs, key=lambda r: (r.seed is None, r.seed or 0))
+        v, setting = rs[0].variant, rs[0].setting
         first = rs[0].summary
         fm, fh = mean_ci([r.summary["final_val_loss"] for r in rs], CONFIDENCE)
         best = [r.summary["best_val_loss"] for r in rs if _finite(r.summary.get("best_val_loss"))]
         bm, bh = mean_ci(best, CONFIDENCE)
         tps = [r.summary["tokens_per_s"] for r in rs if _finite(r.summary.get("tokens_per_s"))]
         row: dict[str, Any] = {
+            "label": label,
             "variant": v,
+            "setting": setting,
             "n_seeds": len(rs),
             "seeds": " ".join(str(r.seed) for r in rs),
             "params_total": _num(_get(first, "params", "total")),
@@ -258,11 +289,11 @@ def build_rows(runs: Sequence[Run], baseline: str | None) -> list[dict[str, Any]
             "final_val_loss_ci_low": fm - fh, "final_val_loss_ci_high": fm + fh,
             "best_val_loss_mean": bm, "best_val_loss_ci_half_width": bh,
             "best_val_loss_ci_low": bm - bh, "best_val_loss_ci_high": bm + bh,
-            "baseline": baseline if baseline in by_var else "",
+            "baseline": baseline if setting in base_final else "",
         }
-        if baseline in by_var and v != baseline:
+        if setting in base_final and v != baseline:
             mine = {r.seed: r.summary["final_val_loss"] for r in rs if r.seed is not None}
-            d, dh, p, n = paired_difference(mine, base_final, CONFIDENCE)
+            d, dh, p, n = paired_difference(mine, base_final[setting], CONFIDENCE)
         else:
             d = dh = p = math.nan
             n = 0
@@ -272,10 +303,19 @@ def build_rows(runs: Sequence[Run], baseline: str | None) -> list[dict[str, Any]
             "diff_vs_baseline_p_value": p, "diff_vs_baseline_n_pairs": n,
         })
         rows.append(row)
-    ranks = rank_lowest_first({r["variant"]: r["final_val_loss_mean"] for r in rows})
+    ranks = rank_lowest_first({r["label"]: r["final_val_loss_mean"] for r in rows})
     for r in rows:
-        r["rank"] = ranks[r["variant"]]
-    return sorted(rows, key=lambda r: (r["rank"], r["variant"]))
+        r["rank"] = ranks[r["label"]]
+    return sorted(rows, key=lambda r: (r["rank"], r["label"]))
+
+
+def best_settings(rows: Sequence[dict]) -> list[dict]:
+    """Per variant, its row with the lowest mean final val loss (for sweeps that vary a setting,
+    such as the learning rate), best variant first."""
+    best: dict[str, dict] = {}
+    for r in rows:  # rows come sorted best first
+        best.setdefault(r["variant"], r)
+    return list(best.values())
 
 
 # --------------------------------------------------------------------------- formatting
@@ -327,6 +367,8 @@ def render_markdown(
     ok = [r for r in runs if r.ok]
     bad = [r for r in runs if not r.ok]
     has_base = any(r["variant"] == baseline for r in rows)
+    varying = sorted({k.split("=", 1)[0] for r in rows if r["setting"]
+                      for k in r["setting"].split(", ")})
     L = [f"# FFN variant sweep: {name}", ""]
     L.append(f"- **Sweep dir:** `{root}`")
     L.append(f"- **Runs:** {len(runs)} found, {len(ok)} completed, {len(bad)} failed/unfinished "
@@ -370,7 +412,8 @@ def render_markdown(
         L.append("| " + " | ".join(head) + " |")
         L.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
         for r in rows:
-            cells = [f"**{r['variant']}**", _si(r["params_total"]), _si(r["params_ffn"]),
+            cells = [f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
+                     _si(r["params_total"]), _si(r["params_ffn"]),
                      _si(r["flops_per_token"]),
                      f"{r['tokens_per_s_mean']:,.0f}" if math.isfinite(r["tokens_per_s_mean"])
                      else "n/a",
@@ -391,6 +434,20 @@ def render_markdown(
         L.append("")
         L.append("Means are over seeds; ± is the half-width of the 95% confidence interval "
                  "(Student t, df = n − 1). Rank 1 = lowest mean final val loss.")
+        if varying:
+            L.append("")
+            L.append(f"This sweep varies {', '.join(varying)}: each variant has one row per value, "
+                     f"and Δ pairs each run with the {baseline} run of the same "
+                     f"{', '.join(varying)} and seed.")
+            L.append("")
+            L.append("### Best setting per variant")
+            L.append("")
+            L.append("| variant | best setting | final val loss | seeds |")
+            L.append("|---|---|---:|---:|")
+            for r in best_settings(rows):
+                L.append(f"| **{r['variant']}** | {r['setting']} | "
+                         f"{_pm(r['final_val_loss_mean'], r['final_val_loss_ci_half_width'])} | "
+                         f"{r['n_seeds']} |")
     else:
         L.append("_No completed runs: nothing to tabulate._")
     L.append("")
@@ -508,12 +565,12 @@ def make_report(
     dest.mkdir(parents=True, exist_ok=True)
 
     rows = build_rows(runs, baseline)
-    order = [r["variant"] for r in rows]
+    order = [r["label"] for r in rows]
     colors = P.variant_colors(order)
     by_var: dict[str, list[list[dict]]] = {}
     for r in ok:
-        by_var.setdefault(r.variant, []).append(r.metrics)
-    seeds_final = {v: {r.seed: r.summary["final_val_loss"] for r in ok if r.variant == v}
+        by_var.setdefault(r.label, []).append(r.metrics)
+    seeds_final = {v: {r.seed: r.summary["final_val_loss"] for r in ok if r.label == v}
                    for v in order}
     plots: dict[str, str | None] = {}
     plots["val_loss.png"] = P.plot_val_loss(by_var, dest / "val_loss.png", colors, order)
@@ -539,6 +596,9 @@ def make_report(
         "n_runs": len(runs), "n_completed": len(ok), "n_failed": len(runs) - len(ok),
         "match": _values(ok, "match"), "model": _values(ok, "model"),
         "rows": rows,
+        "best_settings": [{"variant": r["variant"], "setting": r["setting"],
+                           "final_val_loss_mean": r["final_val_loss_mean"]}
+                          for r in best_settings(rows)] if any(r["setting"] for r in rows) else [],
         "failed": [{"name": r.name, "variant": r.variant, "seed": r.seed, "status": r.status,
                     "reason": r.reason, "dir": r.rel} for r in runs if not r.ok],
         "plots": {k: ("written" if v is None else f"skipped: {v}") for k, v in plots.items()},

@@ -297,6 +297,34 @@ def test_saves_only_the_inputs_and_reads_packed_in_place():
 
 
 @needs_kernels
+@pytest.mark.parametrize("activation", ["silu", "gelu", "relu"])
+def test_inplace_backward_overwrites_the_inputs_with_the_same_gradients(activation):
+    """inplace_backward=True: the gradients land in the saved inputs' memory and equal the
+    out-of-place ones; a second backward through the graph is refused, not silently wrong."""
+    leaf = _leaf(3, 5, 74, dtype=torch.float32, seed=80)
+    grad_out = _randn(3, 5, 37, dtype=torch.float32, seed=81)
+    expected = torch.autograd.grad(gated_activation_packed(leaf * 1.0, activation), leaf, grad_out)
+
+    packed = leaf * 1.0  # a non-leaf, like the FFN's projection output
+    out = gated_activation_packed(packed, activation, inplace_backward=True)
+    (d_packed,) = torch.autograd.grad(out, packed, grad_out, retain_graph=True)
+    assert d_packed.data_ptr() == packed.data_ptr()
+    torch.testing.assert_close(d_packed, expected[0], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="in place"):
+        torch.autograd.grad(out, packed, grad_out)
+
+    gate, value = leaf[..., :37] * 1.0, leaf[..., 37:] * 1.0
+    pair_expected = torch.autograd.grad(
+        gated_activation(gate, value, activation), (gate, value), grad_out
+    )
+    out = gated_activation(gate, value, activation, inplace_backward=True)
+    d_gate, d_value = torch.autograd.grad(out, (gate, value), grad_out)
+    assert (d_gate.data_ptr(), d_value.data_ptr()) == (gate.data_ptr(), value.data_ptr())
+    torch.testing.assert_close(d_gate, pair_expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(d_value, pair_expected[1], rtol=0, atol=0)
+
+
+@needs_kernels
 def test_offsets_beyond_int32():
     # Rows 2**30 elements apart starting 2**31 into the storage: row 2 sits 2**31 elements past
     # the base pointer, which wraps negative in int32 and would land on the sentinel at the

@@ -46,10 +46,12 @@ def write_run(
     summary: bool = True,
     metrics: bool = True,
     group: str = "glu_table-test",
+    overrides: tuple[str, ...] = (),
 ) -> None:
     """One fake run dir as the trainer leaves it."""
     (job_dir / ".hydra").mkdir(parents=True)
-    (job_dir / ".hydra" / "overrides.yaml").write_text(f"- ffn={variant}\n- seed={seed}\n")
+    lines = [f"ffn={variant}", f"seed={seed}", "experiment=glu_table", *overrides]
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {x}\n" for x in lines))
     if metrics:
         lines = []
         for step in range(0, 101, 10):
@@ -275,6 +277,54 @@ def test_no_baseline_single_seed_nested_and_no_metrics(tmp_path: Path) -> None:
     assert main([str(root), "--out", str(root / "reports"), "--name", "x"]) == 0
     assert main([str(root), "--out", str(root / "reports"), "--name", "x"]) == 0
     assert "3 found, 3 completed" in (root / "reports" / "x" / "report.md").read_text()
+
+
+def test_swept_setting_splits_rows_and_pairs_within_it(tmp_path: Path) -> None:
+    """An lr_scan: one row per (variant, lr), differences paired at the same lr and seed, and
+    each variant's best lr; no run is mistaken for a duplicate of another lr's."""
+    final = {
+        ("relu", "1e-3"): [5.40, 5.50],
+        ("relu", "3e-3"): [5.30, 5.34],
+        ("swiglu", "1e-3"): [5.20, 5.26],
+        ("swiglu", "3e-3"): [5.35, 5.41],
+    }
+    root = tmp_path / "lr_scan"
+    job = 0
+    for (variant, lr), losses in final.items():
+        for seed, loss in enumerate(losses):
+            write_run(
+                root / str(job),
+                variant,
+                seed,
+                loss,
+                group="lr_scan-test",
+                overrides=(f"optim.lr={lr}", "model=tiny"),
+            )
+            job += 1
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out)]) == 0
+    dest = out / "lr_scan-test"
+    with (dest / "report.csv").open() as f:
+        rows = {(r["variant"], r["setting"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {(v, f"optim.lr={lr}") for v, lr in final}  # model=tiny never varies
+    for (variant, lr), losses in final.items():
+        r = rows[(variant, f"optim.lr={lr}")]
+        assert float(r["final_val_loss_mean"]) == pytest.approx(sum(losses) / 2)
+        if variant == "swiglu":
+            diffs = [a - b for a, b in zip(losses, final[("relu", lr)], strict=True)]
+            assert float(r["diff_vs_baseline_mean"]) == pytest.approx(sum(diffs) / 2)
+            assert int(r["diff_vs_baseline_n_pairs"]) == 2
+    md = (dest / "report.md").read_text()
+    assert "8 found, 8 completed, 0 failed" in md
+    best = md.split("### Best setting per variant")[1].split("##")[0]
+    assert "| **swiglu** | optim.lr=1e-3 | 5.2300" in best
+    assert "| **relu** | optim.lr=3e-3 | 5.3200" in best
+    assert best.index("swiglu") < best.index("relu")  # the better variant first
+    summary = json.loads((dest / "summary.json").read_text())
+    assert {b["variant"]: b["setting"] for b in summary["best_settings"]} == {
+        "swiglu": "optim.lr=1e-3",
+        "relu": "optim.lr=3e-3",
+    }
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty"])

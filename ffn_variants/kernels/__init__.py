@@ -50,12 +50,16 @@ else:
             "use ffn_variants.activations.gated_torch instead"
         )
 
-    def gated_activation(gate: torch.Tensor, value: torch.Tensor, activation: str) -> torch.Tensor:
+    def gated_activation(
+        gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool = False
+    ) -> torch.Tensor:
         """Fused act(gate) * value (unavailable: Triton is not installed)."""
         check_activation(activation)
         raise _no_triton()
 
-    def gated_activation_packed(packed: torch.Tensor, activation: str) -> torch.Tensor:
+    def gated_activation_packed(
+        packed: torch.Tensor, activation: str, inplace_backward: bool = False
+    ) -> torch.Tensor:
         """Fused act(gate) * value for packed [..., 2F] (unavailable: no Triton)."""
         check_activation(activation)
         raise _no_triton()

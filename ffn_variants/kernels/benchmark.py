@@ -149,6 +149,11 @@ def _implementations(
     impls = {
         "triton (pair)": ("pair", lambda g, u: gated_activation(g, u, activation)),
         "triton (packed)": ("packed", lambda p: gated_activation_packed(p, activation)),
+        # As the gated FFN calls it: the backward writes d_packed over the packed input.
+        "triton (packed, in-place)": (
+            "packed",
+            lambda p: gated_activation_packed(p, activation, inplace_backward=True),
+        ),
         "eager": ("pair", lambda g, u: gated_torch(g, u, activation)),
         "torch.compile": ("pair", compiled),
     }
@@ -180,7 +185,8 @@ def bench_case(
     rows = []
     for name, (form, fn) in _implementations(activation, liger).items():
         if form == "packed":
-            inputs = (packed.detach().requires_grad_(),)
+            # A private copy: the in-place backward overwrites its input on every call.
+            inputs = (packed.clone().requires_grad_(),)
         elif form == "liger":
             # Liger's backward writes the gradients into its saved inputs: private copies.
             inputs = (g.clone().requires_grad_(), u.clone().requires_grad_())

@@ -245,28 +245,30 @@ def _check_inputs(*tensors: torch.Tensor) -> None:
         )
 
 
-def _launch_fwd(g: torch.Tensor, u: torch.Tensor, out: torch.Tensor, activation: str) -> None:
-    n_rows, n_cols = out.shape
-    if out.numel() == 0:
+def _launch(kernel, tensors: tuple[torch.Tensor, ...], activation: str) -> None:
+    """Run `kernel` over same-shape [rows, F] tensors: it takes their pointers, the shape, then
+    their row strides, in that order (forward: g, u, out; backward: dout, g, u, dg, du)."""
+    n_rows, n_cols = tensors[0].shape
+    if n_rows * n_cols == 0:
         return
     block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
     grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
-    with _device_guard(out):
-        _gated_fwd_kernel[grid](
-            g,
-            u,
-            out,
+    with _device_guard(tensors[0]):
+        kernel[grid](
+            *tensors,
             n_rows,
             n_cols,
-            g.stride(0),
-            u.stride(0),
-            out.stride(0),
+            *(t.stride(0) for t in tensors),
             ACTIVATION=activation,
-            COMPUTE_DTYPE=_COMPUTE_DTYPES[g.dtype],
+            COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype],
             BLOCK_R=block_r,
             BLOCK_C=block_c,
             num_warps=num_warps,
         )
+
+
+def _launch_fwd(g: torch.Tensor, u: torch.Tensor, out: torch.Tensor, activation: str) -> None:
+    _launch(_gated_fwd_kernel, (g, u, out), activation)
 
 
 def _launch_bwd(
@@ -277,49 +279,42 @@ def _launch_bwd(
     du: torch.Tensor,
     activation: str,
 ) -> None:
-    n_rows, n_cols = dout.shape
-    if dout.numel() == 0:
-        return
-    block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
-    grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
-    with _device_guard(dout):
-        _gated_bwd_kernel[grid](
-            dout,
-            g,
-            u,
-            dg,
-            du,
-            n_rows,
-            n_cols,
-            dout.stride(0),
-            g.stride(0),
-            u.stride(0),
-            dg.stride(0),
-            du.stride(0),
-            ACTIVATION=activation,
-            COMPUTE_DTYPE=_COMPUTE_DTYPES[g.dtype],
-            BLOCK_R=block_r,
-            BLOCK_C=block_c,
-            num_warps=num_warps,
-        )
+    # grad_out has the output's dtype, which is the inputs': one compute dtype for all.
+    _launch(_gated_bwd_kernel, (dout, g, u, dg, du), activation)
 
 
 # ---------------------------------------------------------------------------------------------
 # Autograd
 # ---------------------------------------------------------------------------------------------
-# Gradients go into fresh tensors, not into the saved inputs (Liger's swiglu writes them in
-# place). The saved gate/value are the caller's tensors, typically views of the up-projection
-# output; autograd can still need them (retain_graph, a second consumer, activation
-# checkpointing) and Triton's writes bypass the version counter, so a clobber would be silent.
-# Traffic is the same either way; the price is d_gate/d_value (or d_packed) being allocated
-# while the inputs are alive, i.e. a higher backward peak, not more bytes moved.
+# By default gradients go into fresh tensors. With inplace_backward=True they overwrite the saved
+# gate/value (as Liger's swiglu does), which saves one [rows, 2F] allocation at the backward peak.
+# That is safe only when nothing else reads those inputs after the forward: true for the output
+# of the FFN's own up-projection (a Linear saves its input, not its output), false for a leaf or a
+# tensor with a second consumer. Triton's writes bypass the version counter, so autograd could not
+# catch a clobbered input; a second backward through the same graph (retain_graph) is refused.
+
+
+def _gradient_buffers(ctx, *saved: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The buffers the backward writes into: the saved inputs themselves, or fresh ones."""
+    if not ctx.inplace_backward:
+        return tuple(torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in saved)
+    if ctx.consumed:
+        raise RuntimeError(
+            "the fused gated activation ran its backward in place and its saved inputs now hold "
+            "gradients, so it cannot run a second backward (retain_graph); call it with "
+            "inplace_backward=False"
+        )
+    ctx.consumed = True
+    return saved
 
 
 class GatedActivationFunction(torch.autograd.Function):
     """act(gate) * value for two [..., F] tensors."""
 
     @staticmethod
-    def forward(ctx, gate: torch.Tensor, value: torch.Tensor, activation: str) -> torch.Tensor:
+    def forward(
+        ctx, gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool
+    ) -> torch.Tensor:
         n_cols = gate.shape[-1]
         g2, u2 = _rows_view(gate, n_cols), _rows_view(value, n_cols)
         out = torch.empty(g2.shape, dtype=gate.dtype, device=gate.device)
@@ -327,24 +322,24 @@ class GatedActivationFunction(torch.autograd.Function):
         ctx.save_for_backward(g2, u2)  # the inputs (views of them); act(gate) is recomputed
         ctx.activation = activation
         ctx.shape = gate.shape
+        ctx.inplace_backward, ctx.consumed = inplace_backward, False
         return out.view(gate.shape)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         g2, u2 = ctx.saved_tensors
         dout = _rows_view(grad_out, g2.shape[1])
-        dg = torch.empty(g2.shape, dtype=g2.dtype, device=g2.device)
-        du = torch.empty(u2.shape, dtype=u2.dtype, device=u2.device)
+        dg, du = _gradient_buffers(ctx, g2, u2)
         _launch_bwd(dout, g2, u2, dg, du, ctx.activation)
-        return dg.view(ctx.shape), du.view(ctx.shape), None
+        return dg.view(ctx.shape), du.view(ctx.shape), None, None
 
 
 class GatedActivationPackedFunction(torch.autograd.Function):
     """act(gate) * value for one packed [..., 2F] tensor: gate first half, value second."""
 
     @staticmethod
-    def forward(ctx, packed: torch.Tensor, activation: str) -> torch.Tensor:
+    def forward(ctx, packed: torch.Tensor, activation: str, inplace_backward: bool) -> torch.Tensor:
         n_cols = packed.shape[-1] // 2
         p2 = _rows_view(packed, 2 * n_cols)
         out = torch.empty((p2.shape[0], n_cols), dtype=packed.dtype, device=packed.device)
@@ -353,20 +348,21 @@ class GatedActivationPackedFunction(torch.autograd.Function):
         ctx.save_for_backward(p2)
         ctx.activation = activation
         ctx.shape = packed.shape
+        ctx.inplace_backward, ctx.consumed = inplace_backward, False
         return out.view(*packed.shape[:-1], n_cols)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (p2,) = ctx.saved_tensors
         n_cols = p2.shape[1] // 2
         dout = _rows_view(grad_out, n_cols)
-        dp = torch.empty(p2.shape, dtype=p2.dtype, device=p2.device)
+        (dp,) = _gradient_buffers(ctx, p2)
         # d_gate into the first half of d_packed, d_value into the second: no torch.cat.
         _launch_bwd(
             dout, p2[:, :n_cols], p2[:, n_cols:], dp[:, :n_cols], dp[:, n_cols:], ctx.activation
         )
-        return dp.view(ctx.shape), None
+        return dp.view(ctx.shape), None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,17 +370,29 @@ class GatedActivationPackedFunction(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------
 
 
-def gated_activation(gate: torch.Tensor, value: torch.Tensor, activation: str) -> torch.Tensor:
-    """Fused act(gate) * value; gate and value are [..., F] of one dtype; autograd-capable."""
+def gated_activation(
+    gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool = False
+) -> torch.Tensor:
+    """Fused act(gate) * value; gate and value are [..., F] of one dtype; autograd-capable.
+
+    inplace_backward=True writes the gradients over gate and value: only for inputs that nothing
+    else reads after this call (see the note above GatedActivationFunction).
+    """
     check_activation(activation)
     _check_inputs(gate, value)
-    return GatedActivationFunction.apply(gate, value, activation)
+    return GatedActivationFunction.apply(gate, value, activation, inplace_backward)
 
 
-def gated_activation_packed(packed: torch.Tensor, activation: str) -> torch.Tensor:
-    """Fused act(gate) * value for packed [..., 2F] (gate = [..., :F]); returns [..., F]."""
+def gated_activation_packed(
+    packed: torch.Tensor, activation: str, inplace_backward: bool = False
+) -> torch.Tensor:
+    """Fused act(gate) * value for packed [..., 2F] (gate = [..., :F]); returns [..., F].
+
+    inplace_backward=True writes d_packed over packed: only for a packed projection that nothing
+    else reads after this call, such as the FFN's own up-projection output.
+    """
     check_activation(activation)
     _check_inputs(packed)
     if packed.shape[-1] % 2:
         raise ValueError(f"packed input needs an even last dim (2F); got {packed.shape[-1]}")
-    return GatedActivationPackedFunction.apply(packed, activation)
+    return GatedActivationPackedFunction.apply(packed, activation, inplace_backward)
