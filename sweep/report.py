@@ -23,12 +23,25 @@ from pathlib import Path
 from typing import Any
 
 from ffn_variants.errors import UserInputError
-from sweep.stats import mean_ci, paired_difference, rank_lowest_first, spread_percent, t_critical
+from sweep.stats import (
+    kendall_tau,
+    mean_ci,
+    paired_difference,
+    rank_lowest_first,
+    spread_percent,
+    t_critical,
+)
 
 CONFIDENCE = 0.95
 # Overrides that say which row and which seed a run is; any other override that differs between
 # runs (optim.lr in an lr_scan, say) splits a variant's row by its value.
 SAME_ROW_KEYS = {"ffn", "seed", "experiment"}
+# Shazeer (2020), "GLU Variants Improve Transformer", Table 1: log-perplexity after 65,536 steps
+# (T5-base on C4), the anchor this harness compares its ordering with.
+SHAZEER_TABLE_1 = {
+    "relu": 1.997, "gelu": 1.983, "swish": 1.994, "glu": 1.982,
+    "bilinear": 1.960, "geglu": 1.942, "swiglu": 1.944, "reglu": 1.953,
+}
 PLOTS = ("val_loss.png", "final_loss.png", "activations.png")
 CSV_COLUMNS = [
     "rank", "variant", "setting", "n_seeds", "seeds",
@@ -309,6 +322,24 @@ def build_rows(runs: Sequence[Run], baseline: str | None) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: (r["rank"], r["label"]))
 
 
+def compare_with_table_1(rows: Sequence[dict]) -> dict[str, Any] | None:
+    """Our ordering of the Table 1 variants beside Shazeer's: both values and ranks per variant
+    and Kendall's tau between the two orderings (None with fewer than 3 shared variants)."""
+    ours = {r["variant"]: r["final_val_loss_mean"] for r in best_settings(rows)
+            if r["variant"] in SHAZEER_TABLE_1 and math.isfinite(r["final_val_loss_mean"])}
+    if len(ours) < 3:
+        return None
+    theirs = {v: SHAZEER_TABLE_1[v] for v in ours}
+    tau, p = kendall_tau([ours[v] for v in ours], [theirs[v] for v in ours])
+    our_rank, their_rank = rank_lowest_first(ours), rank_lowest_first(theirs)
+    return {
+        "variants": [{"variant": v, "ours": ours[v], "our_rank": our_rank[v],
+                      "shazeer": theirs[v], "shazeer_rank": their_rank[v]}
+                     for v in sorted(ours, key=lambda v: their_rank[v])],
+        "kendall_tau": tau, "p_value": p,
+    }
+
+
 def best_settings(rows: Sequence[dict]) -> list[dict]:
     """Per variant, its row with the lowest mean final val loss (for sweeps that vary a setting,
     such as the learning rate), best variant first."""
@@ -451,6 +482,25 @@ def render_markdown(
     else:
         L.append("_No completed runs: nothing to tabulate._")
     L.append("")
+
+    table_1 = compare_with_table_1(rows)
+    if table_1 is not None:
+        L.append("## Against Shazeer (2020), Table 1")
+        L.append("")
+        L.append("| variant | final val loss here | rank here | Table 1 log-perplexity | "
+                 "rank in Table 1 |")
+        L.append("|---|---:|---:|---:|---:|")
+        for t in table_1["variants"]:
+            L.append(f"| {t['variant']} | {t['ours']:.4f} | {t['our_rank']} | {t['shazeer']:.3f} | "
+                     f"{t['shazeer_rank']} |")
+        L.append("")
+        L.append(
+            f"Kendall's τ between the two orderings: {table_1['kendall_tau']:+.2f} (p = "
+            f"{_p(table_1['p_value'])}; +1 is the same order, 0 unrelated). Table 1 trained "
+            "T5-base for 65,536 steps on C4; a small model trained briefly need not agree, and "
+            "differences inside the confidence intervals above say nothing about order."
+        )
+        L.append("")
 
     L.append("## Failed / unfinished runs")
     L.append("")
@@ -599,6 +649,7 @@ def make_report(
         "best_settings": [{"variant": r["variant"], "setting": r["setting"],
                            "final_val_loss_mean": r["final_val_loss_mean"]}
                           for r in best_settings(rows)] if any(r["setting"] for r in rows) else [],
+        "shazeer_table_1": compare_with_table_1(rows),
         "failed": [{"name": r.name, "variant": r.variant, "seed": r.seed, "status": r.status,
                     "reason": r.reason, "dir": r.rel} for r in runs if not r.ok],
         "plots": {k: ("written" if v is None else f"skipped: {v}") for k, v in plots.items()},

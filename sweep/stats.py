@@ -106,6 +106,12 @@ def rank_lowest_first(values: Mapping[str, float]) -> dict[str, int]:
     return ranks
 
 
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Kendall's tau-b between two orderings of the same items, and its two-sided p-value."""
+    result = stats.kendalltau(a, b)
+    return float(result.statistic), float(result.pvalue)
+
+
 def spread_percent(values: Iterable[float]) -> float:
     """How far the largest value is above the smallest, in percent of the smallest (NaN if none)."""
     x = [float(v) for v in values if v is not None and math.isfinite(float(v))]

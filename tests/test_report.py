@@ -13,7 +13,13 @@ import pytest
 import scipy.stats
 
 from sweep.report import main, read_metrics
-from sweep.stats import aligned_mean_ci, mean_ci, paired_difference, rank_lowest_first
+from sweep.stats import (
+    aligned_mean_ci,
+    kendall_tau,
+    mean_ci,
+    paired_difference,
+    rank_lowest_first,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 T975_2 = 4.302652729911275  # t_{0.975, df=2}, for n = 3 seeds
@@ -176,6 +182,13 @@ def test_aligned_mean_ci_and_ranks() -> None:
     }
 
 
+def test_kendall_tau_known_orderings() -> None:
+    assert kendall_tau([1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])[0] == pytest.approx(1.0)
+    assert kendall_tau([1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0])[0] == pytest.approx(-1.0)
+    # one swapped pair of 4 items: (6 - 2 * 1) / 6
+    assert kendall_tau([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])[0] == pytest.approx(4 / 6)
+
+
 def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     p = tmp_path / "metrics.jsonl"
     p.write_text(
@@ -239,6 +252,12 @@ def test_markdown_table_and_header(report: dict) -> None:
     assert "How to read this" in md and "includes 0" in md
     for png in ("val_loss.png", "final_loss.png", "activations.png"):
         assert f"]({png})" in md
+    # relu > gelu > swiglu here, as in Shazeer's Table 1 (1.997 > 1.983 > 1.944)
+    table_1 = md.split("## Against Shazeer (2020), Table 1")[1].split("## Failed")[0]
+    assert "| swiglu | 5.0767 | 1 | 1.944 | 1 |" in table_1
+    assert "| relu | 5.3000 | 3 | 1.997 | 3 |" in table_1
+    assert "Kendall's τ between the two orderings: +1.00" in table_1
+    assert report["json"]["shazeer_table_1"]["kendall_tau"] == pytest.approx(1.0)
 
 
 def test_failed_and_missing_runs_listed_and_excluded(report: dict) -> None:
