@@ -213,14 +213,18 @@ def load_run(path: Path, root: Path) -> Run:
                settings=settings)
 
 
-def label_settings(runs: Sequence[Run]) -> list[str]:
-    """Give each run its `setting`: the overrides (other than ffn and seed) whose values differ
-    between runs, e.g. optim.lr in an lr_scan. Returns those keys."""
+def varying_keys(runs: Sequence[Run]) -> list[str]:
+    """The overrides (other than ffn and seed) whose values differ between runs, e.g. optim.lr
+    in an lr_scan."""
     keys = sorted({k for r in runs for k in r.settings})
-    varying = [k for k in keys if len({r.settings.get(k) for r in runs}) > 1]
+    return [k for k in keys if len({r.settings.get(k) for r in runs}) > 1]
+
+
+def label_settings(runs: Sequence[Run]) -> None:
+    """Give each run its `setting`: its values of the keys that vary across the sweep."""
+    varying = varying_keys(runs)
     for r in runs:
         r.setting = ", ".join(f"{k}={r.settings.get(k, 'default')}" for k in varying)
-    return varying
 
 
 def load_sweep(root: Path, exclude: Path | None = None) -> list[Run]:
@@ -392,14 +396,13 @@ def _span(vals: list, fmt=str) -> str:
 
 def render_markdown(
     name: str, root: Path, runs: Sequence[Run], rows: Sequence[dict], baseline: str,
-    plots: dict[str, str | None],
+    plots: dict[str, str | None], table_1: dict[str, Any] | None,
 ) -> str:
     """The human-readable report."""
     ok = [r for r in runs if r.ok]
     bad = [r for r in runs if not r.ok]
     has_base = any(r["variant"] == baseline for r in rows)
-    varying = sorted({k.split("=", 1)[0] for r in rows if r["setting"]
-                      for k in r["setting"].split(", ")})
+    varying = varying_keys(runs)
     L = [f"# FFN variant sweep: {name}", ""]
     L.append(f"- **Sweep dir:** `{root}`")
     L.append(f"- **Runs:** {len(runs)} found, {len(ok)} completed, {len(bad)} failed/unfinished "
@@ -483,7 +486,6 @@ def render_markdown(
         L.append("_No completed runs: nothing to tabulate._")
     L.append("")
 
-    table_1 = compare_with_table_1(rows)
     if table_1 is not None:
         L.append("## Against Shazeer (2020), Table 1")
         L.append("")
@@ -615,6 +617,7 @@ def make_report(
     dest.mkdir(parents=True, exist_ok=True)
 
     rows = build_rows(runs, baseline)
+    table_1 = compare_with_table_1(rows)
     order = [r["label"] for r in rows]
     colors = P.variant_colors(order)
     by_var: dict[str, list[list[dict]]] = {}
@@ -635,7 +638,7 @@ def make_report(
             log(f"skipped {fname}: {skipped}")
 
     (dest / "report.md").write_text(
-        render_markdown(name, root, runs, rows, baseline, plots), encoding="utf-8")
+        render_markdown(name, root, runs, rows, baseline, plots, table_1), encoding="utf-8")
     log(f"wrote {dest / 'report.md'}")
     write_csv(rows, dest / "report.csv")
     log(f"wrote {dest / 'report.csv'}")
@@ -648,8 +651,8 @@ def make_report(
         "rows": rows,
         "best_settings": [{"variant": r["variant"], "setting": r["setting"],
                            "final_val_loss_mean": r["final_val_loss_mean"]}
-                          for r in best_settings(rows)] if any(r["setting"] for r in rows) else [],
-        "shazeer_table_1": compare_with_table_1(rows),
+                          for r in best_settings(rows)] if any(r.setting for r in runs) else [],
+        "shazeer_table_1": table_1,
         "failed": [{"name": r.name, "variant": r.variant, "seed": r.seed, "status": r.status,
                     "reason": r.reason, "dir": r.rel} for r in runs if not r.ok],
         "plots": {k: ("written" if v is None else f"skipped: {v}") for k, v in plots.items()},
