@@ -5,14 +5,14 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry lint
+.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry lint format
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e ".[dev,sweep,kernels]"
 
 data:  ## tokenize the built-in corpus once (later runs reuse the cache in data/)
-	$(PYTHON) -m harness.prepare_data
+	$(PYTHON) -m harness.tools.prepare_data
 
 train:  ## one run: make train FFN=geglu
 	$(PYTHON) train.py ffn=$(FFN) model=$(MODEL)
@@ -30,15 +30,19 @@ report:  ## tables and plots for the newest sweep: make report SWEEP_DIR=multiru
 	$(PYTHON) -m sweep.report $(SWEEP_DIR)
 
 sizes:  ## the matched-parameter table: make sizes MODEL=small
-	$(PYTHON) -m harness.sizes model=$(MODEL)
+	$(PYTHON) -m harness.tools.sizes model=$(MODEL)
 
 bench: bench-kernels bench-telemetry
 
 bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
-	$(PYTHON) -m ffn_variants.kernels.benchmark
+	$(PYTHON) -m bench.kernels
 
 bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
-	$(PYTHON) -m harness.bench_telemetry model=$(MODEL)
+	$(PYTHON) -m bench.telemetry model=$(MODEL)
 
-lint:
+lint:  ## ruff: lint rules and formatting (make format applies the formatting)
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff format .

@@ -3,13 +3,13 @@
     python train.py ffn=swiglu
     python train.py -m ffn=relu,gelu,glu,reglu,geglu,swiglu seed=0,1,2
 
-Everything a run produces lands in its Hydra output dir: .hydra/ (the config), metrics.jsonl,
-summary.json, checkpoints/ and the W&B files.
+Hydra composes the config, `to_train_config` turns it into typed dataclasses once, and
+`Trainer(cfg, run_dir).train()` runs it. Everything a run produces lands in its Hydra output dir:
+.hydra/ (the config), metrics.jsonl, summary.json, checkpoints/ and the W&B files.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 import traceback
@@ -20,33 +20,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ffn_variants.errors import UserInputError
-from harness.cli import check_command_line, fail
-from harness.config import register_configs
-from harness.metrics import write_json_atomic
-from harness.summary import print_summary
-from harness.trainer import NonFiniteError, Preempted, train
+from harness.cli import check_command_line, fail, planned_output_dir
+from harness.config import register_configs, to_train_config
+from harness.errors import UserInputError
+from harness.preemption import Preempted
+from harness.rundir import NewDirs
+from harness.summary import RunStatus, RunSummary, run_name
+from harness.trainer import NonFiniteError, Trainer
 
 register_configs()
-
-
-def remove_if_only_hydra_files(run_dir: Path) -> None:
-    """A run that failed on bad input leaves nothing behind: not even Hydra's config copy."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir)
-        for parent in run_dir.parents:  # the empty outputs/<variant>-s<seed>/ above it, too
-            if parent == Path.cwd() or any(parent.iterdir()):
-                break
-            parent.rmdir()
+# The directories this command will create on the way to its run dir, noted before Hydra
+# creates them: a run that fails on bad input removes those and nothing else.
+NEW_DIRS: NewDirs | None = None
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, error: str) -> None:
     """A job that failed before the trainer wrote its summary still gets one, saying why."""
-    path = run_dir / "summary.json"
-    if not path.exists():
-        name = f"{cfg.ffn.name}-s{cfg.seed}"
-        summary = {"run_name": name, "variant": cfg.ffn.name, "seed": cfg.seed}
-        write_json_atomic(path, {**summary, "status": "failed", "error": error})
+    if not (run_dir / "summary.json").exists():
+        failed = RunSummary(cfg.ffn.name, cfg.seed, status=RunStatus.failed, error=error)
+        failed.write(run_dir)
 
 
 def pass_on(e: Preempted) -> None:
@@ -61,23 +53,28 @@ def pass_on(e: Preempted) -> None:
     sys.exit(128 + e.signum)
 
 
+def fail_single_run(e: Exception, run_dir: Path) -> None:
+    """A single run's error: one line, exit 2 for bad input (leaving nothing behind), else 1."""
+    if isinstance(e, UserInputError) and NEW_DIRS is not None:
+        NEW_DIRS.remove_failed_run(run_dir)
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2 if isinstance(e, UserInputError) else 1)
+
+
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     group = f"{cfg.experiment}-{Path(hc.sweep.dir).name}" if multirun else None
-    name = f"{cfg.ffn.name}-s{cfg.seed}"
     try:
-        summary = train(cfg, run_dir, group=group)
+        summary = Trainer(to_train_config(cfg), run_dir, group=group).train()
     except Preempted as e:
         pass_on(e)
     except (UserInputError, NonFiniteError) as e:
         if not multirun:
-            if isinstance(e, UserInputError):
-                remove_if_only_hydra_files(run_dir)
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2 if isinstance(e, UserInputError) else 1)
+            fail_single_run(e, run_dir)
+        name = run_name(cfg.ffn.name, cfg.seed)
         print(f"error: job {hc.job.num} ({name}): {e}", file=sys.stderr, flush=True)
         record_failure(run_dir, cfg, str(e))
         return None
@@ -89,13 +86,14 @@ def main(cfg: DictConfig) -> float | None:
         traceback.print_exc()
         record_failure(run_dir, cfg, f"{type(e).__name__}: {e}")
         return None
-    print_summary(summary, run_dir)
-    return summary.get("final_val_loss")
+    print(summary.console(run_dir), flush=True)
+    return summary.final_val_loss
 
 
 if __name__ == "__main__":
     try:
         check_command_line(sys.argv[1:])
+        NEW_DIRS = NewDirs(planned_output_dir(sys.argv[1:]))
     except UserInputError as e:
         fail(str(e))
     main()

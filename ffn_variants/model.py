@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ffn_variants.sizing import matched_d_ff
-from ffn_variants.variants import build_ffn
+from ffn_variants.sizing import Match, ffn_flops, matched_d_ff, transformer_flops_per_token
+from ffn_variants.variants import Impl, build_ffn, get_variant
+
+
+class Pos(StrEnum):
+    rope = "rope"  # rotary embeddings on queries and keys
+    learned = "learned"  # a learned absolute position embedding, added to the input
 
 
 @dataclass
@@ -26,35 +32,39 @@ class GPTConfig:
     d_ff: int = 512  # the dense FFN's hidden width; other variants are matched to it
     block_size: int = 128
     vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64
-    pos: str = "rope"  # "rope" or "learned"
+    pos: Pos = Pos.rope
     multiple_of: int = 4  # gated widths are rounded to a multiple of this
     dropout: float = 0.0
     rope_base: float = 10000.0
     norm_eps: float = 1e-6
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         """ValueError naming the fix for a shape that cannot work."""
+        for key in ("n_layer", "n_head", "d_model", "d_ff", "block_size", "vocab_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key}={getattr(self, key)} must be at least 1")
         if self.d_model % self.n_head:
             raise ValueError(
                 f"model.d_model={self.d_model} is not divisible by model.n_head={self.n_head}; "
                 f"pick n_head among the divisors of d_model"
             )
-        if self.pos == "rope" and (self.d_model // self.n_head) % 2:
+        if self.pos == Pos.rope and (self.d_model // self.n_head) % 2:
             raise ValueError(
                 f"rotary positions need an even head size, got d_model/n_head="
                 f"{self.d_model // self.n_head}; change model.n_head or use model.pos=learned"
             )
-        if self.pos not in ("rope", "learned"):
-            raise ValueError(f"unknown model.pos '{self.pos}'; known: rope, learned")
 
 
 @dataclass
 class FFNSpec:
-    name: str = "swiglu"
-    match: str = "params"  # "params", "flops" or "none"
+    name: str = "swiglu"  # a key of ffn_variants.variants.VARIANTS
+    match: Match = Match.params
     bias: bool = False
     dropout: float = 0.0
-    impl: str = "auto"  # "auto", "triton", "torch", "compile"
+    impl: Impl = Impl.auto
+
+    def __post_init__(self) -> None:
+        get_variant(self.name)  # ValueError listing the known variants
 
 
 class RotaryEmbedding(nn.Module):
@@ -82,7 +92,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.rotary = (
             RotaryEmbedding(cfg.d_model // cfg.n_head, cfg.block_size, cfg.rope_base)
-            if cfg.pos == "rope"
+            if Pos(cfg.pos) == Pos.rope
             else None
         )
 
@@ -117,14 +127,15 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig, ffn: FFNSpec) -> None:
         super().__init__()
-        cfg.check()
         self.cfg = cfg
         self.ffn_spec = ffn
         self.d_ff = matched_d_ff(
             ffn.name, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
         )
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.block_size, cfg.d_model) if cfg.pos == "learned" else None
+        self.pos_emb = (
+            nn.Embedding(cfg.block_size, cfg.d_model) if Pos(cfg.pos) == Pos.learned else None
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, ffn, self.d_ff) for _ in range(cfg.n_layer))
         self.norm_out = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
@@ -180,3 +191,10 @@ class GPT(nn.Module):
             "ffn_per_layer": ffn // self.cfg.n_layer,
             "d_ff": self.d_ff,
         }
+
+    def flops_per_token(self) -> dict[str, int]:
+        """Forward FLOPs per token: the whole model, and one FFN layer (ffn_variants.sizing)."""
+        c = self.cfg
+        ffn = ffn_flops(self.ffn_spec.name, c.d_model, self.d_ff)
+        total = transformer_flops_per_token(c.n_layer, c.d_model, c.block_size, c.vocab_size, ffn)
+        return {"ffn": ffn, "total": total}

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ffn_variants.variants import VARIANTS, get_variant
 
 TOLERANCE = 0.01
-MATCHES = ("params", "flops", "none")
+
+
+class Match(StrEnum):
+    """What a variant's hidden width is matched on, against the dense ReLU FFN."""
+
+    params = "params"  # parameters per layer (the 2/3 rule for gated variants)
+    flops = "flops"  # forward FLOPs per token per layer
+    none = "none"  # the dense width as given
+
 
 # Rough forward FLOPs per element of each activation (compare, exp, divide... counted as one each).
 ACTIVATION_FLOPS = {
@@ -77,7 +86,7 @@ def matched_d_ff(
     d_model: int,
     dense_d_ff: int,
     multiple_of: int = 8,
-    match: str = "params",
+    match: Match | str = Match.params,
     bias: bool = False,
 ) -> int:
     """Hidden width of `variant` matched to a dense ReLU FFN of width dense_d_ff.
@@ -86,9 +95,8 @@ def matched_d_ff(
     for gated variants when matching parameters), rounds it down or up to multiple_of, whichever is
     closer, and raises ValueError if even that is more than 1% off. match="none" keeps dense_d_ff.
     """
-    if match not in MATCHES:
-        raise ValueError(f"unknown ffn.match '{match}'; known: {', '.join(MATCHES)}")
-    if match == "none":
+    match = Match(match)
+    if match == Match.none:
         return dense_d_ff
     if get_variant(variant).activation == "relu" and not get_variant(variant).gated:
         return dense_d_ff  # the reference itself
@@ -126,7 +134,7 @@ def ffn_size(
     d_model: int,
     dense_d_ff: int,
     multiple_of: int = 8,
-    match: str = "params",
+    match: Match | str = Match.params,
     bias: bool = False,
 ) -> FFNSize:
     """Width, parameters and FLOPs of one `variant` layer, beside the dense ReLU FFN's."""
@@ -157,7 +165,7 @@ def matching_table(
     d_model: int,
     dense_d_ff: int,
     multiple_of: int = 8,
-    match: str = "params",
+    match: Match | str = Match.params,
     bias: bool = False,
     variants: list[str] | None = None,
 ) -> list[FFNSize]:

@@ -8,6 +8,7 @@ configs/ffn/, W&B tag and report row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 import torch.nn as nn
@@ -39,7 +40,14 @@ VARIANTS: dict[str, Variant] = {
     ]
 }
 
-IMPLS = ("auto", "triton", "torch", "compile")
+
+class Impl(StrEnum):
+    """How a gated FFN computes act(gate) * value."""
+
+    auto = "auto"  # the fused Triton kernel where it can run (CUDA), else torch
+    triton = "triton"  # the fused Triton kernel, forward and backward
+    torch = "torch"  # plain PyTorch
+    compile = "compile"  # torch.compile of the plain PyTorch function
 
 
 def get_variant(name: str) -> Variant:
@@ -82,13 +90,11 @@ class GatedFFN(nn.Module):
         activation: str,
         bias: bool = False,
         dropout: float = 0.0,
-        impl: str = "auto",
+        impl: Impl | str = Impl.auto,
     ) -> None:
         super().__init__()
-        if impl not in IMPLS:
-            raise ValueError(f"unknown ffn impl '{impl}'; known: {', '.join(IMPLS)}")
         self.activation = activation
-        self.impl = impl
+        self.impl = Impl(impl)
         self.d_ff = d_ff
         self.w_in = nn.Linear(d_model, 2 * d_ff, bias=bias)
         self.w_out = nn.Linear(d_ff, d_model, bias=bias)
@@ -145,7 +151,7 @@ def build_ffn(
     *,
     bias: bool = False,
     dropout: float = 0.0,
-    impl: str = "auto",
+    impl: Impl | str = Impl.auto,
 ) -> nn.Module:
     """The FFN `name` with hidden width d_ff (already sized: see ffn_variants.sizing)."""
     variant = get_variant(name)

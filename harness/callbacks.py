@@ -6,13 +6,14 @@ job left on disk: its summary.json, or only Hydra's .hydra/ for a job that died 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from harness.summary import RunStatus, RunSummary
 
 
 def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
@@ -23,8 +24,8 @@ def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
         if job_dir == sweep_dir:
             continue
         try:
-            summary = json.loads((job_dir / "summary.json").read_text())
-            outcomes.append((job_dir.name, summary.get("status"), summary.get("error") or ""))
+            summary = RunSummary.read(job_dir)
+            outcomes.append((job_dir.name, str(summary.status), summary.error or ""))
         except (OSError, ValueError):
             outcomes.append((job_dir.name, "unfinished", "no readable summary.json"))
     return outcomes
@@ -36,7 +37,7 @@ class SweepStatus(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         outcomes = job_outcomes(sweep_dir)
-        bad = [o for o in outcomes if o[1] != "completed"]
+        bad = [o for o in outcomes if o[1] != RunStatus.completed]
         print(f"sweep {sweep_dir}: {len(outcomes) - len(bad)}/{len(outcomes)} jobs completed")
         if bad:
             for name, status, error in bad:

@@ -1,7 +1,8 @@
-"""Checkpoints that survive crashes: written atomically, loaded safely, pruned to the last K.
+"""Checkpoint files: written atomically, loaded safely, pruned to the last K, found for resume.
 
-A checkpoint is a dict of tensors and plain values, so it loads with weights_only=True. A file that
-is truncated or corrupt is reported and the previous good one is used.
+A checkpoint is a dict of tensors and plain values (the trainer's state_dict), so it loads with
+weights_only=True. A file that is truncated or corrupt is reported and the previous good one is
+used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from harness.errors import UserInputError
 from harness.metrics import warn
 
 PATTERN = re.compile(r"^step_(\d+)\.pt$")
@@ -50,11 +52,42 @@ def list_checkpoints(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def load_file(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at `path`, or None (with a warning) if it does not load."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        warn(f"checkpoint {path} is unreadable ({type(e).__name__})")
+        return None
+
+
 def load_latest(directory: Path) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint that loads; corrupt ones are reported and skipped."""
     for path in reversed(list_checkpoints(directory)):
-        try:
-            return path, torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            warn(f"checkpoint {path} is unreadable ({type(e).__name__}); trying the previous one")
+        state = load_file(path)
+        if state is not None:
+            return path, state
+        warn("trying the previous checkpoint")
     return None
+
+
+def find_resume(resume: str, run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint trainer.resume names, loaded; None to start from scratch.
+
+    auto: the newest good one in <run_dir>/checkpoints (none: start over). never: None. Any other
+    value is a path: a checkpoint file, a checkpoints dir, or a run dir holding checkpoints/; it
+    must hold a readable checkpoint (UserInputError otherwise).
+    """
+    if resume == "never":
+        return None
+    if resume == "auto":
+        return load_latest(run_dir / "checkpoints")
+    source = Path(resume)
+    if source.is_dir():
+        found = load_latest(source / "checkpoints" if (source / "checkpoints").is_dir() else source)
+    else:
+        state = load_file(source) if source.is_file() else None
+        found = (source, state) if state is not None else None
+    if found is None:
+        raise UserInputError(f"trainer.resume={resume}: no readable checkpoint there")
+    return found

@@ -1,15 +1,19 @@
 """Command-line checks that turn config mistakes into one-line errors before any work starts.
 
 Hydra composes the config inside @hydra.main and prints a multi-line report on failure. Composing
-each distinct choice of the command line first (with Hydra's compose API: the same code path)
-lets us say what is wrong and how to fix it in one line, and exit with code 2.
+each distinct choice of the command line first (with Hydra's compose API: the same code path) and
+converting it to the typed config lets us say what is wrong and how to fix it in one line, and
+exit with code 2, before Hydra creates any directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import errno
 import sys
 import tempfile
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,29 +22,23 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
-from ffn_variants.errors import UserInputError
-from harness.config import check_choices
+from harness.config import TrainConfig, register_configs, to_train_config
+from harness.errors import UserInputError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion",
               "-sc"}  # fmt: skip
 HYDRA_FLAGS_WITH_VALUE = {
-    "--cfg",
-    "-c",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--experimental-rerun",
-    "--info",
-    "-i",
-    "--package",
-    "-p",
-}
+    "--cfg", "-c", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+    "--experimental-rerun", "--info", "-i", "--package", "-p",
+}  # fmt: skip
 
 
 def user_overrides(argv: Iterable[str]) -> list[str]:
@@ -85,40 +83,108 @@ def first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' when one known word is clearly the closest, else ''."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def schema_keys(path: str) -> list[str]:
+    """The keys of the config node at dotted `path` ('' is the root), from the dataclasses."""
+    node: type = TrainConfig
+    for part in [p for p in path.split(".") if p]:
+        hints = typing.get_type_hints(node)
+        if part not in hints or not dataclasses.is_dataclass(hints[part]):
+            return []
+        node = hints[part]
+    return [f.name for f in dataclasses.fields(node)]
+
+
+def _explain_missing_option(e: MissingConfigException) -> str:
+    group, _, name = (e.missing_cfg_file or "").rpartition("/")
+    if not group:
+        return f"config '{name}' not found"
+    options = e.options or []
+    return (
+        f"unknown {group} '{name}'{did_you_mean(name, options)}; known: {', '.join(options)} "
+        f"(files in configs/{group}/)"
+    )
+
+
+def _explain_omegaconf(e: OmegaConfBaseException) -> str:
+    key = str(getattr(e, "full_key", "") or "")
+    message = first_line(e)
+    if isinstance(e, (ConfigKeyError, ConfigAttributeError)) and key:
+        parent = key.rpartition(".")[0]
+        known = [f"{parent}.{k}" if parent else k for k in schema_keys(parent)]
+        return (
+            f"unknown key {key}{did_you_mean(key, known)}; "
+            "see the keys with: python train.py --cfg job"
+        )
+    if isinstance(e, ValidationError) and "expected one of" in message and key:
+        value = message.split("'")[1] if message.count("'") >= 2 else "?"
+        allowed = message.split("expected one of [", 1)[1].rstrip("]")
+        return f"{key}={value} is not one of: {allowed}"
+    if "Missing mandatory value" in message:
+        return f"{key} must be set: add {key}=... to the command line"
+    where = f" (key {key})" if key and key not in message else ""
+    return f"bad config: {message}{where}; see the keys with: python train.py --cfg job"
+
+
 def explain(e: BaseException) -> str:
     """A one-line account of a composition error, with the fix."""
     if isinstance(e, MissingConfigException) and e.missing_cfg_file:
-        group, _, name = e.missing_cfg_file.rpartition("/")
-        known = ", ".join(e.options or [])
-        if group:
-            return f"unknown {group} '{name}'; known: {known} (files in configs/{group}/)"
-        return f"config '{name}' not found"
+        return _explain_missing_option(e)
     cause = e
     while cause.__cause__ is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__
     if isinstance(cause, OmegaConfBaseException):
-        key = getattr(cause, "full_key", None)
-        message = first_line(cause)
-        if "Missing mandatory value" in message:
-            return f"{key} must be set: add {key}=... to the command line"
-        where = f" (key {key})" if key and key not in message else ""
-        return f"bad config: {message}{where}; see the keys with: python train.py --cfg job"
+        return _explain_omegaconf(cause)
     return f"bad config: {first_line(e)}"
 
 
-def compose_checked(overrides: list[str]) -> DictConfig:
-    """Compose configs/train.yaml with `overrides`, resolving every value; UserInputError if bad."""
+def compose_config(overrides: list[str], hydra_node: bool = False) -> DictConfig:
+    """configs/train.yaml composed with `overrides`; UserInputError (one line) if it fails."""
+    register_configs()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
-        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        check_choices(cfg)
-        return cfg
+            return compose("train", overrides=overrides, return_hydra_config=hydra_node)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserInputError(explain(e)) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def compose_checked(overrides: list[str]) -> TrainConfig:
+    """The typed, checked config for `overrides`; UserInputError (one line) if anything is bad."""
+    cfg = compose_config(overrides)
+    try:
+        return to_train_config(cfg)
+    except OmegaConfBaseException as e:
+        raise UserInputError(explain(e)) from None
+
+
+def _fixed_part(path: str) -> Path:
+    """The part of a configured path before its first interpolation, as an absolute path."""
+    return Path(path.split("${")[0] or ".").absolute()
+
+
+def planned_output_dir(argv: list[str]) -> Path:
+    """Where this command's run (or sweep) dir will be, as far as it can be known in advance.
+
+    The composed hydra.run.dir (hydra.sweep.dir for -m), with ${now:...} resolved to now;
+    where it cannot be resolved here, its fixed part before the first interpolation.
+    """
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        cfg = compose_config(overrides, hydra_node=True)
+        return Path(str(OmegaConf.select(cfg, key))).absolute()
+    except (UserInputError, OmegaConfBaseException):
+        raw = next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), "outputs")
+        return _fixed_part(raw)
 
 
 def check_output_dir(argv: list[str]) -> None:
@@ -129,8 +195,7 @@ def check_output_dir(argv: list[str]) -> None:
         (a.split("=", 1)[1] for a in argv if a.startswith(key + "=")),
         "multirun" if multirun else "outputs",
     )
-    path = Path(value.split("${")[0] or ".").absolute()  # the part fixed before interpolations
-    existing = path
+    existing = _fixed_part(value)
     while not existing.exists():
         existing = existing.parent
     try:
@@ -153,6 +218,6 @@ def check_command_line(argv: list[str]) -> None:
         check_output_dir(argv)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> typing.NoReturn:
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)

@@ -1,27 +1,50 @@
-"""Typed configuration: the schema Hydra checks every composed config against.
+"""The typed configuration: the schema Hydra composes into, and the one place defaults live.
 
-A misspelt key or a value of the wrong type fails when the config is composed, naming the key.
-The dataclasses of the model and the data come from ffn_variants, so the config and the code that
-reads it cannot drift apart.
+Hydra composes configs/train.yaml against `TrainConfig` (registered as `train_schema`), so a
+misspelt key, a value of the wrong type or an enumerated value outside its choices fails at
+compose time, naming the key. `to_train_config` converts the composed config once into these
+dataclasses, which runs each `__post_init__`: the checks that need more than a type (ranges,
+shapes, matched sizes). Everything below the entry point takes these dataclasses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import Any
 
+import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from ffn_variants.data import DataConfig
-from ffn_variants.errors import UserInputError
 from ffn_variants.model import FFNSpec, GPTConfig
-from ffn_variants.sizing import MATCHES
-from ffn_variants.variants import IMPLS
+from ffn_variants.sizing import matched_d_ff
+from harness.data.config import DataConfig
+from harness.errors import UserInputError
+
+
+class DType(StrEnum):
+    auto = "auto"  # bf16 autocast on CUDA, fp32 on a CPU
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+class OnNonFinite(StrEnum):
+    stop = "stop"  # end the run, naming the step and the first non-finite gradient
+    skip = "skip"  # skip the step and count it (train/skipped_steps)
+
+
+class LoggerMode(StrEnum):
+    online = "online"  # offline instead when there is no login or network
+    offline = "offline"
+    disabled = "disabled"  # local files only
 
 
 @dataclass
 class ModelConfig(GPTConfig):
+    """GPTConfig's defaults are the `tiny` model; the other model/ files override them."""
+
     name: str = "tiny"
 
 
@@ -36,6 +59,16 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # 0 disables clipping
 
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr={self.lr} must be > 0")
+        _at_least("optim", self, warmup_steps=0, weight_decay=0.0, grad_clip=0.0, eps=0.0)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"optim.min_lr_ratio={self.min_lr_ratio} must be between 0 and 1")
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"optim.{key}={getattr(self, key)} must be in [0, 1)")
+
 
 @dataclass
 class TrainerConfig:
@@ -46,7 +79,7 @@ class TrainerConfig:
     eval_batches: int = 8
     log_interval: int = 10
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU), bf16, fp32
+    dtype: DType = DType.auto
     compile: bool = False
     progress: bool = True
     deterministic: bool = False
@@ -54,12 +87,25 @@ class TrainerConfig:
     ckpt_interval: int = 0  # steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 2
     resume: str = "auto"  # auto: continue the latest checkpoint in the run dir; never; or a path
-    on_nonfinite: str = "stop"  # stop, or skip the step
+    on_nonfinite: OnNonFinite = OnNonFinite.stop
+
+    def __post_init__(self) -> None:
+        _at_least(
+            "trainer", self, max_steps=1, batch_size=1, grad_accum=1, eval_interval=1,
+            eval_batches=1, log_interval=1, ckpt_interval=0, keep_checkpoints=1,
+        )  # fmt: skip
+        try:
+            if self.device != "auto":
+                torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(
+                f"trainer.device={self.device} is not a device; use auto, cpu, cuda or cuda:N"
+            ) from None
 
 
 @dataclass
 class LoggerConfig:
-    mode: str = "online"  # online (offline when there is no login or network), offline, disabled
+    mode: LoggerMode = LoggerMode.online
     project: str = "ffn-variants"
     entity: str | None = None
     group: str | None = None  # default: the multirun's name
@@ -77,35 +123,42 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
-
-CHOICES = {
-    "ffn.match": MATCHES,
-    "ffn.impl": IMPLS,
-    "model.pos": ("rope", "learned"),
-    "trainer.dtype": ("auto", "bf16", "fp32"),
-    "trainer.on_nonfinite": ("stop", "skip"),
-    "logger.mode": ("online", "offline", "disabled"),
-}
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed} must be >= 0")
+        f, m = self.ffn, self.model
+        # Raises ValueError (with the fix) where no width keeps the variant within 1%.
+        matched_d_ff(f.name, m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
 
 
-def check_choices(cfg: Any) -> None:
-    """UserInputError naming the key and the allowed values for a value outside its choices."""
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        if value not in allowed:
-            raise UserInputError(f"{key}={value} is not one of: {', '.join(allowed)}")
+def _at_least(prefix: str, node: Any, **minimum: float) -> None:
+    for key, low in minimum.items():
+        value = getattr(node, key)
+        if value < low:
+            raise ValueError(f"{prefix}.{key}={value} must be at least {low:g}")
 
 
-def to_dataclass(cls: type, node: Any) -> Any:
-    """An instance of dataclass `cls` from the matching fields of a config node."""
-    return cls(**{f.name: node[f.name] for f in fields(cls) if f.name in node})
+def to_train_config(cfg: DictConfig) -> TrainConfig:
+    """The composed config as typed dataclasses, checked; UserInputError (one line) if bad."""
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except ValueError as e:  # a __post_init__ check, ours or ffn_variants'
+        raise UserInputError(" ".join(str(e).split())) from None
+    assert isinstance(typed, TrainConfig), type(typed)
+    return typed
+
+
+def as_plain_dict(obj: Any) -> Any:
+    """A config dataclass as plain JSON-able values (enums as their strings)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: as_plain_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [as_plain_dict(v) for v in obj]
+    return obj
 
 
 def register_configs() -> None:
     """Make the schema known to Hydra as `train_schema` (configs/train.yaml extends it)."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-
-
-def choice_values(cfg: Any) -> dict[str, Any]:
-    """The few values that identify a run: used for its name, tags and summary."""
-    return {"variant": cfg.ffn.name, "seed": cfg.seed, "model": cfg.model.name}

@@ -1,147 +1,157 @@
-"""Where metrics go: metrics.jsonl and summary.json in the run dir, and Weights & Biases.
+"""One metrics sink, several loggers: metrics.jsonl in the run dir, and Weights & Biases.
 
-The local files are complete on their own (sweep.report reads nothing else); W&B is a view of the
-same numbers. Logging never stops training: a W&B failure falls back to offline or to nothing.
+The trainer calls `MetricsSink.log(step, record)` and nothing else: the sink adds the step, the
+tokens seen and the wall time once, and hands the record to every logger. A new logger is one
+class with `log` and `close`. The local file is complete on its own (sweep.report reads nothing
+else); W&B is a view of the same numbers. Logging never stops training: a W&B failure falls back
+to offline or to nothing.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from harness.config import LoggerConfig, LoggerMode
+from harness.summary import RunStatus, RunSummary
 
 # Console capture off: wrapping stdout under a progress bar slowed CPU training about 3x.
-SETTINGS = {"silent": True, "console": "off"}
+WANDB_SETTINGS = {"silent": True, "console": "off"}
 
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temp file and a rename, so a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+class MetricLogger(Protocol):
+    def log(self, step: int, record: dict[str, Any]) -> None: ...
+
+    def close(self, summary: RunSummary) -> None: ...
 
 
-def _finite_or_none(value: Any) -> Any:
+class MetricsSink:
+    """Takes each record once and sends it, with step, tokens and time, to every logger."""
+
+    def __init__(self, loggers: list[MetricLogger], tokens: Callable[[], int]) -> None:
+        self.loggers = loggers
+        self.tokens = tokens
+        self.start = time.perf_counter()
+
+    def log(self, step: int, record: dict[str, Any]) -> None:
+        full = {"step": step, "tokens": self.tokens(), "time_s": self.elapsed(), **record}
+        for logger in self.loggers:
+            logger.log(step, full)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def close(self, summary: RunSummary) -> None:
+        for logger in self.loggers:
+            logger.close(summary)
+
+
+def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else str(value)
     return value
 
 
-class MetricsFile:
-    """Appends one JSON object per line; each line is flushed so a crash loses at most one."""
+class JsonlLogger:
+    """metrics.jsonl: one JSON object per line, each flushed, so a crash loses at most one.
 
-    def __init__(self, path: Path) -> None:
+    On resume, lines logged after the checkpoint's step are dropped first: they are logged again.
+    """
+
+    def __init__(self, path: Path, resume_step: int | None = None) -> None:
         self.path = path
+        if resume_step is None:
+            path.write_text("")
+        else:
+            self._truncate_after(resume_step)
         self._file = path.open("a")
 
-    def log(self, record: dict[str, Any]) -> None:
-        clean = {k: _finite_or_none(v) for k, v in record.items()}
-        self._file.write(json.dumps(clean) + "\n")
-        self._file.flush()
-
-    def truncate_after(self, step: int) -> None:
-        """Drop lines logged after `step`: a resumed run logs those steps again."""
-        self._file.close()
+    def _truncate_after(self, step: int) -> None:
         kept = []
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text().splitlines() if self.path.exists() else []:
             try:
                 if json.loads(line)["step"] <= step:
                     kept.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by a crash
         self.path.write_text("".join(line + "\n" for line in kept))
-        self._file = self.path.open("a")
 
-    def close(self) -> None:
+    def log(self, step: int, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+        self._file.flush()
+
+    def close(self, summary: RunSummary) -> None:
         self._file.close()
 
 
-class WandbRun:
-    """One W&B run per training run; mode online, offline or disabled.
+class WandbLogger:
+    """One W&B run per training run; online, offline or disabled (then no logger at all).
 
     Online without a login or a network continues offline and says how to `wandb sync` later.
+    `run_id` resumes the W&B run of an earlier attempt (a resumed checkpoint).
     """
 
     def __init__(
-        self,
-        *,
-        mode: str,
-        project: str,
-        entity: str | None,
-        group: str | None,
-        name: str,
-        tags: list[str],
-        config: dict[str, Any],
-        run_dir: Path,
-        run_id: str | None = None,
-    ) -> None:
-        self.run = None
-        if mode == "disabled":
-            return
-        if mode not in ("online", "offline"):
-            raise ValueError(f"unknown logger.mode '{mode}'; known: online, offline, disabled")
+        self, cfg: LoggerConfig, *, name: str, group: str | None, tags: list[str],
+        config: dict[str, Any], run_dir: Path, run_id: str | None = None,
+    ) -> None:  # fmt: skip
         kwargs = dict(
-            project=project,
-            entity=entity,
-            group=group,
-            name=name,
-            tags=tags,
-            config=config,
-            dir=str(run_dir),
-            id=run_id,
+            project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=name,
+            tags=[*tags, *cfg.tags], config=config, dir=str(run_dir), id=run_id,
             resume="allow" if run_id else None,
-        )
+        )  # fmt: skip
+        self.run = None
         try:
             import wandb
 
-            self._wandb = wandb
-            try:
-                self.run = wandb.init(
-                    mode=mode, settings=wandb.Settings(init_timeout=60, **SETTINGS), **kwargs
-                )
-            except Exception as e:  # no login, no network, service refused
-                if mode == "offline":
-                    raise
-                warn(f"W&B online init failed ({str(e).splitlines()[0]}); logging offline")
-                self.run = wandb.init(mode="offline", settings=wandb.Settings(**SETTINGS), **kwargs)
+            self.run = self._init(wandb, str(cfg.mode), kwargs)
         except Exception as e:
             warn(f"W&B is unavailable ({str(e).splitlines()[0]}); metrics go to local files only")
-            self.run = None
+
+    @staticmethod
+    def _init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
+        try:
+            settings = wandb.Settings(init_timeout=60, **WANDB_SETTINGS)
+            return wandb.init(mode=mode, settings=settings, **kwargs)
+        except Exception as e:  # no login, no network, service refused
+            if mode == LoggerMode.offline:
+                raise
+            warn(f"W&B online init failed ({str(e).splitlines()[0]}); logging offline")
+            return wandb.init(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
 
     @property
     def id(self) -> str | None:
         return self.run.id if self.run is not None else None
 
-    @property
-    def offline(self) -> bool:
-        return self.run is not None and self.run.settings.mode == "offline"
-
-    def log(self, metrics: dict[str, Any], step: int) -> None:
+    def log(self, step: int, record: dict[str, Any]) -> None:
         if self.run is None:
             return
         try:
-            self.run.log(metrics, step=step)
+            self.run.log({k: v for k, v in record.items() if k != "step"}, step=step)
         except Exception as e:
             warn(f"W&B log failed at step {step} ({e}); continuing with local files")
 
-    def finish(self, summary: dict[str, Any], exit_code: int = 0, preempted: bool = False) -> None:
+    def close(self, summary: RunSummary) -> None:
         if self.run is None:
             return
         try:
-            if preempted:
+            if summary.status == RunStatus.preempted:
                 self.run.mark_preempting()  # the requeued job resumes this same run
-            for key, value in summary.items():
-                self.run.summary[key] = value
+            for key, value in summary.to_dict().items():
+                if key != "data":
+                    self.run.summary[key] = value
             directory = Path(self.run.dir).parent
-            offline = self.offline
-            self.run.finish(exit_code=exit_code)
+            offline = self.run.settings.mode == "offline"
+            self.run.finish(exit_code=0 if summary.status == RunStatus.completed else 1)
             if offline:
                 print(f"W&B run saved offline; upload it with: wandb sync {directory}", flush=True)
         except Exception as e:

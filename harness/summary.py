@@ -1,28 +1,114 @@
-"""The one-screen summary printed at the end of a run."""
+"""RunSummary: the schema of summary.json, the run's name, and the one-screen console summary.
+
+Every writer and reader of summary.json goes through this class: the trainer, the failed-job
+record of train.py, the sweep callback and sweep.report. A new summary field is one new
+attribute here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+FILENAME = "summary.json"
 
-def _fmt(value: Any, spec: str = ".4f") -> str:
+
+class RunStatus(StrEnum):
+    running = "running"  # still training, or killed without a chance to say so
+    completed = "completed"
+    preempted = "preempted"  # a checkpoint was written; rerun to continue
+    diverged = "diverged"  # non-finite loss or gradients (trainer.on_nonfinite=stop)
+    failed = "failed"
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temp file and a rename, so a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def run_name(variant: str | None, seed: int | None) -> str:
+    """`<variant>-s<seed>`: the run's name on the console, in W&B and in reports."""
+    return f"{variant}-s{seed}"
+
+
+def _finite_or_none(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+@dataclass
+class RunSummary:
+    variant: str | None = None
+    seed: int | None = None
+    status: str = RunStatus.running
+    error: str | None = None
+    model: str | None = None
+    match: str | None = None
+    group: str | None = None  # the multirun (and W&B group) this run belongs to
+    params: dict[str, int] = field(default_factory=dict)
+    flops_per_token: dict[str, int] = field(default_factory=dict)
+    device: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+    tokens: int = 0
+    tokens_per_s: float | None = None
+    wall_time_s: float | None = None
+    final_val_loss: float | None = None
+    best_val_loss: float | None = None
+    final_train_loss: float | None = None
+    skipped_steps: int = 0
+
+    @property
+    def run_name(self) -> str:
+        return run_name(self.variant, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {k: _finite_or_none(v) for k, v in dataclasses.asdict(self).items()}
+        return {"run_name": self.run_name, **fields}
+
+    def write(self, run_dir: Path) -> None:
+        write_json_atomic(run_dir / FILENAME, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """A summary from its JSON form; unknown keys are ignored, missing ones take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunSummary:
+        """The run dir's summary; OSError or ValueError if it is missing or not a JSON object."""
+        data = json.loads((run_dir / FILENAME).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("summary.json is not a JSON object")
+        return cls.from_dict(data)
+
+    def console(self, run_dir: Path) -> str:
+        """The one-screen summary printed at the end of a run."""
+        p, f = self.params, self.flops_per_token
+        lines = [
+            f"run        {self.run_name}  ({self.status}, model {self.model}, {self.device})",
+            f"params     total {p['total']:,}  non-embedding {p['non_embedding']:,}  "
+            f"FFN {p['ffn']:,} (d_ff {p['d_ff']}, matched on {self.match})",
+            f"FLOPs/tok  {f['total']:,} forward (FFN {f['ffn']:,} per layer)",
+            f"trained    {self.steps} steps, {self.tokens:,} tokens in "
+            f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s)",
+            f"val loss   final {_fmt(self.final_val_loss)}  best {_fmt(self.best_val_loss)}"
+            f"  (train {_fmt(self.final_train_loss)})",
+            f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",
+        ]
+        width = max(len(line) for line in lines)
+        return "\n".join(["=" * width, *lines, "=" * width])
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "n/a" if value is None else format(value, spec)
-
-
-def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    p, f = summary["params"], summary["flops_per_token"]
-    lines = [
-        f"run        {summary['run_name']}  ({summary['status']}, model {summary['model']}, "
-        f"{summary['device']})",
-        f"params     total {p['total']:,}  non-embedding {p['non_embedding']:,}  "
-        f"FFN {p['ffn']:,} (d_ff {p['d_ff']}, matched on {summary['match']})",
-        f"FLOPs/tok  {f['total']:,} forward (FFN {f['ffn']:,} per layer)",
-        f"trained    {summary['steps']} steps, {summary['tokens']:,} tokens in "
-        f"{summary['wall_time_s']:.1f} s ({summary['tokens_per_s']:,.0f} tokens/s)",
-        f"val loss   final {_fmt(summary['final_val_loss'])}  best {_fmt(summary['best_val_loss'])}"
-        f"  (train {_fmt(summary['final_train_loss'])})",
-        f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",
-    ]
-    width = max(len(line) for line in lines)
-    print("\n".join(["=" * width, *lines, "=" * width]), flush=True)

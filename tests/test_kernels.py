@@ -19,6 +19,7 @@ import textwrap  # noqa: E402
 
 import pytest  # noqa: E402
 
+from bench import kernels as bench  # noqa: E402
 from ffn_variants.activations import ACTIVATIONS, gated_torch, gated_torch_packed  # noqa: E402
 from ffn_variants.kernels import (  # noqa: E402
     HAS_TRITON,
@@ -28,7 +29,6 @@ from ffn_variants.kernels import (  # noqa: E402
     kernels_interpreted,
     triton_available,
 )
-from ffn_variants.kernels import benchmark as bench  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() and not kernels_interpreted() else "cpu"
 
@@ -377,7 +377,7 @@ def test_imports_and_fails_clearly_without_triton():
         sys.modules["triton"] = None  # as if not installed: `import triton` raises ImportError
         import torch
         import ffn_variants.kernels as k
-        import ffn_variants.kernels.benchmark
+        import bench.kernels
         assert not k.triton_available() and not k.triton_available("cpu")
         x = torch.randn(2, 8)
         for call in (lambda: k.gated_activation(x[:, :4], x[:, 4:], "silu"),

@@ -63,7 +63,7 @@ def test_loss_at_init_is_near_uniform():
     [
         ({"n_head": 3}, "not divisible by model.n_head=3"),
         ({"n_head": 32}, "even head size"),
-        ({"pos": "alibi"}, "unknown model.pos"),
+        ({"pos": "alibi"}, "'alibi' is not a valid Pos"),
     ],
 )
 def test_bad_shapes_fail_with_the_fix(change, message):

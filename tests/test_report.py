@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import scipy.stats
 
-from sweep.report import main, read_metrics
+from sweep.report import main
+from sweep.runs import read_metrics
 from sweep.stats import (
     aligned_mean_ci,
     kendall_tau,

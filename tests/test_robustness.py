@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.checkpoint import list_checkpoints, load_latest, save_checkpoint
-from tests.conftest import REPO, run_train, tiny_overrides
+from tests.conftest import REPO, fresh_cache, run_train, tiny_overrides
 
 STEPS = 40
 VOLATILE = {"time_s", "train/tokens_per_s"}  # wall-clock numbers differ between any two runs
@@ -104,7 +104,7 @@ def test_preemption_signal_checkpoints_and_exits(sig, reference, token_cache, tm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "preempted"
     newest = list_checkpoints(tmp_path / "checkpoints")[-1]
-    assert torch.load(newest, weights_only=True)["step"] == summary["steps"]
+    assert torch.load(newest, weights_only=True)["train_state"]["step"] == summary["steps"]
     assert "trainer.resume=auto" in out
     resumed = run_train(args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -131,7 +131,9 @@ def test_checkpoints_load_with_weights_only(token_cache, tmp_path):
     proc = run_train([*tiny_overrides(token_cache), f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(list_checkpoints(tmp_path / "checkpoints")[-1], weights_only=True)
-    assert {"model", "optimizer", "rng", "step", "wandb_id", "tokens"} <= set(state)
+    assert set(state) == {"model", "optimizer", "train_state", "config"}
+    assert {"rng", "step", "wandb_id", "tokens", "best_val_loss"} <= set(state["train_state"])
+    assert state["config"]["ffn"]["name"] == "swiglu" and state["config"]["model"]["pos"] == "rope"
 
 
 def test_nonfinite_stops_naming_step_and_layer(token_cache, tmp_path):
@@ -146,7 +148,8 @@ def test_nonfinite_stops_naming_step_and_layer(token_cache, tmp_path):
     assert summary["status"] == "diverged"
     bad_step = int(error.split("at step ")[1].split(";")[0])
     kept = [
-        torch.load(p, weights_only=True)["step"] for p in list_checkpoints(tmp_path / "checkpoints")
+        torch.load(p, weights_only=True)["train_state"]["step"]
+        for p in list_checkpoints(tmp_path / "checkpoints")
     ]
     assert kept and max(kept) <= bad_step  # only good states are kept
 
@@ -164,7 +167,7 @@ def test_nonfinite_skip_counts_skipped_steps(token_cache, tmp_path):
 
 def _corrupt_cache(cache: Path) -> Path:
     """A private copy of the fixture corpus's token cache with a flipped byte in train.bin."""
-    from ffn_variants.data import DataConfig, prepare_tokens
+    from harness.data import DataConfig, prepare_tokens
 
     text = cache / "corpus.txt"
     text.write_text((REPO / "tests" / "fixtures" / "tiny.txt").read_text())
@@ -178,19 +181,17 @@ def _corrupt_cache(cache: Path) -> Path:
     return text
 
 
-@pytest.mark.parametrize(
-    "case, message",
-    [
-        ("corrupt_cache", "sha256"),
-        ("empty_corpus", "empty"),
-        ("short_corpus", "tokens"),
-        ("small_vocab", "model.vocab_size"),
-        ("unwritable_dir", "cannot write the output dir"),
-    ],
-)
-def test_bad_input_exits_2_and_leaves_nothing(case, message, tmp_path):
-    cache, run_dir = tmp_path / "cache", tmp_path / "out" / "run"
-    cache.mkdir()
+BAD_INPUTS = {  # errors caught inside the run (after Hydra made its dir), and the message
+    "corrupt_cache": "sha256",
+    "empty_corpus": "empty",
+    "short_corpus": "tokens",
+    "missing_corpus": "does not exist",
+    "small_vocab": "model.vocab_size",
+}
+
+
+def bad_input_args(case: str, cache: Path) -> list[str]:
+    """Overrides that make a run fail with the user error `case`."""
     corpus = cache / "corpus.txt"
     corpus.write_text((REPO / "tests" / "fixtures" / "tiny.txt").read_text())
     extra = []
@@ -200,18 +201,52 @@ def test_bad_input_exits_2_and_leaves_nothing(case, message, tmp_path):
         corpus.write_text("")
     elif case == "short_corpus":
         corpus.write_text("To be, or not to be, that is the question.")
+    elif case == "missing_corpus":
+        corpus = cache / "no_such_corpus.txt"
     elif case == "small_vocab":
         extra = ["model.vocab_size=1000"]
-    elif case == "unwritable_dir":
-        run_dir = Path("/proc/ffn-variants-test/run")
-    args = [*tiny_overrides(cache), f"data.path={corpus}", "data.name=c", *extra]
-    proc = run_train([*args, f"hydra.run.dir={run_dir}"])
+    return [*tiny_overrides(cache), f"data.path={corpus}", "data.name=c", *extra]
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out").exists()  # no partial run dir
-    assert not list(cache.glob(".*tmp*"))  # no half-built token cache
+
+
+@pytest.mark.parametrize("case", [*BAD_INPUTS, "unwritable_dir"])
+def test_bad_input_exits_2_and_leaves_nothing(case, token_cache, tmp_path):
+    cache, run_dir = fresh_cache(token_cache, tmp_path / "cache"), tmp_path / "out" / "run"
+    cache.mkdir(exist_ok=True)
+    args = bad_input_args(case if case in BAD_INPUTS else "none", cache)
+    if case == "unwritable_dir":
+        run_dir = Path("/proc/ffn-variants-test/run")
+    proc = run_train([*args, f"hydra.run.dir={run_dir}"])
+    assert_one_line_error(proc, BAD_INPUTS.get(case, "cannot write the output dir"))
+    assert not (tmp_path / "out").exists()  # no partial run dir, nor the parent it made
+    assert not list((cache / "tokens").glob(".*tmp*"))  # no half-built token cache
+
+
+@pytest.mark.parametrize(
+    "case, where",
+    [*((case, "relative") for case in [*BAD_INPUTS, "bad_shape"]), ("missing_corpus", "absolute")],
+)
+def test_a_failed_run_keeps_the_folders_the_user_made(case, where, token_cache, tmp_path):
+    """mkdir -p demo/my_runs && python train.py ... hydra.run.dir=demo/my_runs/run1: the run
+    fails on bad input, run1 goes, demo/my_runs (empty, made before the run) stays."""
+    cache = fresh_cache(token_cache, tmp_path / "cache")
+    cache.mkdir(exist_ok=True)
+    work = tmp_path / "work"
+    (work / "demo" / "my_runs").mkdir(parents=True)
+    run_dir = "demo/my_runs/run1" if where == "relative" else str(work / "demo/my_runs/run1")
+    args = bad_input_args(case if case in BAD_INPUTS else "none", cache)
+    if case == "bad_shape":
+        args.append("model.n_head=3")
+    proc = run_train([*args, f"hydra.run.dir={run_dir}"], cwd=work)
+    assert_one_line_error(proc, BAD_INPUTS.get(case, "not divisible by model.n_head=3"))
+    assert (work / "demo" / "my_runs").is_dir()
+    assert not (work / "demo" / "my_runs" / "run1").exists()
 
 
 def test_wandb_online_without_login_goes_offline(token_cache, tmp_path):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
 from ffn_variants.model import GPT, FFNSpec, GPTConfig
 from ffn_variants.sizing import (
@@ -14,14 +14,15 @@ from ffn_variants.sizing import (
     matching_table,
 )
 from ffn_variants.variants import VARIANTS
+from harness.config import ModelConfig
 
 MODEL_CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "model").glob("*.yaml"))
 
 
 def model_config(path: Path) -> GPTConfig:
-    fields = yaml.safe_load(path.read_text())
-    fields.pop("name")
-    return GPTConfig(**fields)
+    """A configs/model/ file over ModelConfig's defaults, as Hydra composes it."""
+    node = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path) or {})
+    return OmegaConf.to_object(node)
 
 
 def test_counts_by_hand():

@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
-from tests.conftest import tiny_overrides, wandb_records
+from tests.conftest import fresh_cache, tiny_overrides, wandb_records
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -199,7 +199,7 @@ def test_slurm_local_preset_mirrors_slurm_where_it_applies():
 # ------------------------------------------------------------------------------------ end to end
 
 
-def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(tmp_path):
+def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(token_cache, tmp_path):
     """glu_table cut to relu,swiglu x 2 seeds, tiny, 2 jobs at a time; then sweep.report."""
     sweep_dir = tmp_path / "sweep_glu"
     result = run_multirun(
@@ -207,7 +207,7 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(tmp_path
             "experiment=glu_table",
             "ffn=relu,swiglu",
             "seed=0,1",
-            *tiny_overrides(tmp_path / "tokens"),
+            *tiny_overrides(fresh_cache(token_cache, tmp_path / "tokens")),
             "hydra/launcher=parallel",
             "hydra.launcher.n_jobs=2",
             f"hydra.sweep.dir={sweep_dir}",
@@ -264,7 +264,7 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(tmp_path
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the job's process in /proc")
-def test_slurm_local_job_is_requeued_on_preemption_and_resumes(tmp_path):
+def test_slurm_local_job_is_requeued_on_preemption_and_resumes(token_cache, tmp_path):
     """One tiny job through submitit's local executor; submitit's preemption signal mid-run
     requeues it (the launcher's checkpoint()), and the rerun resumes from the trainer's latest
     checkpoint in the same run dir, ending completed."""
@@ -279,7 +279,7 @@ def test_slurm_local_job_is_requeued_on_preemption_and_resumes(tmp_path):
         "hydra/launcher=slurm_local",
         "ffn=swiglu",
         "seed=1",
-        *tiny_overrides(tmp_path / "tokens", steps=steps),
+        *tiny_overrides(fresh_cache(token_cache, tmp_path / "tokens"), steps=steps),
         "trainer.ckpt_interval=4",
         f"hydra.sweep.dir={sweep_dir}",
     ]

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from ffn_variants.variants import VARIANTS
-from harness.trainer import train
-from tests.conftest import compose, run_train, tiny_overrides, wandb_history_keys, wandb_records
+from tests.conftest import (
+    compose,
+    run_train,
+    tiny_overrides,
+    train,
+    wandb_history_keys,
+    wandb_records,
+)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -18,20 +24,19 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_trains_and_its_loss_goes_down(name, token_cache, tmp_path):
-    cfg = compose([f"ffn={name}", *tiny_overrides(token_cache, steps=24), "logger.mode=disabled"])
-    summary = train(cfg, tmp_path)
+    overrides = [f"ffn={name}", *tiny_overrides(token_cache, steps=24), "logger.mode=disabled"]
+    summary = train(overrides, tmp_path)
     val = [m["val/loss"] for m in read_metrics(tmp_path) if "val/loss" in m]
-    assert summary["status"] == "completed" and summary["steps"] == 24
+    assert summary.status == "completed" and summary.steps == 24
     assert val[0] > 10.0  # about ln(50257) at initialisation
     assert val[-1] < val[0] - 1.5, val
-    assert summary["final_val_loss"] == pytest.approx(val[-1])
-    assert summary["params"]["d_ff"] == (128 if not VARIANTS[name].gated else 86)
+    assert summary.final_val_loss == pytest.approx(val[-1])
+    assert summary.params["d_ff"] == (128 if not VARIANTS[name].gated else 86)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
 
 def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
-    cfg = compose(["ffn=swiglu", *tiny_overrides(token_cache, steps=4), "seed=3"])
-    summary = train(cfg, tmp_path)
+    summary = train(["ffn=swiglu", *tiny_overrides(token_cache, steps=4), "seed=3"], tmp_path)
     keys = wandb_history_keys(tmp_path)
     for key in [
         "train/loss",
@@ -55,14 +60,11 @@ def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
     # The local files carry the same numbers.
     local = read_metrics(tmp_path)
     assert any("act/L0/gate/rms" in m for m in local)
-    assert summary["params"]["total"] > 0
+    assert summary.params["total"] > 0
 
 
 def test_dense_variant_logs_its_activation(token_cache, tmp_path):
-    train(
-        compose(["ffn=relu", *tiny_overrides(token_cache, steps=2), "logger.mode=disabled"]),
-        tmp_path,
-    )
+    train(["ffn=relu", *tiny_overrides(token_cache, steps=2), "logger.mode=disabled"], tmp_path)
     record = next(m for m in read_metrics(tmp_path) if "act/L0/act/frac_zero" in m)
     assert 0.3 < record["act/L0/act/frac_zero"] < 0.7  # ReLU zeroes about half its inputs
     assert not any("gate" in k for k in record)
@@ -70,10 +72,10 @@ def test_dense_variant_logs_its_activation(token_cache, tmp_path):
 
 def test_same_seed_same_batches_across_variants(token_cache, tmp_path):
     """Paired comparisons: two variants with one seed train on identical data."""
-    from ffn_variants.data import BatchSampler, DataConfig, prepare_tokens
+    from harness.data import BatchSampler, prepare_tokens
 
     cfg = compose(["ffn=relu", *tiny_overrides(token_cache)])
-    data = prepare_tokens(DataConfig(**cfg.data), progress=False)
+    data = prepare_tokens(cfg.data, progress=False)
     a = BatchSampler(data.train, 4, 32, seed=cfg.seed).get(5)
     cfg2 = compose(["ffn=swiglu", *tiny_overrides(token_cache)])
     b = BatchSampler(data.train, 4, 32, seed=cfg2.seed).get(5)
@@ -118,13 +120,16 @@ def test_multirun_makes_one_wandb_run_per_job(token_cache, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["ffn=swigl"], "unknown ffn 'swigl'; known: bilinear, "),
+        (["ffn=swigl"], "unknown ffn 'swigl' (did you mean swiglu?); known: bilinear, "),
+        (["model.n_layr=3"], "unknown key model.n_layr (did you mean model.n_layer?)"),
+        (["model.pos=rop"], "model.pos=rop is not one of: rope, learned"),
+        (["optim.lr=-1"], "optim.lr=-1.0 must be > 0"),
         (["model.n_head=3"], "model.d_model=128 is not divisible by model.n_head=3"),
         (["model.n_layr=3"], "n_layr"),
         (["trainer.max_steps=many"], "trainer.max_steps"),
         (["data=files"], "data.path"),
         (["data=files", "data.path=/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),
-        (["-m", "ffn=relu,nope"], "unknown ffn 'nope'"),
+        (["-m", "ffn=relu,nope"], "unknown ffn 'nope'; known:"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, token_cache, tmp_path):
@@ -172,6 +177,6 @@ def test_resume_into_a_different_model_is_a_clear_error(token_cache, tmp_path):
 
 def test_gradient_accumulation_counts_every_micro_batch(token_cache, tmp_path):
     overrides = [*tiny_overrides(token_cache, steps=4), "trainer.grad_accum=3"]
-    summary = train(compose([*overrides, "logger.mode=disabled"]), tmp_path)
-    assert summary["tokens"] == 4 * 3 * 4 * 32  # steps x accumulation x batch x block
-    assert summary["status"] == "completed"
+    summary = train([*overrides, "logger.mode=disabled"], tmp_path)
+    assert summary.tokens == 4 * 3 * 4 * 32  # steps x accumulation x batch x block
+    assert summary.status == "completed"

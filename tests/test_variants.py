@@ -98,7 +98,7 @@ def test_compile_and_torch_impls_agree():
 
 
 def test_unknown_impl_fails():
-    with pytest.raises(ValueError, match="unknown ffn impl"):
+    with pytest.raises(ValueError, match="'cuda' is not a valid Impl"):
         build_ffn("swiglu", 8, 16, impl="cuda")
 
 

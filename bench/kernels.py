@@ -1,6 +1,6 @@
 """Benchmark the fused gated activations against eager, torch.compile and Liger-Kernel.
 
-    python -m ffn_variants.kernels.benchmark [--quick] [--out DIR]
+    python -m bench.kernels [--quick] [--out DIR]
 
 CUDA only (exits with code 2 without it). For each activation and [tokens, F] shape, bf16:
 median forward and forward+backward times (triton.testing.do_bench), achieved GB/s counted
@@ -245,14 +245,14 @@ def run_metadata(copy_gbps: float, dtype: torch.dtype) -> dict:
         "liger_kernel": liger_version,
         "cuda": torch.version.cuda,
         "dtype": str(dtype).removeprefix("torch."),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "copy_gbps": copy_gbps,
     }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ffn_variants.kernels.benchmark",
+        prog="python -m bench.kernels",
         description="Time the fused gated activations against eager, torch.compile and Liger.",
     )
     parser.add_argument("--quick", action="store_true", help="two shapes instead of six")

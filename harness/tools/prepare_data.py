@@ -1,4 +1,4 @@
-"""Fill the token cache ahead of training: python -m harness.prepare_data [data=...]
+"""Fill the token cache ahead of training: python -m harness.tools.prepare_data [data=...]
 
 Training does this on first use too; this entry point lets a cluster job start with the cache
 ready (prepare it once on a login node, then launch the sweep).
@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import sys
 
-from ffn_variants.data import DataConfig, prepare_tokens
-from ffn_variants.errors import UserInputError
 from harness.cli import compose_checked, fail
-from harness.config import register_configs, to_dataclass
+from harness.data import prepare_tokens
+from harness.errors import UserInputError
 
 
 def main(argv: list[str]) -> None:
-    register_configs()
     try:
         cfg = compose_checked(argv)
-        data = prepare_tokens(
-            to_dataclass(DataConfig, cfg.data), min_tokens=cfg.model.block_size + 1
-        )
+        data = prepare_tokens(cfg.data, min_tokens=cfg.model.block_size + 1)
     except UserInputError as e:
         fail(str(e))
     name, train, val = data.manifest.get("name"), len(data.train), len(data.val)

@@ -1,4 +1,4 @@
-"""What telemetry costs: python -m harness.bench_telemetry [model=small] [ffn=swiglu] [--steps N]
+"""What telemetry costs: python -m bench.telemetry [model=small] [ffn=swiglu] [--steps N]
 
 Times training steps side by side, alternating plain steps with steps that also collect the
 activation statistics (forward hooks) and per-block gradient norms, and reports the extra time of a
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from ffn_variants.errors import UserInputError
-from ffn_variants.model import GPT, FFNSpec
+from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats, grad_norms
 from harness.cli import compose_checked, fail
-from harness.config import ModelConfig, register_configs, to_dataclass
-from harness.trainer import make_optimizer, pick_device
+from harness.config import TrainConfig
+from harness.errors import UserInputError
+from harness.runtime import autocast, make_optimizer, pick_device
 
 
 def _sync(device: torch.device) -> None:
@@ -33,22 +33,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(cfg, steps: int) -> dict:
+def measure(cfg: TrainConfig, steps: int) -> dict:
     device = pick_device(cfg.trainer.device)
-    model_cfg = to_dataclass(ModelConfig, cfg.model)
-    model = GPT(model_cfg, to_dataclass(FFNSpec, cfg.ffn)).to(device)
+    model = GPT(cfg.model, cfg.ffn).to(device)
     optimizer = make_optimizer(model, cfg.optim, fused=device.type == "cuda")
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    )
-    shape = (cfg.trainer.batch_size, model_cfg.block_size)
+    precision = autocast(cfg.trainer, device)
+    shape = (cfg.trainer.batch_size, cfg.model.block_size)
     x = torch.randint(0, 50257, shape, device=device)
 
     def step(with_telemetry: bool) -> float:
         _sync(device)
         start = time.perf_counter()
         hooks = activation_stats(model) if with_telemetry else nullcontext({})
-        with hooks, autocast:
+        with hooks, precision:
             _, loss = model(x, x)
         loss.backward()
         if with_telemetry:
@@ -110,7 +107,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--steps", type=int, default=10, help="step pairs to time")
     parser.add_argument("--out", default="results/telemetry", help="folder for JSON and Markdown")
     args, overrides = parser.parse_known_args(argv)
-    register_configs()
     try:
         result = measure(compose_checked(overrides), args.steps)
     except UserInputError as e:

@@ -1,0 +1,10 @@
+"""Training data: sources of text, tokenizers, the token cache and the batch sampler.
+
+from harness.data import DataConfig, prepare_tokens, BatchSampler
+"""
+
+from harness.data.cache import TokenData, prepare_tokens
+from harness.data.config import DataConfig, Format, Source
+from harness.data.sampler import BatchSampler
+
+__all__ = ["BatchSampler", "DataConfig", "Format", "Source", "TokenData", "prepare_tokens"]

@@ -1,0 +1,55 @@
+"""Where and how a run computes: the device, mixed precision, AdamW and its LR schedule."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+from harness.config import DType, OptimConfig, TrainerConfig
+from harness.errors import UserInputError
+
+
+def pick_device(name: str) -> torch.device:
+    """trainer.device as a torch.device: auto is CUDA where available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(
+            f"trainer.device={name} but CUDA is not available; use trainer.device=cpu"
+        )
+    return device
+
+
+def autocast(cfg: TrainerConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast where trainer.dtype asks for it (auto: on CUDA), else nothing."""
+    if cfg.dtype == DType.bf16 or (cfg.dtype == DType.auto and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model: torch.nn.Module, optim: OptimConfig, fused: bool) -> torch.optim.AdamW:
+    """AdamW; weight decay applies to matrices, not to norm gains or biases."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=optim.lr,
+        betas=(optim.beta1, optim.beta2),
+        eps=optim.eps,
+        fused=fused or None,
+    )
+
+
+def lr_at(step: int, optim: OptimConfig, total: int) -> float:
+    """Linear warmup to optim.lr, then cosine decay to lr * min_lr_ratio at `total` steps."""
+    base, warmup = optim.lr, optim.warmup_steps
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return base * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * cosine)

@@ -1,0 +1,275 @@
+"""report.md: one function per section, joined by `render_markdown`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep.runs import Run, summary_values, varying_keys
+from sweep.stats import spread_percent, t_critical
+from sweep.table import CONFIDENCE, best_settings
+
+PLOT_TITLES = {
+    "val_loss.png": "Validation loss vs tokens",
+    "final_loss.png": "Final validation loss with 95% CI",
+    "activations.png": "Activation statistics over training",
+}
+
+
+@dataclass
+class ReportInput:
+    """Everything a report section may show."""
+
+    name: str
+    root: Path
+    runs: Sequence[Run]
+    rows: Sequence[dict]
+    baseline: str
+    plots: dict[str, str | None]  # file name -> None if written, else why not
+    table_1: dict[str, Any] | None
+
+    @property
+    def ok(self) -> list[Run]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def bad(self) -> list[Run]:
+        return [r for r in self.runs if not r.ok]
+
+    @property
+    def has_baseline(self) -> bool:
+        return any(r["variant"] == self.baseline for r in self.rows)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def si(x: float) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.4g}{suf}"
+    return f"{x:.0f}"
+
+
+def pm(mean: float, half: float, signed: bool = False) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    m = f"{mean:+.4f}" if signed else f"{mean:.4f}"
+    return f"{m} ± {half:.4f}" if math.isfinite(half) else f"{m} ± n/a"
+
+
+def p_value(p: float) -> str:
+    if not math.isfinite(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def span(vals: list, fmt: Callable[[Any], str] = str) -> str:
+    if not vals:
+        return "unknown"
+    if len(vals) == 1:
+        return fmt(vals[0])
+    try:
+        return f"{fmt(min(vals))}–{fmt(max(vals))} (differs between runs)"
+    except TypeError:
+        return ", ".join(fmt(v) for v in vals) + " (differs between runs)"
+
+
+def table(head: list[str], rows: list[list[str]], numeric: bool = True) -> list[str]:
+    """A Markdown table: the first column left-aligned, the others right-aligned if numeric."""
+    rule = "|" + "|".join("---:" if i and numeric else "---" for i in range(len(head))) + "|"
+    return ["| " + " | ".join(head) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def matching_line(rep: ReportInput) -> str:
+    match = summary_values(rep.ok, "match")
+    ps, fs = (
+        f"{x:.2f}%" if math.isfinite(x) else "n/a"
+        for x in (spread_percent(r["params_total"] for r in rep.rows),
+                  spread_percent(r["flops_per_token"] for r in rep.rows))
+    )  # fmt: skip
+    if match == ["params"]:
+        return (
+            "Variants were matched on **parameter count** (each variant's d_ff chosen so its FFN "
+            f"has about the same parameters): total parameters differ by {ps} across variants "
+            f"(largest vs smallest); FLOPs/token differ by {fs}."
+        )
+    if match == ["flops"]:
+        return (
+            "Variants were matched on **FLOPs per token** (each variant's d_ff chosen so its "
+            f"forward FLOPs agree): FLOPs/token differ by {fs} across variants (largest vs "
+            f"smallest); total parameters differ by {ps}."
+        )
+    return (
+        f"Matching: {', '.join(map(str, match)) or 'unknown'} (not one criterion for all runs!); "
+        f"total parameters differ by {ps}, FLOPs/token by {fs} across variants."
+    )
+
+
+def header(rep: ReportInput) -> list[str]:
+    ok, bad = rep.ok, rep.bad
+    tokens = span(summary_values(ok, "tokens"), lambda t: f"{int(t):,}")
+    lines = [
+        f"# FFN variant sweep: {rep.name}",
+        "",
+        f"- **Sweep dir:** `{rep.root}`",
+        f"- **Runs:** {len(rep.runs)} found, {len(ok)} completed, {len(bad)} failed/unfinished "
+        "(excluded from the statistics)",
+        f"- **Model:** {span(summary_values(ok, 'model'))}; **steps:** "
+        f"{span(summary_values(ok, 'steps'))}; **tokens per run:** {tokens}",
+        f"- **Matching:** {matching_line(rep)}",
+        f"- **Baseline:** {rep.baseline}"
+        + ("" if rep.has_baseline else f" — **not in this sweep** (no completed {rep.baseline} "
+           "run), so there is no difference column"),
+    ]  # fmt: skip
+    missing = sorted({r.variant or "?" for r in bad} - {r["variant"] for r in rep.rows})
+    if missing:
+        lines.append(f"- **Variants with no completed run:** {', '.join(missing)}")
+    return [*lines, ""]
+
+
+def _difference_cells(rep: ReportInput, r: dict) -> list[str]:
+    if r["variant"] == rep.baseline:
+        return ["(baseline)", ""]
+    if r["diff_vs_baseline_n_pairs"] == 0:
+        return ["no common seeds", "n/a"]
+    diff = pm(r["diff_vs_baseline_mean"], r["diff_vs_baseline_ci_half_width"], signed=True)
+    return [f"{diff} (n={r['diff_vs_baseline_n_pairs']})", p_value(r["diff_vs_baseline_p_value"])]
+
+
+def results(rep: ReportInput) -> list[str]:
+    if not rep.rows:
+        return ["## Results", "", "_No completed runs: nothing to tabulate._", ""]
+    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "tokens/s", "seeds",
+            "final val loss", "best val loss"]  # fmt: skip
+    if rep.has_baseline:
+        head += [f"Δ final vs {rep.baseline}", "p (paired t)"]
+    body = []
+    for r in rep.rows:
+        tps = r["tokens_per_s_mean"]
+        cells = [
+            f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
+            si(r["params_total"]), si(r["params_ffn"]), si(r["flops_per_token"]),
+            f"{tps:,.0f}" if math.isfinite(tps) else "n/a", str(r["n_seeds"]),
+            pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
+            pm(r["best_val_loss_mean"], r["best_val_loss_ci_half_width"]),
+        ]  # fmt: skip
+        if rep.has_baseline:
+            cells += _difference_cells(rep, r)
+        body.append([*cells, str(r["rank"])])
+    return [
+        "## Results", "", *table([*head, "rank"], body), "",
+        "Means are over seeds; ± is the half-width of the 95% confidence interval "
+        "(Student t, df = n − 1). Rank 1 = lowest mean final val loss.",
+        *best_setting(rep), "",
+    ]  # fmt: skip
+
+
+def best_setting(rep: ReportInput) -> list[str]:
+    varying = varying_keys(rep.runs)
+    if not varying:
+        return []
+    keys = ", ".join(varying)
+    rows = [
+        [f"**{r['variant']}**", r["setting"],
+         pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]), str(r["n_seeds"])]
+        for r in best_settings(rep.rows)
+    ]  # fmt: skip
+    return [
+        "",
+        f"This sweep varies {keys}: each variant has one row per value, and Δ pairs each run "
+        f"with the {rep.baseline} run of the same {keys} and seed.",
+        "", "### Best setting per variant", "",
+        *table(["variant", "best setting", "final val loss", "seeds"], rows),
+    ]  # fmt: skip
+
+
+def against_table_1(rep: ReportInput) -> list[str]:
+    t1 = rep.table_1
+    if t1 is None:
+        return []
+    rows = [
+        [v["variant"], f"{v['ours']:.4f}", str(v["our_rank"]), f"{v['shazeer']:.3f}",
+         str(v["shazeer_rank"])]
+        for v in t1["variants"]
+    ]  # fmt: skip
+    head = ["variant", "final val loss here", "rank here", "Table 1 log-perplexity",
+            "rank in Table 1"]  # fmt: skip
+    return [
+        "## Against Shazeer (2020), Table 1", "", *table(head, rows), "",
+        f"Kendall's τ between the two orderings: {t1['kendall_tau']:+.2f} (p = "
+        f"{p_value(t1['p_value'])}; +1 is the same order, 0 unrelated). Table 1 trained T5-base "
+        "for 65,536 steps on C4; a small model trained briefly need not agree, and differences "
+        "inside the confidence intervals above say nothing about order.",
+        "",
+    ]  # fmt: skip
+
+
+def failures(rep: ReportInput) -> list[str]:
+    lines = ["## Failed / unfinished runs", ""]
+    if rep.bad:
+        rows = [[r.name, r.status, r.reason.replace("|", "\\|"), f"`{r.rel}`"] for r in rep.bad]
+        lines += ["These runs are excluded from every number above.", ""]
+        lines += table(["run", "status", "reason", "dir"], rows, numeric=False)
+    else:
+        lines.append("None: every run completed.")
+    partial = [r for r in rep.ok if r.bad_metric_lines]
+    if partial:
+        names = ", ".join(f"{r.name} ({r.bad_metric_lines})" for r in partial)
+        lines += [
+            "",
+            f"Skipped unparseable metrics.jsonl lines (e.g. a truncated last line): {names}",
+        ]
+    return [*lines, ""]
+
+
+def plots(rep: ReportInput) -> list[str]:
+    lines = ["## Plots", ""]
+    for fname, skipped in rep.plots.items():
+        title = PLOT_TITLES.get(fname, fname)
+        body = f"![{title}]({fname})" if skipped is None else f"_Not plotted: {skipped}._"
+        lines += [f"### {title}", "", body, ""]
+    return lines
+
+
+def how_to_read(rep: ReportInput) -> list[str]:
+    n = max((r["n_seeds"] for r in rep.rows), default=0)
+    t = t_critical(n, CONFIDENCE)
+    t_note = f" With {n} seeds the multiplier is t = {t:.2f}, so the intervals are wide." if (
+        math.isfinite(t)) else ""  # fmt: skip
+    if rep.has_baseline:
+        diff = (
+            f"The Δ column compares each variant with {rep.baseline} seed by seed (only seeds both "
+            "completed): the mean of the per-seed differences in final val loss, its 95% CI, and "
+            "the p-value of the paired t-test. Negative Δ means lower loss than the baseline. A "
+            "difference whose CI includes 0 (p ≥ 0.05) is not significant at these seeds: it may "
+            "be seed noise, and more seeds are needed to tell. "
+        )
+    else:
+        diff = "Two variants whose intervals overlap heavily cannot be told apart at these seeds. "
+    return [
+        "## How to read this", "",
+        "Each number is a mean over seeds, and ± gives the 95% confidence interval for that mean: "
+        "if the runs were repeated with new seeds, an interval built this way would cover the "
+        "true mean 95% of the time (Student t with n − 1 degrees of freedom, assuming roughly "
+        f"normal seed-to-seed noise).{t_note} With a single seed no interval can be estimated "
+        f"and it is shown as n/a. {diff}Ranks order the means only; they say nothing about "
+        "significance.",
+        "",
+    ]  # fmt: skip
+
+
+SECTIONS = (header, results, against_table_1, failures, plots, how_to_read)
+
+
+def render_markdown(rep: ReportInput) -> str:
+    """The human-readable report: each section in turn."""
+    return "\n".join(line for section in SECTIONS for line in section(rep))
