@@ -137,27 +137,33 @@ class Trainer:
 
     def train(self) -> RunSummary:
         """Train to trainer.max_steps, from the checkpoint trainer.resume names if any."""
-        max_steps = self.cfg.trainer.max_steps
         self.open_logs(resumed=self.resume())
         with self.finishing(), PreemptionFlag() as preempt:
             if self.state.step == 0:
                 self.evaluate()  # the loss at initialisation: where every curve starts
-            while self.state.step < max_steps:
+            while not self.done:
                 self.log(self.train_step())
-                if self.state.step % self.cfg.trainer.eval_interval == 0 or self.done:
+                if self.due(self.cfg.trainer.eval_interval) or self.done:
                     self.evaluate()
-                interval = self.cfg.trainer.ckpt_interval
-                if interval and self.state.step % interval == 0 and not self.done:
+                if self.due(self.cfg.trainer.ckpt_interval) and not self.done:
                     self.save_checkpoint()
-                if preempt.signal is not None:
-                    self.save_checkpoint()
-                    raise Preempted(preempt.signal, self.state.step)
+                self.stop_if_preempted(preempt)
             self.save_checkpoint()
         return self.summary
 
     @property
     def done(self) -> bool:
         return self.state.step >= self.cfg.trainer.max_steps
+
+    def due(self, interval: int) -> bool:
+        """Whether the step just taken is a multiple of `interval` (0: never)."""
+        return interval > 0 and self.state.step % interval == 0
+
+    def stop_if_preempted(self, preempt: PreemptionFlag) -> None:
+        """After a preemption signal: checkpoint, then raise Preempted (train.py hands it on)."""
+        if preempt.signal is not None:
+            self.save_checkpoint()
+            raise Preempted(preempt.signal, self.state.step)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing)."""

@@ -126,6 +126,19 @@ def plot_val_loss(
     return None
 
 
+def _final_loss_point(ax, i: int, row: Mapping, seeds: list[float], color: tuple) -> None:
+    """One variant at x = i: its seeds (grey), the mean with its CI, and the numbers."""
+    m, h = row["final_val_loss_mean"], row["final_val_loss_ci_half_width"]
+    jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
+    label = "individual seeds" if i == 0 else None
+    ax.scatter(i + 0.25 + jitter, seeds, s=14, color="0.55", zorder=2, label=label)
+    yerr = h if math.isfinite(h) else None
+    ax.errorbar(i, m, yerr=yerr, fmt="o", ms=8, capsize=6, color=color, zorder=3)
+    ci = f"\n±{h:.4f}" if math.isfinite(h) else "\n(CI n/a)"
+    ax.annotate(f"{m:.4f}{ci}", (i, m), xytext=(-10, 0), textcoords="offset points",
+                ha="right", va="center", fontsize=8)  # fmt: skip
+
+
 def plot_final_loss(
     rows: Sequence[Mapping],
     seeds_by_variant: Mapping[str, Mapping[object, float]],
@@ -142,54 +155,18 @@ def plot_final_loss(
         return "no completed run with a final val loss"
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
     for i, r in enumerate(rows):
-        v, m, h = r["label"], r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]
-        pts = list(seeds_by_variant.get(v, {}).values())
-        jitter = np.linspace(-0.12, 0.12, len(pts)) if len(pts) > 1 else np.zeros(len(pts))
-        ax.scatter(
-            i + 0.25 + jitter,
-            pts,
-            s=14,
-            color="0.55",
-            zorder=2,
-            label="individual seeds" if i == 0 else None,
-        )
-        ax.errorbar(
-            i,
-            m,
-            yerr=None if not math.isfinite(h) else h,
-            fmt="o",
-            ms=8,
-            capsize=6,
-            color=colors[v],
-            zorder=3,
-        )
-        ci = f"\n±{h:.4f}" if math.isfinite(h) else "\n(CI n/a)"
-        ax.annotate(
-            f"{m:.4f}{ci}",
-            (i, m),
-            xytext=(-10, 0),
-            textcoords="offset points",
-            ha="right",
-            va="center",
-            fontsize=8,
-        )
-    if baseline is not None:
-        base = [r for r in rows if r["variant"] == baseline]
-        if base:
-            ax.axhline(
-                base[0]["final_val_loss_mean"],
-                color="0.4",
-                ls="--",
-                lw=1,
-                label=f"baseline ({base[0]['label']}) mean",
-            )
+        seeds = list(seeds_by_variant.get(r["label"], {}).values())
+        _final_loss_point(ax, i, r, seeds, colors[r["label"]])
+    base = [r for r in rows if r["variant"] == baseline]
+    if base:
+        mean, label = base[0]["final_val_loss_mean"], f"baseline ({base[0]['label']}) mean"
+        ax.axhline(mean, color="0.4", ls="--", lw=1, label=label)
+    settings = any(r.get("setting") for r in rows)
     ticks = [
         r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "") + f"\n(n={r['n_seeds']})"
         for r in rows
     ]
-    ax.set_xticks(
-        range(len(rows)), ticks, fontsize=8 if any(r.get("setting") for r in rows) else None
-    )
+    ax.set_xticks(range(len(rows)), ticks, fontsize=8 if settings else None)
     ax.set_xlim(-0.8, len(rows) - 0.4)
     ax.set_ylabel("final val loss")
     ax.set_title("Final validation loss: mean ± 95% CI over seeds (lower is better)")
