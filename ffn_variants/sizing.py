@@ -2,7 +2,8 @@
 
 A gated FFN has three d_model x d_ff matrices where a dense one has two, so at equal parameters its
 hidden width is 2/3 of the dense one. The width is rounded to `multiple_of` (a hardware-friendly
-size), choosing the rounding that keeps the FFN within 1% of the dense ReLU FFN it is matched to.
+size), choosing the rounding that keeps the FFN within 1% of the dense ReLU FFN it is matched to;
+where no multiple of it does, to the coarsest of its halves (multiple_of/2, /4, ... 1) that does.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def ffn_flops(variant: str, d_model: int, d_ff: int) -> int:
     return matmul + elementwise
 
 
+def _finer_multiples(multiple_of: int) -> list[int]:
+    """multiple_of, then its halves while they stay whole, then 1: 8 -> [8, 4, 2, 1]."""
+    out = [multiple_of]
+    while out[-1] > 1:
+        out.append(out[-1] // 2 if out[-1] % 2 == 0 else 1)
+    return out
+
+
 def _round_to_multiple(exact: float, multiple_of: int) -> list[int]:
     low = max(multiple_of, math.floor(exact / multiple_of) * multiple_of)
     return sorted({low, low + multiple_of})
@@ -92,8 +101,9 @@ def matched_d_ff(
     """Hidden width of `variant` matched to a dense ReLU FFN of width dense_d_ff.
 
     match="params" or "flops" solves for the width whose count equals the dense FFN's (the 2/3 rule
-    for gated variants when matching parameters), rounds it down or up to multiple_of, whichever is
-    closer, and raises ValueError if even that is more than 1% off. match="none" keeps dense_d_ff.
+    for gated variants when matching parameters) and rounds it down or up to multiple_of, whichever
+    is closer. Where neither is within 1%, the same with multiple_of/2, /4, ... down to 1; a
+    ValueError if even that is more than 1% off. match="none" keeps dense_d_ff.
     """
     match = Match(match)
     if match == Match.none:
@@ -116,17 +126,17 @@ def matched_d_ff(
     exact = (target - count(0)) / slope
     if abs(exact - dense_d_ff) < 0.5 and dense_d_ff % multiple_of == 0:
         exact = dense_d_ff  # a dense variant matches at the reference width itself
-    candidates = _round_to_multiple(exact, multiple_of)
-    best = min(candidates, key=lambda h: abs(count(h) - target))
-    diff = count(best) / target - 1
-    if abs(diff) > TOLERANCE:
-        options = ", ".join(f"{h} ({count(h) / target - 1:+.2%})" for h in candidates)
-        raise ValueError(
-            f"cannot match {variant} to the dense FFN's {match} within {TOLERANCE:.0%} at "
-            f"d_model={d_model}, d_ff={dense_d_ff}, multiple_of={multiple_of} (widths: {options}); "
-            f"use a smaller model.multiple_of"
-        )
-    return best
+    for multiple in _finer_multiples(multiple_of):
+        candidates = _round_to_multiple(exact, multiple)
+        best = min(candidates, key=lambda h: abs(count(h) - target))
+        if abs(count(best) / target - 1) <= TOLERANCE:
+            return best
+    options = ", ".join(f"{h} ({count(h) / target - 1:+.2%})" for h in candidates)
+    raise ValueError(
+        f"cannot match {variant} to the dense FFN's {match} within {TOLERANCE:.0%} at "
+        f"d_model={d_model}, d_ff={dense_d_ff} at any width (closest: {options}); "
+        "use a larger model.d_ff or ffn.match=none"
+    )
 
 
 def ffn_size(

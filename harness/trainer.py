@@ -119,6 +119,11 @@ class Trainer:
         self.train_batches = BatchSampler(data.train, t.batch_size, m.block_size, self.cfg.seed)
         self.val_batches = BatchSampler(data.val, t.batch_size, m.block_size, VAL_SEED)
         self.model = GPT(m, self.cfg.ffn).to(self.device)
+        if self.model.d_ff % m.multiple_of:
+            warn(
+                f"no multiple of model.multiple_of={m.multiple_of} matches {self.cfg.ffn.name} "
+                f"within 1%, so d_ff={self.model.d_ff} (see ffn_variants.sizing)"
+            )
         self.forward = torch.compile(self.model) if t.compile else self.model
         self.optimizer = make_optimizer(self.model, self.cfg.optim, self.device.type == "cuda")
         self.tokens_per_step = t.batch_size * m.block_size * t.grad_accum

@@ -293,14 +293,15 @@ def test_saves_only_the_inputs_and_reads_packed_in_place():
     packed = base[..., 2:22]  # row-strided view: must be read without a copy
     (saved_packed,) = gated_activation_packed(packed, "silu").grad_fn.saved_tensors
     assert saved_packed.data_ptr() == packed.data_ptr()
-    assert saved_packed.shape == (6, 20)
+    assert saved_packed.shape == packed.shape == (2, 3, 20)
 
 
 @needs_kernels
 @pytest.mark.parametrize("activation", ["silu", "gelu", "relu"])
 def test_inplace_backward_overwrites_the_inputs_with_the_same_gradients(activation):
     """inplace_backward=True: the gradients land in the saved inputs' memory and equal the
-    out-of-place ones; a second backward through the graph is refused, not silently wrong."""
+    out-of-place ones; a second backward through the graph is refused (autograd's version
+    counter sees the declared write), not silently wrong."""
     leaf = _leaf(3, 5, 74, dtype=torch.float32, seed=80)
     grad_out = _randn(3, 5, 37, dtype=torch.float32, seed=81)
     expected = torch.autograd.grad(gated_activation_packed(leaf * 1.0, activation), leaf, grad_out)
@@ -310,7 +311,7 @@ def test_inplace_backward_overwrites_the_inputs_with_the_same_gradients(activati
     (d_packed,) = torch.autograd.grad(out, packed, grad_out, retain_graph=True)
     assert d_packed.data_ptr() == packed.data_ptr()
     torch.testing.assert_close(d_packed, expected[0], rtol=0, atol=0)
-    with pytest.raises(RuntimeError, match="in place"):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         torch.autograd.grad(out, packed, grad_out)
 
     gate, value = leaf[..., :37] * 1.0, leaf[..., 37:] * 1.0
@@ -369,50 +370,57 @@ def _run_python(code: str, env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_imports_and_fails_clearly_without_triton():
+# The ops' PyTorch path, on a CPU without the interpreter: the same function against the same
+# float64 reference, forward and gradients, pair and packed, in-place and not.
+PYTORCH_PATH_CHECK = """
+import torch
+import ffn_variants.kernels as k
+from ffn_variants.activations import gated_torch
+
+assert not k.triton_available("cpu")
+# fp32 atol: d gelu/dg cancels to 0 near g = -0.75, and d_gate scales it by grad_out * value.
+tol = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (2**-8, 1e-5), torch.float64: (1e-12, 1e-12)}
+gen = torch.Generator().manual_seed(0)
+for dtype, (rtol, atol) in tol.items():
+    for act in k.KERNEL_ACTIVATIONS:
+        base = (torch.randn(3, 5, 2 * 37, generator=gen, dtype=torch.float64) * 2).to(dtype)
+        dout = torch.randn(3, 5, 37, generator=gen, dtype=torch.float64).to(dtype)
+        ref_in = base.double().requires_grad_()
+        ref = gated_torch(*ref_in.chunk(2, -1), act)
+        (ref_grad,) = torch.autograd.grad(ref, ref_in, dout.double())
+        for inplace in (False, True):
+            leaf = base.clone().requires_grad_()
+            packed = leaf * 1  # a non-leaf, as the FFN's projection output
+            out = k.gated_activation_packed(packed, act, inplace_backward=inplace)
+            (grad,) = torch.autograd.grad(out, packed, dout)
+            torch.testing.assert_close(out.double(), ref, rtol=rtol, atol=atol)
+            torch.testing.assert_close(grad.double(), ref_grad, rtol=rtol, atol=atol)
+            gate, value = (t.contiguous().requires_grad_() for t in base.chunk(2, -1))
+            out = k.gated_activation(gate * 1, value * 1, act, inplace_backward=inplace)
+            grads = torch.autograd.grad(out, (gate, value), dout)
+            torch.testing.assert_close(out.double(), ref, rtol=rtol, atol=atol)
+            grads = torch.cat(grads, -1).double()
+            torch.testing.assert_close(grads, ref_grad, rtol=rtol, atol=atol)
+try:
+    k.gated_activation_packed(base, "nope")
+    raise AssertionError("no error")
+except ValueError as e:
+    assert "unknown activation 'nope'" in str(e)
+print("ok")
+"""
+
+
+def test_without_triton_the_ops_compute_the_same_function_in_pytorch():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    _run_python(
-        """
-        import sys
-        sys.modules["triton"] = None  # as if not installed: `import triton` raises ImportError
-        import torch
-        import ffn_variants.kernels as k
-        import bench.kernels
-        assert not k.triton_available() and not k.triton_available("cpu")
-        x = torch.randn(2, 8)
-        for call in (lambda: k.gated_activation(x[:, :4], x[:, 4:], "silu"),
-                     lambda: k.gated_activation_packed(x, "silu")):
-            try:
-                call()
-                raise AssertionError("no error")
-            except RuntimeError as e:
-                assert "Triton is not installed" in str(e)
-        try:
-            k.gated_activation_packed(x, "nope")
-            raise AssertionError("no error")
-        except ValueError:
-            pass
-        """,
-        env,
-    )
+    no_triton = 'import sys; sys.modules["triton"] = None  # as if not installed\n'
+    _run_python(no_triton + "import bench.kernels\n" + PYTORCH_PATH_CHECK, env)
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
-def test_cpu_without_interpreter_fails_clearly():
+def test_on_a_cpu_without_the_interpreter_the_ops_compute_it_in_pytorch():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    _run_python(
-        """
-        import torch
-        import ffn_variants.kernels as k
-        assert not k.triton_available("cpu") and not k.kernels_interpreted()
-        try:
-            k.gated_activation_packed(torch.randn(2, 8), "silu")
-            raise AssertionError("no error")
-        except RuntimeError as e:
-            assert "TRITON_INTERPRET=1" in str(e)
-        """,
-        env,
-    )
+    _run_python("import ffn_variants.kernels as k\nassert not k.kernels_interpreted()\n"
+                + PYTORCH_PATH_CHECK, env)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

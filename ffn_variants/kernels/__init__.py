@@ -1,7 +1,10 @@
-"""Triton-fused gated activations act(gate) * value, forward and backward.
+"""Fused gated activations act(gate) * value: Triton kernels as PyTorch custom ops.
 
-Imports cleanly without Triton (e.g. macOS): triton_available() is then False and the kernel
-functions raise RuntimeError. The CPU path of the project is ffn_variants.activations.
+    from ffn_variants.kernels import gated_activation, gated_activation_packed
+
+The ops run the Triton kernels on CUDA (and on a CPU under TRITON_INTERPRET=1) and the same
+function in PyTorch elsewhere, so they import and run without Triton too (e.g. macOS);
+triton_available() says whether the fused kernels are what runs.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import os
 import torch
 
 from ffn_variants.kernels.names import KERNEL_ACTIVATIONS, check_activation
+from ffn_variants.kernels.ops import gated_activation, gated_activation_packed
 
 __all__ = [
     "KERNEL_ACTIVATIONS",
+    "check_activation",
     "gated_activation",
     "gated_activation_packed",
     "kernels_interpreted",
@@ -33,36 +38,18 @@ def _find_triton() -> bool:
 
 HAS_TRITON = _find_triton()
 
-if HAS_TRITON:
-    from ffn_variants.kernels.gated import (
-        gated_activation,
-        gated_activation_packed,
-        kernels_interpreted,
-    )
-else:
 
-    def kernels_interpreted() -> bool:
+def kernels_interpreted() -> bool:
+    """True if the kernels were built for Triton's interpreter (TRITON_INTERPRET=1 at import).
+
+    Triton picks compiled vs interpreted when `@triton.jit` runs, i.e. when the kernel module is
+    first imported; setting the variable later does not change these kernels.
+    """
+    if not HAS_TRITON:
         return False
+    from ffn_variants.kernels import gated
 
-    def _no_triton() -> RuntimeError:
-        return RuntimeError(
-            "Triton is not installed, so the fused kernels are unavailable; "
-            "use ffn_variants.activations.gated_torch instead"
-        )
-
-    def gated_activation(
-        gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool = False
-    ) -> torch.Tensor:
-        """Fused act(gate) * value (unavailable: Triton is not installed)."""
-        check_activation(activation)
-        raise _no_triton()
-
-    def gated_activation_packed(
-        packed: torch.Tensor, activation: str, inplace_backward: bool = False
-    ) -> torch.Tensor:
-        """Fused act(gate) * value for packed [..., 2F] (unavailable: no Triton)."""
-        check_activation(activation)
-        raise _no_triton()
+    return gated.kernels_interpreted()
 
 
 def _interpret_env() -> bool:
@@ -71,12 +58,10 @@ def _interpret_env() -> bool:
 
 
 def triton_available(device: torch.device | str | None = None) -> bool:
-    """Whether the fused kernels can run on `device` (default: cuda if present, else cpu).
+    """Whether the fused Triton kernels (not the PyTorch fallback) run on `device`.
 
     True when Triton is importable and either the device is CUDA (and CUDA is up) or
-    TRITON_INTERPRET=1 is set, in which case the kernels run through the Triton interpreter.
-    The interpreter is chosen when this package is first imported, so the variable must be set
-    before that; if it was set later this returns False for non-CUDA devices.
+    TRITON_INTERPRET=1 was set before the kernels were first imported (the interpreter).
     """
     if not HAS_TRITON:
         return False

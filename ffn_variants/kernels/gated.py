@@ -12,19 +12,28 @@ Layout: every tensor is seen as [rows, F] with unit column stride and its own ro
 the packed [..., 2F] projection output is read in place (gate = columns [0, F), value =
 columns [F, 2F) of the same rows) and sliced views cost no copy. Only layouts with no such
 2-D view (transposed last dim, non-collapsible leading dims) are made contiguous first.
+
+Vector width: Triton's JIT tells the compiler that an int argument is a multiple of 16 only when
+it is; F = 344 (or a row stride of 344) is "a multiple of 1" to it, and every load becomes a
+16-bit scalar one. The launcher therefore passes F and the row strides divided by ALIGN, the
+largest power of two (up to 16 bytes' worth of elements) that divides them all, and the kernels
+multiply back by the constexpr ALIGN: the compiler then knows the divisibility and emits 128-bit
+loads and stores wherever the data pointers are 16-byte aligned (the JIT checks that itself).
+bench/kernel_ptx.py compiles the kernels for sm_80/sm_90 without a GPU to check it.
+
+This module holds the kernels and their launchers; ffn_variants.kernels.ops wraps them as
+PyTorch custom ops with autograd.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any
 
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
-
-from ffn_variants.kernels.names import check_activation
 
 # Tile shape. Each program handles a BLOCK_R x BLOCK_C tile: wide rows are split over several
 # column blocks (a 2-D grid keeps many programs in flight for few, wide rows), narrow rows are
@@ -33,6 +42,10 @@ _TILE_ELEMS = 4096  # elements per program; 8 warps -> 16 per thread, no spills 
 _MAX_BLOCK_C = 2048
 _MIN_BLOCK_C = 64  # 128 bytes of bf16 per row segment: whole cache lines
 _MAX_PAD = 1 / 16  # largest fraction of masked-off columns accepted before trying narrower
+_VECTOR_BYTES = 16  # 128-bit loads and stores
+# FMA contraction, decided here rather than left to Triton's changing default (3.9 warns): the
+# math is fp32 with one rounding at the store, so fusing a*b+c only removes an fp32 rounding.
+FP_FUSION = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,20 +120,23 @@ def _gated_fwd_kernel(
     out_row_stride,
     ACTIVATION: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
+    ALIGN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    # Row index in int64 before it meets a stride: offsets past 2**31 elements must not wrap.
+    # n_cols and the strides arrive divided by ALIGN (see the module docstring). The row index is
+    # int64 before it meets a stride: offsets past 2**31 elements must not wrap.
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]  # ragged last block, both axes
+    mask = (rows < n_rows)[:, None] & (cols < n_cols * ALIGN)[None, :]  # ragged last blocks
     rows = rows[:, None]
     cols = cols[None, :]
 
-    g = tl.load(g_ptr + rows * g_row_stride + cols, mask=mask, other=0.0).to(COMPUTE_DTYPE)
-    u = tl.load(u_ptr + rows * u_row_stride + cols, mask=mask, other=0.0).to(COMPUTE_DTYPE)
-    out = _act(g, ACTIVATION) * u  # one rounding, at the store
-    tl.store(out_ptr + rows * out_row_stride + cols, out.to(out_ptr.dtype.element_ty), mask=mask)
+    g = tl.load(g_ptr + rows * g_row_stride * ALIGN + cols, mask=mask, other=0.0)
+    u = tl.load(u_ptr + rows * u_row_stride * ALIGN + cols, mask=mask, other=0.0)
+    out = _act(g.to(COMPUTE_DTYPE), ACTIVATION) * u.to(COMPUTE_DTYPE)  # one rounding, at the store
+    out_ptrs = out_ptr + rows * out_row_stride * ALIGN + cols
+    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -139,25 +155,28 @@ def _gated_bwd_kernel(
     du_row_stride,
     ACTIVATION: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
+    ALIGN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    mask = (rows < n_rows)[:, None] & (cols < n_cols)[None, :]
+    mask = (rows < n_rows)[:, None] & (cols < n_cols * ALIGN)[None, :]
     rows = rows[:, None]
     cols = cols[None, :]
 
-    dout = tl.load(dout_ptr + rows * dout_row_stride + cols, mask=mask, other=0.0)
-    dout = dout.to(COMPUTE_DTYPE)
-    g = tl.load(g_ptr + rows * g_row_stride + cols, mask=mask, other=0.0).to(COMPUTE_DTYPE)
-    u = tl.load(u_ptr + rows * u_row_stride + cols, mask=mask, other=0.0).to(COMPUTE_DTYPE)
+    dout = tl.load(dout_ptr + rows * dout_row_stride * ALIGN + cols, mask=mask, other=0.0)
+    g = tl.load(g_ptr + rows * g_row_stride * ALIGN + cols, mask=mask, other=0.0)
+    u = tl.load(u_ptr + rows * u_row_stride * ALIGN + cols, mask=mask, other=0.0)
+    dout, g, u = dout.to(COMPUTE_DTYPE), g.to(COMPUTE_DTYPE), u.to(COMPUTE_DTYPE)
 
     a, da = _act_and_grad(g, ACTIVATION)  # recomputed: forward saved no activation
     dg = dout * u * da
     du = dout * a
-    tl.store(dg_ptr + rows * dg_row_stride + cols, dg.to(dg_ptr.dtype.element_ty), mask=mask)
-    tl.store(du_ptr + rows * du_row_stride + cols, du.to(du_ptr.dtype.element_ty), mask=mask)
+    dg_ptrs = dg_ptr + rows * dg_row_stride * ALIGN + cols
+    du_ptrs = du_ptr + rows * du_row_stride * ALIGN + cols
+    tl.store(dg_ptrs, dg.to(dg_ptr.dtype.element_ty), mask=mask)
+    tl.store(du_ptrs, du.to(du_ptr.dtype.element_ty), mask=mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,15 +224,50 @@ def _tile_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
     return block_r, block_c, num_warps
 
 
-def _rows_view(x: torch.Tensor, n_cols: int) -> torch.Tensor:
-    """x as [rows, n_cols] with unit column stride: a view when one exists, else a copy."""
+def rows_view(x: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, bool]:
+    """x as [rows, n_cols] with unit column stride, and whether that took a copy.
+
+    A view when one exists; layouts with none (transposed last dim, leading dims that do not
+    collapse into one row stride) are copied.
+    """
     if x.stride(-1) != 1 and x.shape[-1] > 1:
         x = x.contiguous()  # the kernels assume unit column stride (vectorised loads)
+        copied = True
+    else:
+        copied = False
     n_rows = math.prod(x.shape[:-1])  # explicit, so F = 0 stays well defined
     try:
-        return x.view(n_rows, n_cols)
+        return x.view(n_rows, n_cols), copied
     except RuntimeError:  # leading dims do not collapse into one row stride
-        return x.reshape(n_rows, n_cols)
+        return x.reshape(n_rows, n_cols), True
+
+
+def alignment(n_cols: int, tensors: tuple[torch.Tensor, ...]) -> int:
+    """ALIGN: the largest power of two, up to 16 bytes of elements, dividing F and each stride."""
+    align = _VECTOR_BYTES // tensors[0].element_size()
+    while align > 1 and any(v % align for v in (n_cols, *(t.stride(0) for t in tensors))):
+        align //= 2
+    return align
+
+
+def launch_config(
+    kernel: Any, tensors: tuple[torch.Tensor, ...], activation: str
+) -> tuple[tuple[int, int], tuple, dict[str, Any]]:
+    """(grid, args, kwargs) of `kernel` over same-shape [rows, F] tensors: the kernel takes their
+    pointers, the shape, then their row strides (forward: g, u, out; backward: dout, g, u, dg, du).
+
+    Also what bench/kernel_ptx.py compiles ahead of time: the exact launch a GPU would see.
+    """
+    n_rows, n_cols = tensors[0].shape
+    align = alignment(n_cols, tensors)
+    block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
+    grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
+    args = (*tensors, n_rows, n_cols // align, *(t.stride(0) // align for t in tensors))
+    kwargs = dict(
+        ACTIVATION=activation, COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype], ALIGN=align,
+        BLOCK_R=block_r, BLOCK_C=block_c, num_warps=num_warps, enable_fp_fusion=FP_FUSION,
+    )  # fmt: skip
+    return grid, args, kwargs
 
 
 def _device_guard(x: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -221,57 +275,22 @@ def _device_guard(x: torch.Tensor) -> contextlib.AbstractContextManager:
     return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
 
 
-def _check_inputs(*tensors: torch.Tensor) -> None:
-    first = tensors[0]
-    if first.dim() == 0:
-        raise ValueError("gated activation needs at least one dimension (the feature dim)")
-    if first.dtype not in _COMPUTE_DTYPES:
-        raise TypeError(
-            f"fused gated activation supports float16, bfloat16, float32, float64; "
-            f"got {first.dtype}"
-        )
-    for t in tensors[1:]:
-        if t.shape != first.shape or t.dtype != first.dtype or t.device != first.device:
-            raise ValueError(
-                "gate and value must have the same shape, dtype and device; got "
-                f"{tuple(first.shape)} {first.dtype} {first.device} and "
-                f"{tuple(t.shape)} {t.dtype} {t.device}"
-            )
-    if first.device.type != "cuda" and not kernels_interpreted():
-        raise RuntimeError(
-            f"the fused Triton kernels need CUDA tensors (got {first.device}); to run them on "
-            "CPU set TRITON_INTERPRET=1 before importing ffn_variants.kernels, or use "
-            "ffn_variants.activations.gated_torch"
-        )
-
-
-def _launch(kernel, tensors: tuple[torch.Tensor, ...], activation: str) -> None:
-    """Run `kernel` over same-shape [rows, F] tensors: it takes their pointers, the shape, then
-    their row strides, in that order (forward: g, u, out; backward: dout, g, u, dg, du)."""
-    n_rows, n_cols = tensors[0].shape
-    if n_rows * n_cols == 0:
+def _launch(kernel: Any, tensors: tuple[torch.Tensor, ...], activation: str) -> None:
+    if tensors[0].numel() == 0:
         return
-    block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
-    grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
+    grid, args, kwargs = launch_config(kernel, tensors, activation)
+    if kernels_interpreted():
+        kwargs.pop("enable_fp_fusion")  # a compiler option: the interpreter has no compiler
     with _device_guard(tensors[0]):
-        kernel[grid](
-            *tensors,
-            n_rows,
-            n_cols,
-            *(t.stride(0) for t in tensors),
-            ACTIVATION=activation,
-            COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype],
-            BLOCK_R=block_r,
-            BLOCK_C=block_c,
-            num_warps=num_warps,
-        )
+        kernel[grid](*args, **kwargs)
 
 
-def _launch_fwd(g: torch.Tensor, u: torch.Tensor, out: torch.Tensor, activation: str) -> None:
+def launch_forward(g: torch.Tensor, u: torch.Tensor, out: torch.Tensor, activation: str) -> None:
+    """out = act(g) * u over [rows, F] views (unit column stride, any row strides)."""
     _launch(_gated_fwd_kernel, (g, u, out), activation)
 
 
-def _launch_bwd(
+def launch_backward(
     dout: torch.Tensor,
     g: torch.Tensor,
     u: torch.Tensor,
@@ -279,120 +298,6 @@ def _launch_bwd(
     du: torch.Tensor,
     activation: str,
 ) -> None:
-    # grad_out has the output's dtype, which is the inputs': one compute dtype for all.
+    """dg, du of act(g) * u given dout; dg/du may be g/u themselves (each element is read
+    before it is written, by the same thread)."""
     _launch(_gated_bwd_kernel, (dout, g, u, dg, du), activation)
-
-
-# ---------------------------------------------------------------------------------------------
-# Autograd
-# ---------------------------------------------------------------------------------------------
-# By default gradients go into fresh tensors. With inplace_backward=True they overwrite the saved
-# gate/value (as Liger's swiglu does), which saves one [rows, 2F] allocation at the backward peak.
-# That is safe only when nothing else reads those inputs after the forward: true for the output
-# of the FFN's own up-projection (a Linear saves its input, not its output), false for a leaf or a
-# tensor with a second consumer. Triton's writes bypass the version counter, so autograd could not
-# catch a clobbered input; a second backward through the same graph (retain_graph) is refused.
-
-
-def _gradient_buffers(ctx, *saved: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The buffers the backward writes into: the saved inputs themselves, or fresh ones."""
-    if not ctx.inplace_backward:
-        return tuple(torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in saved)
-    if ctx.consumed:
-        raise RuntimeError(
-            "the fused gated activation ran its backward in place and its saved inputs now hold "
-            "gradients, so it cannot run a second backward (retain_graph); call it with "
-            "inplace_backward=False"
-        )
-    ctx.consumed = True
-    return saved
-
-
-class GatedActivationFunction(torch.autograd.Function):
-    """act(gate) * value for two [..., F] tensors."""
-
-    @staticmethod
-    def forward(
-        ctx, gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool
-    ) -> torch.Tensor:
-        n_cols = gate.shape[-1]
-        g2, u2 = _rows_view(gate, n_cols), _rows_view(value, n_cols)
-        out = torch.empty(g2.shape, dtype=gate.dtype, device=gate.device)
-        _launch_fwd(g2, u2, out, activation)
-        ctx.save_for_backward(g2, u2)  # the inputs (views of them); act(gate) is recomputed
-        ctx.activation = activation
-        ctx.shape = gate.shape
-        ctx.inplace_backward, ctx.consumed = inplace_backward, False
-        return out.view(gate.shape)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
-        g2, u2 = ctx.saved_tensors
-        dout = _rows_view(grad_out, g2.shape[1])
-        dg, du = _gradient_buffers(ctx, g2, u2)
-        _launch_bwd(dout, g2, u2, dg, du, ctx.activation)
-        return dg.view(ctx.shape), du.view(ctx.shape), None, None
-
-
-class GatedActivationPackedFunction(torch.autograd.Function):
-    """act(gate) * value for one packed [..., 2F] tensor: gate first half, value second."""
-
-    @staticmethod
-    def forward(ctx, packed: torch.Tensor, activation: str, inplace_backward: bool) -> torch.Tensor:
-        n_cols = packed.shape[-1] // 2
-        p2 = _rows_view(packed, 2 * n_cols)
-        out = torch.empty((p2.shape[0], n_cols), dtype=packed.dtype, device=packed.device)
-        # Both halves are strided views into the same rows: no chunk/contiguous copy.
-        _launch_fwd(p2[:, :n_cols], p2[:, n_cols:], out, activation)
-        ctx.save_for_backward(p2)
-        ctx.activation = activation
-        ctx.shape = packed.shape
-        ctx.inplace_backward, ctx.consumed = inplace_backward, False
-        return out.view(*packed.shape[:-1], n_cols)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (p2,) = ctx.saved_tensors
-        n_cols = p2.shape[1] // 2
-        dout = _rows_view(grad_out, n_cols)
-        (dp,) = _gradient_buffers(ctx, p2)
-        # d_gate into the first half of d_packed, d_value into the second: no torch.cat.
-        _launch_bwd(
-            dout, p2[:, :n_cols], p2[:, n_cols:], dp[:, :n_cols], dp[:, n_cols:], ctx.activation
-        )
-        return dp.view(ctx.shape), None, None
-
-
-# ---------------------------------------------------------------------------------------------
-# Functional API
-# ---------------------------------------------------------------------------------------------
-
-
-def gated_activation(
-    gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool = False
-) -> torch.Tensor:
-    """Fused act(gate) * value; gate and value are [..., F] of one dtype; autograd-capable.
-
-    inplace_backward=True writes the gradients over gate and value: only for inputs that nothing
-    else reads after this call (see the note above GatedActivationFunction).
-    """
-    check_activation(activation)
-    _check_inputs(gate, value)
-    return GatedActivationFunction.apply(gate, value, activation, inplace_backward)
-
-
-def gated_activation_packed(
-    packed: torch.Tensor, activation: str, inplace_backward: bool = False
-) -> torch.Tensor:
-    """Fused act(gate) * value for packed [..., 2F] (gate = [..., :F]); returns [..., F].
-
-    inplace_backward=True writes d_packed over packed: only for a packed projection that nothing
-    else reads after this call, such as the FFN's own up-projection output.
-    """
-    check_activation(activation)
-    _check_inputs(packed)
-    if packed.shape[-1] % 2:
-        raise ValueError(f"packed input needs an even last dim (2F); got {packed.shape[-1]}")
-    return GatedActivationPackedFunction.apply(packed, activation, inplace_backward)
