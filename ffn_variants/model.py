@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ffn_variants.sizing import Match, ffn_flops, matched_d_ff, transformer_flops_per_token
+from ffn_variants.sizing import Match, ffn_flops, matched_d_ff
 from ffn_variants.variants import Impl, build_ffn, get_variant
 
 
@@ -194,9 +194,26 @@ class GPT(nn.Module):
             "d_ff": self.d_ff,
         }
 
-    def flops_per_token(self) -> dict[str, int]:
-        """Forward FLOPs per token: the whole model, and one FFN layer (ffn_variants.sizing)."""
+    def flops_per_token(self) -> dict[str, float]:
+        """FLOPs per token, counted from this model's own matmuls (2 per multiply-add).
+
+        total: the forward pass: every Linear as it is (the gated FFN's packed W and V, W2; the
+        tied embedding once, as the LM head, since its lookup is no matmul) plus attention's
+        scores and weighted sum, 4 * block_size * d_model per layer: the full context, the causal
+        half that the mask discards included (as nanoGPT and the PaLM appendix count it).
+        train: 3 x total (the backward takes the gradients of inputs and weights: twice the
+        forward). ffn: one FFN layer's forward as ffn.match counts it (elementwise work included).
+        ffn_share: the FFN matmuls' share of total (and of train). Norms, softmax, activations
+        and the loss are left out, as MFU conventionally leaves them out.
+        """
         c = self.cfg
-        ffn = ffn_flops(self.ffn_spec.name, c.d_model, self.d_ff)
-        total = transformer_flops_per_token(c.n_layer, c.d_model, c.block_size, c.vocab_size, ffn)
-        return {"ffn": ffn, "total": total}
+        linear = {n: m.in_features * m.out_features for n, m in self.named_modules()
+                  if isinstance(m, nn.Linear)}  # fmt: skip
+        ffn_matmul = 2 * sum(v for n, v in linear.items() if ".ffn." in n)
+        total = 2 * sum(linear.values()) + 4 * c.n_layer * c.block_size * c.d_model
+        return {
+            "total": total,
+            "train": 3 * total,
+            "ffn": ffn_flops(self.ffn_spec.name, c.d_model, self.d_ff),
+            "ffn_share": ffn_matmul / total,
+        }

@@ -159,18 +159,6 @@ def ffn_size(
     )
 
 
-def transformer_flops_per_token(
-    n_layer: int, d_model: int, block_size: int, vocab_size: int, ffn_flops_per_layer: int
-) -> int:
-    """Forward FLOPs per token of the GPT: projections, attention over the context, FFN, head.
-
-    Attention scores and the weighted sum cost 2 * 2 * block_size * d_model per layer (counted over
-    the full context, as in the PaLM appendix); training costs about three times this.
-    """
-    attention = 2 * 4 * d_model * d_model + 2 * 2 * block_size * d_model
-    return n_layer * (attention + ffn_flops_per_layer) + 2 * d_model * vocab_size
-
-
 def matching_table(
     d_model: int,
     dense_d_ff: int,

@@ -23,9 +23,16 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def autocast(cfg: TrainerConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast where trainer.dtype asks for it (auto: on CUDA), else nothing."""
+def compute_dtype(cfg: TrainerConfig, device: torch.device) -> torch.dtype:
+    """What the matmuls run in: bf16 where trainer.dtype asks for it (auto: on CUDA), else fp32."""
     if cfg.dtype == DType.bf16 or (cfg.dtype == DType.auto and device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(cfg: TrainerConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast where the compute dtype is bf16, else nothing (fp32 throughout)."""
+    if compute_dtype(cfg, device) == torch.bfloat16:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

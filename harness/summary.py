@@ -61,6 +61,10 @@ class RunSummary:
     steps: int = 0
     tokens: int = 0
     tokens_per_s: float | None = None
+    model_tflops: float | None = None  # training FLOPs per second the model achieved
+    mfu: float | None = None  # model_tflops / peak_tflops
+    peak_tflops: float | None = None
+    peak_source: str | None = None  # "datasheet: ..." or "measured: ..." (harness.mfu)
     wall_time_s: float | None = None
     final_val_loss: float | None = None
     best_val_loss: float | None = None
@@ -99,9 +103,12 @@ class RunSummary:
             f"run        {self.run_name}  ({self.status}, model {self.model}, {self.device})",
             f"params     total {p['total']:,}  non-embedding {p['non_embedding']:,}  "
             f"FFN {p['ffn']:,} (d_ff {p['d_ff']}, matched on {self.match})",
-            f"FLOPs/tok  {f['total']:,} forward (FFN {f['ffn']:,} per layer)",
+            f"FLOPs/tok  {f['train']:,.0f} training, {f['total']:,.0f} forward (FFN matmuls "
+            f"{f['ffn_share']:.1%})",
             f"trained    {self.steps} steps, {self.tokens:,} tokens in "
             f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s)",
+            f"MFU        {_fmt(self.mfu, '.1%')}: {_fmt(self.model_tflops, '.3g')} TFLOP/s of "
+            f"{_fmt(self.peak_tflops, '.3g')} ({self.peak_source})",
             f"val loss   final {_fmt(self.final_val_loss)}  best {_fmt(self.best_val_loss)}"
             f"  (train {_fmt(self.final_train_loss)})",
             f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",

@@ -32,8 +32,9 @@ from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
 from harness.errors import UserInputError
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
+from harness.mfu import device_peak, mfu
 from harness.preemption import Preempted, PreemptionFlag
-from harness.runtime import autocast, lr_at, make_optimizer, pick_device
+from harness.runtime import autocast, compute_dtype, lr_at, make_optimizer, pick_device
 from harness.summary import RunStatus, RunSummary
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
@@ -127,6 +128,7 @@ class Trainer:
         self.forward = torch.compile(self.model) if t.compile else self.model
         self.optimizer = make_optimizer(self.model, self.cfg.optim, self.device.type == "cuda")
         self.tokens_per_step = t.batch_size * m.block_size * t.grad_accum
+        self.peak = device_peak(self.device, compute_dtype(t, self.device))
         self.summary = self.initial_summary()
 
     def initial_summary(self) -> RunSummary:
@@ -136,6 +138,7 @@ class Trainer:
             group=self.group, params=self.model.param_counts(),
             flops_per_token=self.model.flops_per_token(), device=str(self.device),
             host=socket.gethostname(), pid=os.getpid(), data=self.data_info,
+            peak_tflops=self.peak.tflops, peak_source=self.peak.source,
         )  # fmt: skip
 
     # ----------------------------------------------------------------------------- the loop
@@ -187,11 +190,14 @@ class Trainer:
         if not log_now:
             return {"train/skipped_steps": s.skipped_steps} if skipped else {}
         tokens_per_s = self.throughput.read()
-        self.bar.set_postfix(
-            loss=f"{s.train_loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False
+        utilisation, tflops = mfu(tokens_per_s, self.summary.flops_per_token["train"], self.peak)
+        postfix = dict(
+            loss=f"{s.train_loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", mfu=f"{utilisation:.1%}"
         )
+        self.bar.set_postfix(postfix, refresh=False)
         return {
             "train/loss": s.train_loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,
+            "train/model_tflops": tflops, "train/mfu": utilisation,
             "train/skipped_steps": s.skipped_steps, **norms, **activations,
         }  # fmt: skip
 
@@ -360,9 +366,11 @@ class Trainer:
         """Write the final summary.json and close the loggers (W&B finishes its run)."""
         self.bar.close()
         s, wall = self.state, self.sink.elapsed()
+        tokens_per_s = (s.tokens - self.start_tokens) / max(wall, 1e-9)
+        utilisation, tflops = mfu(tokens_per_s, self.summary.flops_per_token["train"], self.peak)
         self.summary = dataclasses.replace(
             self.summary, status=status, error=error, steps=s.step, tokens=s.tokens,
-            tokens_per_s=(s.tokens - self.start_tokens) / max(wall, 1e-9), wall_time_s=wall,
+            tokens_per_s=tokens_per_s, wall_time_s=wall, mfu=utilisation, model_tflops=tflops,
             final_val_loss=s.val_loss, best_val_loss=s.best_val_loss,
             final_train_loss=s.train_loss, skipped_steps=s.skipped_steps,
         )  # fmt: skip

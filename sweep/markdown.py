@@ -148,17 +148,18 @@ def _difference_cells(rep: ReportInput, r: dict) -> list[str]:
 def results(rep: ReportInput) -> list[str]:
     if not rep.rows:
         return ["## Results", "", "_No completed runs: nothing to tabulate._", ""]
-    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "tokens/s", "seeds",
+    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "tokens/s", "MFU", "seeds",
             "final val loss", "best val loss"]  # fmt: skip
     if rep.has_baseline:
         head += [f"Δ final vs {rep.baseline}", "p (paired t)"]
     body = []
     for r in rep.rows:
-        tps = r["tokens_per_s_mean"]
+        tps, mfu = r["tokens_per_s_mean"], r["mfu_mean"]
         cells = [
             f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
             si(r["params_total"]), si(r["params_ffn"]), si(r["flops_per_token"]),
-            f"{tps:,.0f}" if math.isfinite(tps) else "n/a", str(r["n_seeds"]),
+            f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
+            f"{mfu:.1%}" if math.isfinite(mfu) else "n/a", str(r["n_seeds"]),
             pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
             pm(r["best_val_loss_mean"], r["best_val_loss_ci_half_width"]),
         ]  # fmt: skip
@@ -168,9 +169,16 @@ def results(rep: ReportInput) -> list[str]:
     return [
         "## Results", "", *table([*head, "rank"], body), "",
         "Means are over seeds; ± is the half-width of the 95% confidence interval "
-        "(Student t, df = n − 1). Rank 1 = lowest mean final val loss.",
+        "(Student t, df = n − 1). Rank 1 = lowest mean final val loss. FLOPs/token is the "
+        "forward pass; MFU is the training FLOPs achieved over the device's peak (harness.mfu: "
+        f"{peak_sources(rep)}).",
         *best_setting(rep), "",
     ]  # fmt: skip
+
+
+def peak_sources(rep: ReportInput) -> str:
+    sources = summary_values(rep.ok, "peak_source")
+    return "; ".join(sources) if sources else "not recorded"
 
 
 def best_setting(rep: ReportInput) -> list[str]:

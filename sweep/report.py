@@ -28,7 +28,8 @@ from sweep.table import CONFIDENCE, best_settings, build_rows, compare_with_tabl
 CSV_COLUMNS = [
     "rank", "variant", "setting", "n_seeds", "seeds",
     "params_total", "params_non_embedding", "params_ffn", "params_ffn_per_layer", "d_ff",
-    "flops_per_token", "flops_per_token_ffn", "tokens_per_s_mean",
+    "flops_per_token", "flops_per_token_ffn", "tokens_per_s_mean", "mfu_mean",
+    "model_tflops_mean",
     "final_val_loss_mean", "final_val_loss_ci_half_width", "final_val_loss_ci_low",
     "final_val_loss_ci_high",
     "best_val_loss_mean", "best_val_loss_ci_half_width", "best_val_loss_ci_low",

@@ -41,7 +41,7 @@ def _sizes(run: Run) -> dict[str, float | int]:
 
 
 def _losses(runs: Sequence[Run]) -> dict[str, float]:
-    """Final and best val loss (mean and 95% CI over seeds) and mean tokens/s."""
+    """Final and best val loss (mean and 95% CI over seeds); mean tokens/s, MFU and TFLOP/s."""
     out: dict[str, float] = {}
     for name in ("final_val_loss", "best_val_loss"):
         values = [getattr(r.summary, name) for r in runs if finite(getattr(r.summary, name))]
@@ -50,8 +50,9 @@ def _losses(runs: Sequence[Run]) -> dict[str, float]:
             f"{name}_mean": mean, f"{name}_ci_half_width": half,
             f"{name}_ci_low": mean - half, f"{name}_ci_high": mean + half,
         })  # fmt: skip
-    speeds = [r.summary.tokens_per_s for r in runs if finite(r.summary.tokens_per_s)]
-    out["tokens_per_s_mean"] = mean_ci(speeds)[0]
+    for name in ("tokens_per_s", "mfu", "model_tflops"):
+        values = [getattr(r.summary, name) for r in runs if finite(getattr(r.summary, name))]
+        out[f"{name}_mean"] = mean_ci(values)[0]
     return out
 
 

@@ -104,6 +104,9 @@ def write_run(
             "steps": 100,
             "tokens": 204800,
             "tokens_per_s": 1000.0 + seed,
+            "mfu": 0.25 + 0.01 * seed,
+            "model_tflops": 0.05,
+            "peak_source": "measured: CPU float32 matmul at start-up",
             "wall_time_s": 10.0,
             "final_val_loss": final,
             "best_val_loss": None if final is None else final - 0.01,
@@ -218,6 +221,7 @@ def test_table_means_cis_ranks_and_csv(report: dict) -> None:
         assert float(r["best_val_loss_mean"]) == pytest.approx(bm, rel=1e-12)
         assert float(r["best_val_loss_ci_half_width"]) == pytest.approx(bh, rel=1e-9)
         assert float(r["tokens_per_s_mean"]) == pytest.approx(1001.0)
+        assert float(r["mfu_mean"]) == pytest.approx(0.26)
         assert float(r["params_total"]) == (1_000_300 if variant in GATED else 1_000_000)
     assert {v: int(rows[v]["rank"]) for v in rows} == {"swiglu": 1, "gelu": 2, "relu": 3}
     # paired difference vs relu, seed by seed
@@ -246,6 +250,8 @@ def test_markdown_table_and_header(report: dict) -> None:
     m, h = expected_ci(list(FINAL["swiglu"].values()))
     line = next(ln for ln in md.splitlines() if ln.startswith("| **swiglu**"))
     assert f"{m:.4f} ± {h:.4f}" in line and line.rstrip().endswith("| 1 |")
+    assert "| 1,001 | 26.0% | 3 |" in line  # tokens/s, MFU, seeds
+    assert "measured: CPU float32 matmul at start-up" in md
     assert "Δ final vs relu" in md and "p (paired t)" in md
     assert "11 found, 9 completed, 2 failed/unfinished" in md
     assert "**parameter count**" in md and "0.03%" in md  # 1,000,300 vs 1,000,000

@@ -42,6 +42,8 @@ def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
         "train/loss",
         "train/lr",
         "train/tokens_per_s",
+        "train/mfu",
+        "train/model_tflops",
         "val/loss",
         "grad_norm/total",
         "grad_norm/attn",
@@ -61,6 +63,10 @@ def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
     local = read_metrics(tmp_path)
     assert any("act/L0/gate/rms" in m for m in local)
     assert summary.params["total"] > 0
+    assert 0 < summary.mfu < 1 and summary.model_tflops > 0
+    assert summary.peak_source.startswith("measured: CPU")
+    mfus = [m["train/mfu"] for m in local if "train/mfu" in m]
+    assert mfus and all(0 < v < 1 for v in mfus)
 
 
 def test_dense_variant_logs_its_activation(token_cache, tmp_path):
