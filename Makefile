@@ -5,7 +5,7 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry lint format
+.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry gpu-check gpu-wheels lint format
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
 	$(PYTHON) -m pip install torch==2.13.0
@@ -36,6 +36,15 @@ bench: bench-kernels bench-telemetry
 
 bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
 	$(PYTHON) -m bench.kernels
+
+gpu-check:  ## the acceptance run for a CUDA machine: tests, kernel benchmark, trainings -> results/gpu/
+	$(PYTHON) -m bench.gpu_check
+
+gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check, into .whl/
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation py --implementation cp -d .whl \
+		hydra-core==1.3.8 omegaconf==2.3.1 liger-kernel==0.8.5
+	$(PYTHON) -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
 
 bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
 	$(PYTHON) -m bench.telemetry model=$(MODEL)

@@ -28,9 +28,6 @@ import torch
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 ARCHS = (80, 90)
-# Gated widths F: the model configs' (tiny, tiny_ffn, small, gpt2_124m) and the kernel benchmark's.
-MODEL_WIDTHS = {"tiny": 344, "small": 1024, "gpt2_124m": 2048}
-BENCH_WIDTHS = (688, 1376, 2048, 2752, 11008, 14336)
 ROWS = 8192
 _WIDTH = re.compile(r"(ld|st)\.global(?:\.[a-z]+)*?(?:\.v(\d))?\.(b|f|u|s)(\d+)")
 
@@ -152,15 +149,15 @@ def markdown(results: list[Compiled]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.kernels import LLM_FEATURES, MODEL_FEATURES
     from ffn_variants.kernels.names import KERNEL_ACTIVATIONS
 
     ap = argparse.ArgumentParser(
         prog="python -m bench.kernel_ptx", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--arch", type=int, nargs="+", default=list(ARCHS))
-    ap.add_argument(
-        "--widths", type=int, nargs="+", default=[*MODEL_WIDTHS.values(), *BENCH_WIDTHS]
-    )
+    ap.add_argument("--widths", type=int, nargs="+", default=[*MODEL_FEATURES, *LLM_FEATURES],
+                    help="gated widths F (default: the kernel benchmark's)")  # fmt: skip
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--activations", nargs="+", default=list(KERNEL_ACTIVATIONS))
     ap.add_argument("--out", type=Path, default=None, help="write ptx.md and ptx.json here")

@@ -25,9 +25,10 @@ import torch
 
 from ffn_variants.activations import gated_torch
 
-MODEL_FEATURES = (688, 1376, 2048)  # approximate gated widths of the project's small models
-LLM_FEATURES = (2752, 11008, 14336)
-QUICK_FEATURES = (1376, 11008)
+MODEL_FEATURES = (344, 1024, 2048)  # the gated widths of model=tiny, small and gpt2_124m
+# LLaMA-style widths, and Liger-Kernel's published SwiGLU shape (B=4, S=2048, F=32768).
+LLM_FEATURES = (2752, 11008, 14336, 32768)
+QUICK_FEATURES = (2048, 11008)
 TOKENS = 8192
 ACTIVATIONS = ("silu", "gelu_tanh", "gelu")
 COPY_BUFFER_BYTES = 1 << 30
@@ -162,6 +163,29 @@ def _implementations(
     return impls
 
 
+def _inputs(form: str, packed: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> tuple:
+    if form == "packed":
+        # A private copy: the in-place backward overwrites its input on every call.
+        return (packed.clone().requires_grad_(),)
+    if form == "liger":
+        # Liger's backward writes the gradients into its saved inputs: private copies.
+        return g.clone().requires_grad_(), u.clone().requires_grad_()
+    return g.detach().requires_grad_(), u.detach().requires_grad_()
+
+
+def _measure(fn: Callable, inputs: tuple, dout: torch.Tensor) -> dict[str, float]:
+    """Median times and peak extra memory of forward, and forward + backward."""
+
+    def fwd():
+        return fn(*inputs)
+
+    def fwdbwd():
+        return torch.autograd.grad(fn(*inputs), inputs, dout)
+
+    return {"fwd_ms": _median_ms(fwd), "fwdbwd_ms": _median_ms(fwdbwd),
+            "fwd_peak_mib": _peak_mib(fwd), "fwdbwd_peak_mib": _peak_mib(fwdbwd)}  # fmt: skip
+
+
 def bench_case(
     activation: str,
     n_rows: int,
@@ -171,63 +195,32 @@ def bench_case(
     dtype: torch.dtype = torch.bfloat16,
     device: str = "cuda",
 ) -> list[dict]:
+    """One row per implementation for act(g) * u over [n_rows, n_cols]."""
     torch._dynamo.reset()
     gen = torch.Generator(device=device).manual_seed(0)
     packed = torch.randn(n_rows, 2 * n_cols, device=device, dtype=dtype, generator=gen)
-    g = packed[:, :n_cols].contiguous()
-    u = packed[:, n_cols:].contiguous()
+    g, u = packed[:, :n_cols].contiguous(), packed[:, n_cols:].contiguous()
     dout = torch.randn(n_rows, n_cols, device=device, dtype=dtype, generator=gen)
     reference = gated_torch(g.float(), u.float(), activation)
     elem = torch.empty((), dtype=dtype).element_size()
-    fwd_bytes = gated_bytes(n_rows, n_cols, elem)
-    fwdbwd_bytes = gated_bytes(n_rows, n_cols, elem, backward=True)
-
+    fwd_bytes, fwdbwd_bytes = (gated_bytes(n_rows, n_cols, elem, b) for b in (False, True))
     rows = []
     for name, (form, fn) in _implementations(activation, liger).items():
-        if form == "packed":
-            # A private copy: the in-place backward overwrites its input on every call.
-            inputs = (packed.clone().requires_grad_(),)
-        elif form == "liger":
-            # Liger's backward writes the gradients into its saved inputs: private copies.
-            inputs = (g.clone().requires_grad_(), u.clone().requires_grad_())
-        else:
-            inputs = (g.detach().requires_grad_(), u.detach().requires_grad_())
-
-        def fwd(fn=fn, inputs=inputs):
-            return fn(*inputs)
-
-        def fwdbwd(fn=fn, inputs=inputs):
-            return torch.autograd.grad(fn(*inputs), inputs, dout)
-
+        inputs = _inputs(form, packed, g, u)
         with torch.no_grad():
-            out = fn(*inputs)
-        max_err = (out.float() - reference).abs().max().item()
-        del out
-        fwd_ms = _median_ms(fwd)
-        fwdbwd_ms = _median_ms(fwdbwd)
-        rows.append(
-            {
-                "activation": activation,
-                "n_rows": n_rows,
-                "n_cols": n_cols,
-                "impl": name,
-                "fwd_ms": fwd_ms,
-                "fwd_gbps": gbps(fwd_bytes, fwd_ms),
-                "fwd_pct_copy": percent_of(gbps(fwd_bytes, fwd_ms), copy_gbps),
-                "fwdbwd_ms": fwdbwd_ms,
-                "fwdbwd_gbps": gbps(fwdbwd_bytes, fwdbwd_ms),
-                "fwdbwd_pct_copy": percent_of(gbps(fwdbwd_bytes, fwdbwd_ms), copy_gbps),
-                "fwd_peak_mib": _peak_mib(fwd),
-                "fwdbwd_peak_mib": _peak_mib(fwdbwd),
-                "max_err": max_err,
-            }
+            max_err = (fn(*inputs).float() - reference).abs().max().item()
+        r = {"activation": activation, "n_rows": n_rows, "n_cols": n_cols, "impl": name,
+             **_measure(fn, inputs, dout), "max_err": max_err}  # fmt: skip
+        r["fwd_gbps"], r["fwdbwd_gbps"] = (
+            gbps(fwd_bytes, r["fwd_ms"]),
+            gbps(fwdbwd_bytes, r["fwdbwd_ms"]),
         )
-        print(
-            f"{activation:>9} {n_rows}x{n_cols:<6} {name:<16} fwd {fwd_ms:.4f} ms "
-            f"({rows[-1]['fwd_pct_copy']:.0f}% copy)  fwd+bwd {fwdbwd_ms:.4f} ms "
-            f"({rows[-1]['fwdbwd_pct_copy']:.0f}% copy)",
-            flush=True,
-        )
+        r["fwd_pct_copy"] = percent_of(r["fwd_gbps"], copy_gbps)
+        r["fwdbwd_pct_copy"] = percent_of(r["fwdbwd_gbps"], copy_gbps)
+        rows.append(r)
+        print(f"{activation:>9} {n_rows}x{n_cols:<6} {name:<26} fwd {r['fwd_ms']:.4f} ms "
+              f"({r['fwd_pct_copy']:.0f}% copy)  fwd+bwd {r['fwdbwd_ms']:.4f} ms "
+              f"({r['fwdbwd_pct_copy']:.0f}% copy)", flush=True)  # fmt: skip
     return rows
 
 

@@ -65,6 +65,7 @@ class RunSummary:
     mfu: float | None = None  # model_tflops / peak_tflops
     peak_tflops: float | None = None
     peak_source: str | None = None  # "datasheet: ..." or "measured: ..." (harness.mfu)
+    peak_memory_mib: float | None = None  # the most device memory allocated at once (CUDA)
     wall_time_s: float | None = None
     final_val_loss: float | None = None
     best_val_loss: float | None = None

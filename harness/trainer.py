@@ -87,6 +87,11 @@ class Throughput:
         return rate
 
 
+def peak_memory_mib(device: torch.device) -> float | None:
+    """The most memory allocated at once on a CUDA device so far (None elsewhere)."""
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
 class Trainer:
     """Builds the run's data, model and optimizer, then trains it with `train()`."""
 
@@ -373,6 +378,7 @@ class Trainer:
             tokens_per_s=tokens_per_s, wall_time_s=wall, mfu=utilisation, model_tflops=tflops,
             final_val_loss=s.val_loss, best_val_loss=s.best_val_loss,
             final_train_loss=s.train_loss, skipped_steps=s.skipped_steps,
+            peak_memory_mib=peak_memory_mib(self.device),
         )  # fmt: skip
         self.summary.write(self.run_dir)
         self.sink.close(self.summary)

@@ -132,3 +132,13 @@ def wandb_history_keys(run_dir: Path) -> set[str]:
         if r.WhichOneof("record_type") == "history"
         for item in r.history.item
     }
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda skip, saying why, where there is no CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (make gpu-check runs these)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -39,7 +39,9 @@ def every_kernel() -> list[dict]:
 def layouts() -> list[dict]:
     """SwiGLU's kernels at the model configs' and the benchmark's widths, and at 340 (16-byte
     aligned in fp32 only), for bf16 and fp32."""
-    widths = ["340", "344", "1024", "2048", "688", "1376", "2752", "11008", "14336"]
+    from bench.kernels import LLM_FEATURES, MODEL_FEATURES
+
+    widths = [str(f) for f in (340, *MODEL_FEATURES, *LLM_FEATURES)]
     return compile_kernels("--widths", *widths, "--activations", "silu", "--dtypes", "bf16",
                            "fp32", "--arch", "80", "90")  # fmt: skip
 

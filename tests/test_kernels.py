@@ -438,7 +438,7 @@ def test_bench_bytes_and_throughput():
 
 def test_bench_shapes_and_slug():
     full = bench.bench_shapes(quick=False)
-    assert {f for _, f in full} == {688, 1376, 2048, 2752, 11008, 14336}
+    assert {f for _, f in full} == {344, 1024, 2048, 2752, 11008, 14336, 32768}
     assert all(n == 8192 for n, _ in full)
     assert len(bench.bench_shapes(quick=True)) < len(full)
     assert bench.slugify("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
@@ -449,7 +449,7 @@ def test_bench_markdown_report():
     meta = {"gpu": "Test GPU", "date": "2026-01-01T00:00:00+00:00", "torch": "2.x",
             "triton": "3.x", "liger_kernel": "not installed", "dtype": "bfloat16",
             "copy_gbps": 3000.0}  # fmt: skip
-    row = {"activation": "silu", "n_rows": 8192, "n_cols": 688, "impl": "triton (pair)",
+    row = {"activation": "silu", "n_rows": 8192, "n_cols": 344, "impl": "triton (pair)",
            "fwd_ms": 0.05, "fwd_gbps": 2000.0, "fwd_pct_copy": 66.7, "fwdbwd_ms": 0.12,
            "fwdbwd_gbps": 1900.0, "fwdbwd_pct_copy": 63.3, "fwd_peak_mib": 11.0,
            "fwdbwd_peak_mib": 33.0, "max_err": 0.0039}  # fmt: skip
@@ -459,7 +459,7 @@ def test_bench_markdown_report():
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 4  # header, rule, two rows
     assert len({ln.count("|") for ln in table}) == 1  # every row has the header's columns
-    assert "| silu | 8192 x 688 | triton (pair) | 0.0500 | 2000 | 66.7 |" in text
+    assert "| silu | 8192 x 344 | triton (pair) | 0.0500 | 2000 | 66.7 |" in text
     assert "n/a" in table[3] and "Test GPU" in lines[0] and "3000 GB/s" in text
 
 

@@ -1,0 +1,60 @@
+"""On a CUDA GPU: the fused op inside the FFN and inside a whole training step, in bf16, against
+the PyTorch implementation. Skipped without CUDA; `make gpu-check` runs them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.variants import VARIANTS, build_ffn
+
+pytestmark = pytest.mark.cuda
+GATED_FUSED = sorted(n for n, v in VARIANTS.items() if v.gated and v.activation != "swish_beta")
+# bf16 outputs: 2^-8 relative; the two paths round the product differently (the kernel once,
+# PyTorch after the activation and after the product), so allow a few ulps.
+BF16 = {"rtol": 2**-6, "atol": 2**-6}
+
+
+@pytest.mark.parametrize("name", GATED_FUSED)
+def test_fused_ffn_matches_the_pytorch_ffn_in_bf16(name):
+    torch.manual_seed(0)
+    ffn = build_ffn(name, 768, 2048, impl="torch").cuda()
+    x = torch.randn(4, 1000, 768, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        expected = ffn(x)
+    expected_grads = torch.autograd.grad(expected.float().square().mean(), [x, *ffn.parameters()])
+    ffn.impl = "triton"
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = ffn(x)
+    grads = torch.autograd.grad(out.float().square().mean(), [x, *ffn.parameters()])
+    torch.testing.assert_close(out, expected, **BF16)
+    for g, e in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e, rtol=0.05, atol=1e-4)
+
+
+@pytest.mark.parametrize("compile_model", [False, True], ids=["eager", "compiled"])
+def test_a_training_step_with_the_fused_op_matches_pytorch(compile_model):
+    """Loss and every parameter after one AdamW step, triton vs torch, bf16 autocast."""
+    cfg = GPTConfig(n_layer=4, n_head=6, d_model=384, d_ff=1536, block_size=256, multiple_of=128)
+    x = torch.randint(0, 50257, (8, 256), device="cuda")
+    results = {}
+    for impl in ("torch", "triton"):
+        torch.manual_seed(0)
+        model = GPT(cfg, FFNSpec(name="swiglu", impl=impl)).cuda()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+        forward = torch.compile(model) if compile_model else model
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            _, loss = forward(x, x)
+        loss.backward()
+        optimizer.step()
+        results[impl] = (loss.item(), [p.detach().clone() for p in model.parameters()])
+    assert results["triton"][0] == pytest.approx(results["torch"][0], rel=1e-3)
+    for a, b in zip(results["triton"][1], results["torch"][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_the_triton_path_is_what_runs_on_cuda():
+    from ffn_variants.kernels import kernels_interpreted, triton_available
+
+    assert triton_available("cuda") and not kernels_interpreted()
