@@ -5,7 +5,7 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry gpu-check gpu-wheels lint format
+.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels lint format
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
 	$(PYTHON) -m pip install torch==2.13.0
@@ -32,10 +32,13 @@ report:  ## tables and plots for the newest sweep: make report SWEEP_DIR=multiru
 sizes:  ## the matched-parameter table: make sizes MODEL=small
 	$(PYTHON) -m harness.tools.sizes model=$(MODEL)
 
-bench: bench-kernels bench-telemetry
+bench: bench-kernels bench-telemetry bench-parallel
 
 bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
 	$(PYTHON) -m bench.kernels
+
+bench-parallel:  ## a 4-job sweep one after another vs with hydra/launcher=parallel -> results/parallel/
+	$(PYTHON) -m bench.parallel_sweep --oversubscribed
 
 gpu-check:  ## the acceptance run for a CUDA machine: tests, kernel benchmark, trainings -> results/gpu/
 	$(PYTHON) -m bench.gpu_check

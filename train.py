@@ -2,6 +2,7 @@
 
     python train.py ffn=swiglu
     python train.py -m ffn=relu,gelu,glu,reglu,geglu,swiglu seed=0,1,2
+    torchrun --nproc_per_node=4 train.py ffn=swiglu model=gpt2_124m trainer=gpu
 
 Hydra composes the config, `to_train_config` turns it into typed dataclasses once, and
 `Trainer(cfg, run_dir).train()` runs it. Everything a run produces lands in its Hydra output dir:
@@ -20,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from harness import distributed
 from harness.cli import check_command_line, fail, planned_output_dir
 from harness.config import register_configs, to_train_config
 from harness.errors import UserInputError
@@ -54,11 +56,30 @@ def pass_on(e: Preempted) -> None:
 
 
 def fail_single_run(e: Exception, run_dir: Path) -> None:
-    """A single run's error: one line, exit 2 for bad input (leaving nothing behind), else 1."""
-    if isinstance(e, UserInputError) and NEW_DIRS is not None:
-        NEW_DIRS.remove_failed_run(run_dir)
-    print(f"error: {e}", file=sys.stderr, flush=True)
+    """A single run's error: one line (from rank 0 alone in a data-parallel run), exit 2 for bad
+    input (leaving nothing behind), else 1."""
+    if distributed.current().main:
+        if isinstance(e, UserInputError) and NEW_DIRS is not None:
+            NEW_DIRS.remove_failed_run(run_dir)
+        print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2 if isinstance(e, UserInputError) else 1)
+
+
+def one_run_dir(argv: list[str], env: distributed.DistEnv) -> list[str]:
+    """Overrides that put every process of a torchrun run in rank 0's run dir (its ${now}
+    included); the other ranks write no Hydra files there."""
+    if "-m" in argv or "--multirun" in argv:
+        raise UserInputError(
+            "torchrun trains one run over several processes, not a sweep: drop -m (a sweep of "
+            "data-parallel runs: hydra/launcher=slurm_ddp)"
+        )
+    run_dir = distributed.broadcast(str(planned_output_dir(argv)) if env.main else None)
+    extra = (
+        [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
+    )
+    if not env.main:
+        extra += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    return extra
 
 
 @hydra.main(config_path="configs", config_name="train", version_base="1.3")
@@ -86,14 +107,21 @@ def main(cfg: DictConfig) -> float | None:
         traceback.print_exc()
         record_failure(run_dir, cfg, f"{type(e).__name__}: {e}")
         return None
-    print(summary.console(run_dir), flush=True)
+    if distributed.current().main:
+        print(summary.console(run_dir), flush=True)
     return summary.final_val_loss
 
 
 if __name__ == "__main__":
+    env = distributed.init()  # under torchrun every process joins here, to agree on one run dir
     try:
         check_command_line(sys.argv[1:])
+        if env.enabled:
+            sys.argv += one_run_dir(sys.argv[1:], env)
         NEW_DIRS = NewDirs(planned_output_dir(sys.argv[1:]))
     except UserInputError as e:
-        fail(str(e))
+        if env.main:
+            fail(str(e))
+        sys.exit(2)
     main()
+    distributed.shutdown()

@@ -1,7 +1,8 @@
 """Hydra callbacks: after a multirun, say which jobs did not complete.
 
-Jobs may run in other processes (joblib, submitit), so the sweep's outcome is read from what each
-job left on disk: its summary.json, or only Hydra's .hydra/ for a job that died before writing one.
+Jobs may run in other processes (the pool launcher, submitit), so the sweep's outcome is read
+from what each job left on disk: its summary.json, or only Hydra's .hydra/ for a job that died
+before writing one.
 """
 
 from __future__ import annotations

@@ -11,15 +11,23 @@ from harness.config import DType, OptimConfig, TrainerConfig
 from harness.errors import UserInputError
 
 
-def pick_device(name: str) -> torch.device:
-    """trainer.device as a torch.device: auto is CUDA where available, else the CPU."""
+def pick_device(name: str, local_rank: int | None = None) -> torch.device:
+    """trainer.device as a torch.device. auto: the GPU this job was given (CUDA_VISIBLE_DEVICES,
+    set by a launcher) or, in a data-parallel run, the GPU of this process's local rank; the CPU
+    where there is no GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(
-            f"trainer.device={name} but CUDA is not available; use trainer.device=cpu"
-        )
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        device = torch.device("cuda", local_rank or 0)
+    else:
+        device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError(
+                f"trainer.device={name} but CUDA is not available; use trainer.device=cpu"
+            )
+        if device.index is not None:
+            torch.cuda.set_device(device)  # Triton and NCCL launch on the current device
     return device
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -55,8 +56,13 @@ class RunSummary:
     params: dict[str, int] = field(default_factory=dict)
     flops_per_token: dict[str, int] = field(default_factory=dict)
     device: str | None = None
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES: the GPU(s) a launcher gave this job
+    threads: int | None = None  # torch's intra-op threads
+    world_size: int = 1  # processes of a data-parallel run
     host: str | None = None
     pid: int | None = None
+    started_at: float = field(default_factory=time.time)  # Unix time
+    ended_at: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     tokens: int = 0

@@ -6,6 +6,10 @@
 `TrainState`; a checkpoint is `Trainer.state_dict()` (model, optimizer, TrainState, config), so a
 run resumes exactly: batches are a function of (seed, step), and the state holds every RNG state
 and the W&B run id. Metrics go through one `MetricsSink` to metrics.jsonl and W&B.
+
+Data-parallel (torchrun, or SLURM through submitit): every process trains its share of the rows
+of the same global batches under DistributedDataParallel; rank 0 alone evaluates and writes
+metrics, W&B, checkpoints and the summary (harness.distributed).
 """
 
 from __future__ import annotations
@@ -18,15 +22,16 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats, grad_norms
+from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
@@ -35,6 +40,7 @@ from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger,
 from harness.mfu import device_peak, mfu
 from harness.preemption import Preempted, PreemptionFlag
 from harness.runtime import autocast, compute_dtype, lr_at, make_optimizer, pick_device
+from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
 
 VAL_SEED = 1234  # every run is evaluated on the same validation batches
@@ -42,49 +48,6 @@ VAL_SEED = 1234  # every run is evaluated on the same validation batches
 
 class NonFiniteError(RuntimeError):
     """Loss or gradients went NaN/Inf and trainer.on_nonfinite=stop."""
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; with the model and optimizer, all a checkpoint needs to resume."""
-
-    step: int = 0
-    tokens: int = 0
-    val_loss: float = math.nan
-    best_val_loss: float = math.inf
-    train_loss: float = math.nan
-    skipped_steps: int = 0
-    wandb_id: str | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """The fields, and the RNG states of this moment (CPU, and CUDA where in use)."""
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {**dataclasses.asdict(self), "rng": rng}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, state[f.name])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-
-
-class Throughput:
-    """Tokens per second over the window since the last reading."""
-
-    def __init__(self) -> None:
-        self.start, self.tokens = time.perf_counter(), 0
-
-    def add(self, tokens: int) -> None:
-        self.tokens += tokens
-
-    def read(self) -> float:
-        now = time.perf_counter()
-        rate = self.tokens / max(now - self.start, 1e-9)
-        self.start, self.tokens = now, 0
-        return rate
 
 
 def peak_memory_mib(device: torch.device) -> float | None:
@@ -104,17 +67,33 @@ class Trainer:
     # ------------------------------------------------------------------------------- set-up
 
     def setup(self) -> None:
-        """Device, data, model and optimizer; UserInputError for anything the user can fix.
+        """Processes, device, data, model and optimizer; UserInputError for what a user can fix.
 
         Nothing is written to the run dir here: a run that fails in set-up leaves no trace.
         """
-        t, m = self.cfg.trainer, self.cfg.model
-        self.device = pick_device(t.device)
+        t = self.cfg.trainer
+        self.dist = distributed.init()
+        self.state.world_size = self.dist.world_size
+        self.device = pick_device(t.device, self.dist.local_rank if self.dist.enabled else None)
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(self.cfg.seed)  # the same initial weights in every process
         self.autocast = autocast(t, self.device)
-        data = prepare_tokens(self.cfg.data, min_tokens=m.block_size + 1)
+        self.setup_data()
+        self.setup_model()
+        self.tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
+        self.peak = device_peak(self.device, compute_dtype(t, self.device))
+        self.summary = self.initial_summary()
+
+    def setup_data(self) -> None:
+        t, m, d = self.cfg.trainer, self.cfg.model, self.dist
+        if t.batch_size % d.world_size:
+            raise UserInputError(
+                f"trainer.batch_size={t.batch_size} does not split over {d.world_size} processes; "
+                f"use a multiple of {d.world_size}"
+            )
+        with distributed.main_first():  # one process builds the token cache, the others read it
+            data = prepare_tokens(self.cfg.data, min_tokens=m.block_size + 1, progress=d.main)
         vocab = int(data.manifest.get("vocab_size", 0))
         if vocab > m.vocab_size:
             raise UserInputError(
@@ -122,19 +101,26 @@ class Trainer:
                 f"set model.vocab_size>={vocab}"
             )
         self.data_info = {"name": data.manifest.get("name"), "train_tokens": len(data.train)}
-        self.train_batches = BatchSampler(data.train, t.batch_size, m.block_size, self.cfg.seed)
+        shard = (d.rank, d.world_size)
+        self.train_batches = BatchSampler(
+            data.train, t.batch_size, m.block_size, self.cfg.seed, shard
+        )
         self.val_batches = BatchSampler(data.val, t.batch_size, m.block_size, VAL_SEED)
+
+    def setup_model(self) -> None:
+        t, m = self.cfg.trainer, self.cfg.model
         self.model = GPT(m, self.cfg.ffn).to(self.device)
         if self.model.d_ff % m.multiple_of:
             warn(
                 f"no multiple of model.multiple_of={m.multiple_of} matches {self.cfg.ffn.name} "
                 f"within 1%, so d_ff={self.model.d_ff} (see ffn_variants.sizing)"
             )
-        self.forward = torch.compile(self.model) if t.compile else self.model
+        # DDP all-reduces (averages) the gradients in the backward: every process steps alike.
+        self.ddp = DistributedDataParallel(self.model) if self.dist.enabled else None
+        self.forward = self.ddp or self.model
+        if t.compile:
+            self.forward = torch.compile(self.forward)
         self.optimizer = make_optimizer(self.model, self.cfg.optim, self.device.type == "cuda")
-        self.tokens_per_step = t.batch_size * m.block_size * t.grad_accum
-        self.peak = device_peak(self.device, compute_dtype(t, self.device))
-        self.summary = self.initial_summary()
 
     def initial_summary(self) -> RunSummary:
         c = self.cfg
@@ -144,6 +130,8 @@ class Trainer:
             flops_per_token=self.model.flops_per_token(), device=str(self.device),
             host=socket.gethostname(), pid=os.getpid(), data=self.data_info,
             peak_tflops=self.peak.tflops, peak_source=self.peak.source,
+            world_size=self.dist.world_size,
+            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), threads=torch.get_num_threads(),
         )  # fmt: skip
 
     # ----------------------------------------------------------------------------- the loop
@@ -173,10 +161,12 @@ class Trainer:
         return interval > 0 and self.state.step % interval == 0
 
     def stop_if_preempted(self, preempt: PreemptionFlag) -> None:
-        """After a preemption signal: checkpoint, then raise Preempted (train.py hands it on)."""
-        if preempt.signal is not None:
+        """After a preemption signal to any process: one checkpoint, then every process raises
+        Preempted (train.py hands the signal on)."""
+        signum = distributed.max_int(preempt.signal or 0)
+        if signum:
             self.save_checkpoint()
-            raise Preempted(preempt.signal, self.state.step)
+            raise Preempted(signum, self.state.step)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing)."""
@@ -195,7 +185,7 @@ class Trainer:
         if not log_now:
             return {"train/skipped_steps": s.skipped_steps} if skipped else {}
         tokens_per_s = self.throughput.read()
-        utilisation, tflops = mfu(tokens_per_s, self.summary.flops_per_token["train"], self.peak)
+        utilisation, tflops = self.utilisation(tokens_per_s)
         postfix = dict(
             loss=f"{s.train_loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", mfu=f"{utilisation:.1%}"
         )
@@ -207,23 +197,29 @@ class Trainer:
         }  # fmt: skip
 
     def forward_backward(self, watch: bool) -> dict[str, float]:
-        """Gradients of the step's batches; activation statistics of the first if `watch`."""
+        """Gradients of the step's batches; activation statistics of the first if `watch`.
+
+        The statistics are rank 0's alone: hooks that only read tensors, no collective.
+        """
         accum, s = self.cfg.trainer.grad_accum, self.state
         loss_sum = torch.zeros((), device=self.device)
         stats: dict[str, float] = {}
         for micro in range(accum):
-            x, y = (
-                b.to(self.device, non_blocking=True) for b in self.train_batches.get(s.step, micro)
-            )
-            hooks = (
-                activation_stats(self.model) if watch and micro == 0 else contextlib.nullcontext()
-            )
-            with hooks as recorded, self.autocast:
+            batch = self.train_batches.get(s.step, micro)
+            x, y = (b.to(self.device, non_blocking=True) for b in batch)
+            hooks = contextlib.nullcontext()
+            if watch and micro == 0 and self.dist.main:
+                hooks = activation_stats(self.model)
+            # Gradients are averaged over processes once, after the last micro-batch.
+            last = micro == accum - 1
+            sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
+            with hooks as recorded, sync, self.autocast:
                 _, loss = self.forward(x, y)
             stats.update(recorded or {})
-            (loss / accum).backward()
+            with sync:
+                (loss / accum).backward()
             loss_sum += loss.detach()
-        s.train_loss = (loss_sum / accum).item()
+        s.train_loss = distributed.mean(loss_sum / accum).item()
         return stats
 
     def optimizer_step(self) -> bool:
@@ -261,8 +257,14 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> None:
-        """Mean loss over the fixed validation batches; logged, and kept in the state."""
+        """Mean loss over the fixed validation batches; logged, and kept in the state.
+
+        Rank 0 alone, on the plain model (no collective): the other processes go on and wait for
+        it in the next step's gradient all-reduce.
+        """
         s = self.state
+        if not self.dist.main:
+            return
         self.model.eval()
         losses = []
         for i in range(self.cfg.trainer.eval_batches):
@@ -293,14 +295,19 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.state.load_state_dict(state["train_state"])
+        self.state.load_state_dict(state["train_state"], self.dist.rank)
 
     def save_checkpoint(self) -> None:
+        """Every process's state, written once by rank 0; the others wait until it is on disk."""
         t = self.cfg.trainer
-        if t.checkpoint:
+        if not t.checkpoint:
+            return
+        state = self.state_dict()  # a collective: every rank's RNG state
+        if self.dist.main:
             save_checkpoint(
-                self.run_dir / "checkpoints", self.state.step, self.state_dict(), t.keep_checkpoints
+                self.run_dir / "checkpoints", self.state.step, state, t.keep_checkpoints
             )
+        distributed.barrier()
 
     def resume(self) -> bool:
         """Load the checkpoint trainer.resume names, if any; True if the run continues one."""
@@ -308,6 +315,13 @@ class Trainer:
         if found is None:
             return False
         path, state = found
+        saved_world = state.get("train_state", {}).get("world_size", 1)
+        if saved_world != self.dist.world_size:
+            raise UserInputError(
+                f"checkpoint {path} was written by a run of {saved_world} process(es) and this run "
+                f"has {self.dist.world_size}; resume it with the same number (torchrun "
+                f"--nproc_per_node={saved_world}), or use another run dir or trainer.resume=never"
+            )
         try:
             self.load_state_dict(state)
         except (RuntimeError, ValueError, KeyError) as e:
@@ -318,13 +332,30 @@ class Trainer:
                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); use another run dir "
                 "or trainer.resume=never"
             ) from None
-        print(f"resuming {self.summary.run_name} from {path} at step {self.state.step}", flush=True)
+        if self.dist.main:
+            print(
+                f"resuming {self.summary.run_name} from {path} at step {self.state.step}",
+                flush=True,
+            )
         return True
 
     # ------------------------------------------------------------------------- logs and finish
 
     def open_logs(self, resumed: bool) -> None:
-        """summary.json (running), metrics.jsonl, W&B and the progress bar."""
+        """summary.json (running), metrics.jsonl, W&B and the progress bar: rank 0's alone."""
+        self.sink = MetricsSink(self.loggers(resumed) if self.dist.main else [], self.tokens)
+        self.start_tokens = self.state.tokens
+        self.throughput = Throughput()
+        self.bar = tqdm(
+            total=self.cfg.trainer.max_steps, initial=self.state.step, desc=self.summary.run_name,
+            disable=not (self.cfg.trainer.progress and self.dist.main), unit="step",
+            dynamic_ncols=True, mininterval=1.0, file=sys.stdout,
+        )  # fmt: skip
+
+    def tokens(self) -> int:
+        return self.state.tokens
+
+    def loggers(self, resumed: bool) -> list[MetricLogger]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.summary.write(self.run_dir)
         loggers: list[MetricLogger] = [
@@ -340,14 +371,7 @@ class Trainer:
             )  # fmt: skip
             self.state.wandb_id = wandb.id
             loggers.append(wandb)
-        self.sink = MetricsSink(loggers, tokens=lambda: self.state.tokens)
-        self.start_tokens = self.state.tokens
-        self.throughput = Throughput()
-        self.bar = tqdm(
-            total=self.cfg.trainer.max_steps, initial=self.state.step, desc=self.summary.run_name,
-            disable=not self.cfg.trainer.progress, unit="step", dynamic_ncols=True,
-            mininterval=1.0, file=sys.stdout,
-        )  # fmt: skip
+        return loggers
 
     @contextlib.contextmanager
     def finishing(self) -> Iterator[None]:
@@ -372,13 +396,19 @@ class Trainer:
         self.bar.close()
         s, wall = self.state, self.sink.elapsed()
         tokens_per_s = (s.tokens - self.start_tokens) / max(wall, 1e-9)
-        utilisation, tflops = mfu(tokens_per_s, self.summary.flops_per_token["train"], self.peak)
+        utilisation, tflops = self.utilisation(tokens_per_s)
         self.summary = dataclasses.replace(
             self.summary, status=status, error=error, steps=s.step, tokens=s.tokens,
             tokens_per_s=tokens_per_s, wall_time_s=wall, mfu=utilisation, model_tflops=tflops,
             final_val_loss=s.val_loss, best_val_loss=s.best_val_loss,
             final_train_loss=s.train_loss, skipped_steps=s.skipped_steps,
-            peak_memory_mib=peak_memory_mib(self.device),
+            peak_memory_mib=peak_memory_mib(self.device), ended_at=time.time(),
         )  # fmt: skip
-        self.summary.write(self.run_dir)
+        if self.dist.main:
+            self.summary.write(self.run_dir)
         self.sink.close(self.summary)
+
+    def utilisation(self, tokens_per_s: float) -> tuple[float, float]:
+        """(MFU, model TFLOP/s) of one device, from the run's tokens/s over all processes."""
+        per_device = tokens_per_s / self.dist.world_size
+        return mfu(per_device, self.summary.flops_per_token["train"], self.peak)

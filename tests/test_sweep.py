@@ -1,7 +1,7 @@
 """Sweep presets and launchers, through real Hydra.
 
 The experiment overlays (glu_table, lr_scan) and launcher presets (parallel, slurm, slurm_local)
-compose with the expected fields; a tiny 4-job multirun on the parallel (joblib) launcher goes end
+compose with the expected fields; a tiny 4-job multirun on the parallel (pool) launcher goes end
 to end into sweep.report and W&B (one group, one run per job); the slurm_local preset runs a job
 through submitit's local executor, which is preempted, requeued and resumes from its checkpoint.
 """
@@ -23,6 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
+from hydra_plugins.ffn_variants_launcher.pool_launcher import cores
 from tests.conftest import fresh_cache, tiny_overrides, wandb_records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,12 +124,42 @@ def test_lr_scan_sweeps_learning_rates_per_variant():
 # -------------------------------------------------------------------------------- launcher presets
 
 
-def test_parallel_preset_is_joblib_with_two_processes():
+def test_parallel_and_gpus_presets_are_the_pool_launcher():
     launcher = compose_train(["hydra/launcher=parallel"]).hydra.launcher
-    assert launcher._target_.endswith("JoblibLauncher")
-    assert (launcher.n_jobs, launcher.backend, launcher.prefer) == (2, "loky", "processes")
+    assert launcher._target_.endswith("PoolLauncher")
+    assert (launcher.n_jobs, launcher.devices, launcher.threads_per_job) == (2, None, None)
     more = compose_train(["hydra/launcher=parallel", "hydra.launcher.n_jobs=4"])
     assert more.hydra.launcher.n_jobs == 4
+    gpus = compose_train(["hydra/launcher=gpus", "hydra.launcher.devices=[0,2]"]).hydra.launcher
+    assert gpus._target_.endswith("PoolLauncher") and list(gpus.devices) == ["0", "2"]
+    assert gpus.n_jobs is None
+
+
+def sbatch_script(launcher: DictConfig) -> list[str]:
+    """The sbatch script submitit would submit, from these parameters handed over as the Hydra
+    plugin does (SlurmLauncher.launch); only the "is srun installed" check is skipped."""
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from submitit.slurm.slurm import SlurmExecutor
+
+    class ScriptOnlySlurmExecutor(SlurmExecutor):
+        @classmethod
+        def affinity(cls) -> int:
+            return 1
+
+    params = OmegaConf.to_container(launcher, resolve=True)
+    params.pop("_target_")
+    executor = ScriptOnlySlurmExecutor(
+        folder=params.pop("submitit_folder"), max_num_timeout=params.pop("max_num_timeout")
+    )
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(
+        **executor._convert_parameters({k: v for k, v in params.items() if k in base}),
+        **{k: v for k, v in params.items() if k not in base},
+    )
+    assert executor.max_num_timeout == launcher.max_num_timeout
+    return executor._make_submission_file_text(
+        "python -m submitit.core._submit x", "uid"
+    ).splitlines()
 
 
 def test_slurm_preset_asks_one_gpu_per_job_and_requeues_on_timeout(tmp_path):
@@ -151,28 +182,9 @@ def test_slurm_preset_asks_one_gpu_per_job_and_requeues_on_timeout(tmp_path):
     default = compose_train(["hydra/launcher=slurm"]).hydra.launcher
     assert default.partition is None and default.additional_parameters == {}
 
-    # The sbatch script submitit would submit, from these parameters handed over as the Hydra
-    # plugin does (SlurmLauncher.launch); only the "is srun installed" check is skipped.
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-    from submitit.slurm.slurm import SlurmExecutor, SlurmJobEnvironment
+    from submitit.slurm.slurm import SlurmJobEnvironment
 
-    class ScriptOnlySlurmExecutor(SlurmExecutor):
-        @classmethod
-        def affinity(cls) -> int:
-            return 1
-
-    params = OmegaConf.to_container(launcher, resolve=True)
-    params.pop("_target_")
-    executor = ScriptOnlySlurmExecutor(
-        folder=params.pop("submitit_folder"), max_num_timeout=params.pop("max_num_timeout")
-    )
-    base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(
-        **executor._convert_parameters({k: v for k, v in params.items() if k in base}),
-        **{k: v for k, v in params.items() if k not in base},
-    )
-    assert executor.max_num_timeout == launcher.max_num_timeout
-    script = executor._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    script = sbatch_script(launcher)
     for line in [
         "#SBATCH --gpus-per-node=1",
         "#SBATCH --ntasks-per-node=1",
@@ -185,7 +197,20 @@ def test_slurm_preset_asks_one_gpu_per_job_and_requeues_on_timeout(tmp_path):
         "#SBATCH --requeue",
         f"#SBATCH --output={tmp_path}/.submitit/%j/%j_0_log.out",
     ]:
-        assert line in script.splitlines(), line
+        assert line in script, line
+
+
+def test_slurm_ddp_preset_starts_one_task_per_gpu(tmp_path):
+    base = ["hydra/launcher=slurm_ddp", f"hydra.sweep.dir={tmp_path}"]
+    launcher = compose_train(base).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 4 and launcher.nodes == 1
+    eight = compose_train([*base, "hydra.launcher.gpus_per_node=8", "hydra.launcher.nodes=2"])
+    assert eight.hydra.launcher.tasks_per_node == 8
+    script = sbatch_script(eight.hydra.launcher)
+    for line in ["#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=8", "#SBATCH --nodes=2"]:
+        assert line in script, line
+    assert any(line.startswith("srun ") for line in script)  # one process per task
 
 
 def test_slurm_local_preset_mirrors_slurm_where_it_applies():
@@ -215,7 +240,8 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(token_ca
         tmp_path / "multirun.log",
     )
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "Joblib.Parallel(n_jobs=2,backend=loky" in result.stdout
+    threads = max(1, cores() // 2)
+    assert f"4 jobs, 2 at a time (CPU, CPU; {threads} thread(s) each)" in result.stdout
 
     names = ["relu-s0", "relu-s1", "swiglu-s0", "swiglu-s1"]
     run_dirs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
@@ -225,6 +251,8 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(token_ca
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "completed", summary
         assert (summary["run_name"], summary["group"], summary["steps"]) == (name, group, 6)
+        # A CPU job: no GPU visible to it, and its share of the cores.
+        assert (summary["visible_devices"], summary["threads"]) == ("", threads)
         assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").experiment == "glu_table"
 
     # One W&B offline run per job, all in one group, named and tagged by variant and seed.

@@ -1,0 +1,65 @@
+"""TrainState: where a run stands; with the model and optimizer, all a checkpoint needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from harness import distributed
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states: the CPU's, and CUDA's where it is in use."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    tokens: int = 0  # tokens trained on, over all processes
+    val_loss: float = math.nan
+    best_val_loss: float = math.inf
+    train_loss: float = math.nan
+    skipped_steps: int = 0
+    wandb_id: str | None = None
+    world_size: int = 1  # processes of a data-parallel run; a resume needs the same number
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fields, and the RNG states of this moment of every process (a collective: every
+        rank calls it), in rank order."""
+        return {**dataclasses.asdict(self), "rng": distributed.gather(rng_state())}
+
+    def load_state_dict(self, state: dict[str, Any], rank: int = 0) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, state[f.name])
+        set_rng_state(state["rng"][rank])
+
+
+class Throughput:
+    """Tokens per second over the window since the last reading."""
+
+    def __init__(self) -> None:
+        self.start, self.tokens = time.perf_counter(), 0
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def read(self) -> float:
+        now = time.perf_counter()
+        rate = self.tokens / max(now - self.start, 1e-9)
+        self.start, self.tokens = now, 0
+        return rate

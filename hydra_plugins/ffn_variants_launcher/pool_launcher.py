@@ -1,0 +1,178 @@
+"""A Hydra launcher that runs each job in a fresh process on a device of its own.
+
+    python train.py -m experiment=glu_table hydra/launcher=gpus       # one job per visible GPU
+    python train.py -m experiment=glu_table hydra/launcher=parallel   # n_jobs at a time
+
+Slots: the GPUs this process sees (CUDA_VISIBLE_DEVICES, or every GPU), or `devices` as given; on
+a machine without GPUs, n_jobs CPU slots. A job starts when a slot is free, with
+CUDA_VISIBLE_DEVICES set to its GPU alone (so trainer.device=auto is that GPU) and torch's threads
+set to cores // jobs at once (so parallel jobs never fight over cores); its slot is handed to the
+next job when it ends.
+
+Why a fresh process per job: a worker reused from one job to the next (joblib's loky, a process
+pool) has fixed CUDA_VISIBLE_DEVICES and thread counts when CUDA and OpenMP first initialised, so
+a next job sent there would run on the previous job's GPU. A process started for one job, with its
+environment set before it imports anything, cannot.
+"""
+
+# No `from __future__ import annotations` here: Hydra's plugin scan loads this module outside
+# sys.modules, where a dataclass cannot resolve string annotations.
+import logging
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PoolLauncherConf:
+    _target_: str = "hydra_plugins.ffn_variants_launcher.pool_launcher.PoolLauncher"
+    # GPUs to hand out, one job each (CUDA_VISIBLE_DEVICES values); null: every GPU this process
+    # sees; [] or no GPU: CPU jobs only.
+    devices: list[str] | None = None
+    # Jobs at once. null: one per GPU, or 2 on a CPU. With GPUs, at most one job per GPU.
+    n_jobs: int | None = None
+    # torch threads per job; null: the cores this process may use // the jobs running at once.
+    threads_per_job: int | None = None
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="pool", node=PoolLauncherConf, provider="ffn_variants"
+)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES would name them to a child."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]  # NVML: no CUDA context here
+    except ImportError:
+        return []
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Slot:
+    device: str | None  # a GPU for CUDA_VISIBLE_DEVICES, or None: a share of the CPU
+    threads: int
+
+    def environment(self) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        # "" hides every GPU from a CPU job: it must not land on GPU 0 by default.
+        env["CUDA_VISIBLE_DEVICES"] = self.device if self.device is not None else ""
+        return env
+
+
+def plan_slots(
+    devices: list[str] | None, n_jobs: int | None, threads_per_job: int | None
+) -> list[Slot]:
+    gpus = visible_gpus() if devices is None else [str(d) for d in devices]
+    if gpus:
+        gpus = gpus[: n_jobs or len(gpus)]
+    count = len(gpus) or n_jobs or 2
+    per_job = threads_per_job or max(1, cores() // count)
+    return [Slot(gpu, per_job) for gpu in gpus] or [Slot(None, per_job) for _ in range(count)]
+
+
+def run_in_child(payload: bytes, environment: dict[str, str], conn: Any) -> None:
+    """A job in its own process: the environment first, then torch's threads, then the job."""
+    os.environ.update(environment)
+    import cloudpickle
+    import torch
+
+    torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))  # before the job's first op
+    from hydra_plugins.ffn_variants_launcher.job import execute_job
+
+    result = execute_job(*cloudpickle.loads(payload))
+    conn.send_bytes(cloudpickle.dumps(result))
+    conn.close()
+
+
+class PoolLauncher(Launcher):
+    def __init__(self, **kwargs: Any) -> None:
+        self.settings = kwargs
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:  # fmt: skip
+        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        setup_globals()
+        assert self.config is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        slots = plan_slots(**self.settings)
+        where = ", ".join(f"GPU {s.device}" if s.device is not None else "CPU" for s in slots)
+        log.info(f"Pool launcher: {len(job_overrides)} jobs, {len(slots)} at a time ({where}; "
+                 f"{slots[0].threads} thread(s) each), sweep dir {sweep_dir}")  # fmt: skip
+        for idx, overrides in enumerate(job_overrides):
+            log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
+        return self._run(list(job_overrides), initial_job_idx, slots)
+
+    def _run(self, job_overrides: list, first: int, slots: list[Slot]) -> list[JobReturn]:
+        import cloudpickle
+
+        context = mp.get_context("spawn")
+        waiting = deque(enumerate(job_overrides))
+        free, running = list(slots), {}
+        results: list[JobReturn | None] = [None] * len(job_overrides)
+        singleton_state = Singleton.get_state()
+        while waiting or running:
+            while waiting and free:
+                idx, overrides = waiting.popleft()
+                slot = free.pop(0)
+                job = (first + idx, overrides, self.hydra_context, self.config,
+                       self.task_function, singleton_state)  # fmt: skip
+                payload = cloudpickle.dumps(job)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=run_in_child,
+                                          args=(payload, slot.environment(), send))  # fmt: skip
+                process.start()
+                send.close()
+                running[process.sentinel] = (process, receive, idx, slot)
+            for sentinel in wait(list(running)):
+                process, receive, idx, slot = running.pop(sentinel)
+                results[idx] = self._collect(process, receive, overrides=job_overrides[idx])
+                free.append(slot)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _collect(process: Any, receive: Any, overrides: Sequence[str]) -> JobReturn:
+        """The job's JobReturn, or a failed one if its process died without sending it."""
+        import cloudpickle
+
+        try:
+            result = cloudpickle.loads(receive.recv_bytes()) if receive.poll() else None
+        except (EOFError, OSError):
+            result = None
+        process.join()
+        if result is None:
+            result = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+            result._return_value = RuntimeError(f"job process exited with code {process.exitcode}")
+        return result
