@@ -53,6 +53,7 @@ class OptimConfig:
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 30
+    warmup_fraction: float | None = None  # if set: warm up for this fraction of the run's steps
     weight_decay: float = 0.1  # matrices only; norm gains and biases are not decayed
     beta1: float = 0.9
     beta2: float = 0.95
@@ -65,6 +66,8 @@ class OptimConfig:
         _at_least("optim", self, warmup_steps=0, weight_decay=0.0, grad_clip=0.0, eps=0.0)
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"optim.min_lr_ratio={self.min_lr_ratio} must be between 0 and 1")
+        if self.warmup_fraction is not None and not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"optim.warmup_fraction={self.warmup_fraction} must be in [0, 1)")
         for key in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"optim.{key}={getattr(self, key)} must be in [0, 1)")
@@ -72,7 +75,11 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 300
+    # Steps to train; null: tokens_per_param tokens per non-embedding parameter of the model (a
+    # token budget that grows with the model, as scaling studies train; Chinchilla's 20 counts
+    # all parameters, Kaplan et al. non-embedding ones).
+    max_steps: int | None = 300
+    tokens_per_param: float = 20.0
     batch_size: int = 8  # sequences per micro-batch
     grad_accum: int = 1
     eval_interval: int = 50
@@ -91,9 +98,14 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _at_least(
-            "trainer", self, max_steps=1, batch_size=1, grad_accum=1, eval_interval=1,
-            eval_batches=1, log_interval=1, ckpt_interval=0, keep_checkpoints=1,
+            "trainer", self, batch_size=1, grad_accum=1, eval_interval=1, eval_batches=1,
+            log_interval=1, ckpt_interval=0, keep_checkpoints=1,
         )  # fmt: skip
+        if self.max_steps is not None and self.max_steps < 1 or self.tokens_per_param <= 0:
+            raise ValueError(
+                f"trainer.max_steps={self.max_steps} must be at least 1 (or null: a token budget) "
+                f"and trainer.tokens_per_param={self.tokens_per_param} positive"
+            )
         try:
             if self.device != "auto":
                 torch.device(self.device)

@@ -60,9 +60,24 @@ def make_optimizer(model: torch.nn.Module, optim: OptimConfig, fused: bool) -> t
     )
 
 
+def warmup_steps(optim: OptimConfig, total: int) -> int:
+    """optim.warmup_fraction of the run's steps if set, else optim.warmup_steps."""
+    if optim.warmup_fraction is None:
+        return optim.warmup_steps
+    return max(1, round(optim.warmup_fraction * total)) if optim.warmup_fraction else 0
+
+
+def planned_steps(trainer: TrainerConfig, non_embedding_params: int, tokens_per_step: int) -> int:
+    """trainer.max_steps, or (when null) the steps that train tokens_per_param tokens per
+    non-embedding parameter."""
+    if trainer.max_steps is not None:
+        return trainer.max_steps
+    return max(1, math.ceil(trainer.tokens_per_param * non_embedding_params / tokens_per_step))
+
+
 def lr_at(step: int, optim: OptimConfig, total: int) -> float:
     """Linear warmup to optim.lr, then cosine decay to lr * min_lr_ratio at `total` steps."""
-    base, warmup = optim.lr, optim.warmup_steps
+    base, warmup = optim.lr, warmup_steps(optim, total)
     if step < warmup:
         return base * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))

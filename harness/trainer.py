@@ -39,7 +39,14 @@ from harness.errors import UserInputError
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
 from harness.preemption import Preempted, PreemptionFlag
-from harness.runtime import autocast, compute_dtype, lr_at, make_optimizer, pick_device
+from harness.runtime import (
+    autocast,
+    compute_dtype,
+    lr_at,
+    make_optimizer,
+    pick_device,
+    planned_steps,
+)
 from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
 
@@ -82,6 +89,8 @@ class Trainer:
         self.setup_data()
         self.setup_model()
         self.tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
+        non_embedding = self.model.param_counts()["non_embedding"]
+        self.max_steps = planned_steps(t, non_embedding, self.tokens_per_step)
         self.peak = device_peak(self.device, compute_dtype(t, self.device))
         self.summary = self.initial_summary()
 
@@ -154,7 +163,7 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.state.step >= self.cfg.trainer.max_steps
+        return self.state.step >= self.max_steps
 
     def due(self, interval: int) -> bool:
         """Whether the step just taken is a multiple of `interval` (0: never)."""
@@ -171,7 +180,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing)."""
         s = self.state
-        lr = lr_at(s.step, self.cfg.optim, self.cfg.trainer.max_steps)
+        lr = lr_at(s.step, self.cfg.optim, self.max_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         log_now = (s.step + 1) % self.cfg.trainer.log_interval == 0 or s.step == 0
@@ -347,7 +356,7 @@ class Trainer:
         self.start_tokens = self.state.tokens
         self.throughput = Throughput()
         self.bar = tqdm(
-            total=self.cfg.trainer.max_steps, initial=self.state.step, desc=self.summary.run_name,
+            total=self.max_steps, initial=self.state.step, desc=self.summary.run_name,
             disable=not (self.cfg.trainer.progress and self.dist.main), unit="step",
             dynamic_ncols=True, mininterval=1.0, file=sys.stdout,
         )  # fmt: skip

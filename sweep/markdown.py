@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sweep.runs import Run, summary_values, varying_keys
+from sweep.scaling import Fit, Multiplier, Point
 from sweep.stats import spread_percent, t_critical
-from sweep.table import CONFIDENCE, best_settings
+from sweep.table import best_settings
 
 PLOT_TITLES = {
     "val_loss.png": "Validation loss vs tokens",
     "final_loss.png": "Final validation loss with 95% CI",
+    "scaling.png": "Loss against training compute, with the fits and their residuals",
     "activations.png": "Activation statistics over training",
 }
+
+
+@dataclass
+class Scaling:
+    """The compute-multiplier analysis of a sweep over model sizes."""
+
+    points: list[Point]
+    fits: dict[str, Fit]
+    multipliers: dict[str, list[Multiplier]]  # baseline -> rows
 
 
 @dataclass
@@ -27,9 +38,12 @@ class ReportInput:
     root: Path
     runs: Sequence[Run]
     rows: Sequence[dict]
-    baseline: str
+    baselines: list[str]
     plots: dict[str, str | None]  # file name -> None if written, else why not
-    table_1: dict[str, Any] | None
+    table_1: dict[str, Any] | None = None
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    scaling: Scaling | None = None
+    scaling_skipped: str = ""  # why there is no scaling section
 
     @property
     def ok(self) -> list[Run]:
@@ -40,8 +54,9 @@ class ReportInput:
         return [r for r in self.runs if not r.ok]
 
     @property
-    def has_baseline(self) -> bool:
-        return any(r["variant"] == self.baseline for r in self.rows)
+    def present_baselines(self) -> list[str]:
+        variants = {r["variant"] for r in self.rows}
+        return [b for b in self.baselines if b in variants]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -67,6 +82,10 @@ def p_value(p: float) -> str:
     if not math.isfinite(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def percent(x: float) -> str:
+    return f"{x:.1%}" if math.isfinite(x) else "n/a"
 
 
 def span(vals: list, fmt: Callable[[Any], str] = str) -> str:
@@ -117,6 +136,7 @@ def matching_line(rep: ReportInput) -> str:
 def header(rep: ReportInput) -> list[str]:
     ok, bad = rep.ok, rep.bad
     tokens = span(summary_values(ok, "tokens"), lambda t: f"{int(t):,}")
+    missing_bases = [b for b in rep.baselines if b not in rep.present_baselines]
     lines = [
         f"# FFN variant sweep: {rep.name}",
         "",
@@ -126,9 +146,9 @@ def header(rep: ReportInput) -> list[str]:
         f"- **Model:** {span(summary_values(ok, 'model'))}; **steps:** "
         f"{span(summary_values(ok, 'steps'))}; **tokens per run:** {tokens}",
         f"- **Matching:** {matching_line(rep)}",
-        f"- **Baseline:** {rep.baseline}"
-        + ("" if rep.has_baseline else f" — **not in this sweep** (no completed {rep.baseline} "
-           "run), so there is no difference column"),
+        f"- **Baselines:** {', '.join(rep.baselines)}"
+        + (f" — **not in this sweep:** {', '.join(missing_bases)} (no completed run, so no "
+           "difference column for it)" if missing_bases else ""),
     ]  # fmt: skip
     missing = sorted({r.variant or "?" for r in bad} - {r["variant"] for r in rep.rows})
     if missing:
@@ -136,41 +156,43 @@ def header(rep: ReportInput) -> list[str]:
     return [*lines, ""]
 
 
-def _difference_cells(rep: ReportInput, r: dict) -> list[str]:
-    if r["variant"] == rep.baseline:
+def _difference_cells(row: dict, baseline: str) -> list[str]:
+    d = row["diffs"][baseline]
+    if row["variant"] == baseline:
         return ["(baseline)", ""]
-    if r["diff_vs_baseline_n_pairs"] == 0:
+    if d["n_pairs"] == 0:
         return ["no common seeds", "n/a"]
-    diff = pm(r["diff_vs_baseline_mean"], r["diff_vs_baseline_ci_half_width"], signed=True)
-    return [f"{diff} (n={r['diff_vs_baseline_n_pairs']})", p_value(r["diff_vs_baseline_p_value"])]
+    diff = pm(d["mean"], d["ci_half_width"], signed=True)
+    return [f"{diff} (n={d['n_pairs']})", p_value(d["p_value"])]
 
 
 def results(rep: ReportInput) -> list[str]:
     if not rep.rows:
         return ["## Results", "", "_No completed runs: nothing to tabulate._", ""]
-    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "tokens/s", "MFU", "seeds",
-            "final val loss", "best val loss"]  # fmt: skip
-    if rep.has_baseline:
-        head += [f"Δ final vs {rep.baseline}", "p (paired t)"]
+    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "FFN share", "tokens/s",
+            "MFU", "seeds", "final val loss", "best val loss"]  # fmt: skip
+    for b in rep.present_baselines:
+        head += [f"Δ final vs {b}", "p (paired t)"]
     body = []
     for r in rep.rows:
-        tps, mfu = r["tokens_per_s_mean"], r["mfu_mean"]
+        tps = r["tokens_per_s_mean"]
         cells = [
             f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
             si(r["params_total"]), si(r["params_ffn"]), si(r["flops_per_token"]),
-            f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
-            f"{mfu:.1%}" if math.isfinite(mfu) else "n/a", str(r["n_seeds"]),
+            percent(r["ffn_share"]), f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
+            percent(r["mfu_mean"]), str(r["n_seeds"]),
             pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
             pm(r["best_val_loss_mean"], r["best_val_loss_ci_half_width"]),
         ]  # fmt: skip
-        if rep.has_baseline:
-            cells += _difference_cells(rep, r)
+        for b in rep.present_baselines:
+            cells += _difference_cells(r, b)
         body.append([*cells, str(r["rank"])])
     return [
         "## Results", "", *table([*head, "rank"], body), "",
         "Means are over seeds; ± is the half-width of the 95% confidence interval "
         "(Student t, df = n − 1). Rank 1 = lowest mean final val loss. FLOPs/token is the "
-        "forward pass; MFU is the training FLOPs achieved over the device's peak (harness.mfu: "
+        "forward pass; FFN share is the FFN matmuls' share of the training FLOPs; MFU is the "
+        "training FLOPs achieved over the device's peak (harness.mfu: "
         f"{peak_sources(rep)}).",
         *best_setting(rep), "",
     ]  # fmt: skip
@@ -194,30 +216,9 @@ def best_setting(rep: ReportInput) -> list[str]:
     return [
         "",
         f"This sweep varies {keys}: each variant has one row per value, and Δ pairs each run "
-        f"with the {rep.baseline} run of the same {keys} and seed.",
+        f"with the baseline's run of the same {keys} and seed.",
         "", "### Best setting per variant", "",
         *table(["variant", "best setting", "final val loss", "seeds"], rows),
-    ]  # fmt: skip
-
-
-def against_table_1(rep: ReportInput) -> list[str]:
-    t1 = rep.table_1
-    if t1 is None:
-        return []
-    rows = [
-        [v["variant"], f"{v['ours']:.4f}", str(v["our_rank"]), f"{v['shazeer']:.3f}",
-         str(v["shazeer_rank"])]
-        for v in t1["variants"]
-    ]  # fmt: skip
-    head = ["variant", "final val loss here", "rank here", "Table 1 log-perplexity",
-            "rank in Table 1"]  # fmt: skip
-    return [
-        "## Against Shazeer (2020), Table 1", "", *table(head, rows), "",
-        f"Kendall's τ between the two orderings: {t1['kendall_tau']:+.2f} (p = "
-        f"{p_value(t1['p_value'])}; +1 is the same order, 0 unrelated). Table 1 trained T5-base "
-        "for 65,536 steps on C4; a small model trained briefly need not agree, and differences "
-        "inside the confidence intervals above say nothing about order.",
-        "",
     ]  # fmt: skip
 
 
@@ -250,16 +251,16 @@ def plots(rep: ReportInput) -> list[str]:
 
 def how_to_read(rep: ReportInput) -> list[str]:
     n = max((r["n_seeds"] for r in rep.rows), default=0)
-    t = t_critical(n, CONFIDENCE)
+    t = t_critical(n, 0.95)
     t_note = f" With {n} seeds the multiplier is t = {t:.2f}, so the intervals are wide." if (
         math.isfinite(t)) else ""  # fmt: skip
-    if rep.has_baseline:
+    if rep.present_baselines:
         diff = (
-            f"The Δ column compares each variant with {rep.baseline} seed by seed (only seeds both "
-            "completed): the mean of the per-seed differences in final val loss, its 95% CI, and "
-            "the p-value of the paired t-test. Negative Δ means lower loss than the baseline. A "
-            "difference whose CI includes 0 (p ≥ 0.05) is not significant at these seeds: it may "
-            "be seed noise, and more seeds are needed to tell. "
+            f"The Δ columns compare each variant with {' and '.join(rep.present_baselines)} seed "
+            "by seed (only seeds both completed): the mean of the per-seed differences in final "
+            "val loss, its 95% CI, and the p-value of the paired t-test. Negative Δ means lower "
+            "loss than the baseline. A difference whose CI includes 0 (p ≥ 0.05) is not "
+            "significant at these seeds: it may be seed noise, and more seeds are needed to tell. "
         )
     else:
         diff = "Two variants whose intervals overlap heavily cannot be told apart at these seeds. "
@@ -275,9 +276,10 @@ def how_to_read(rep: ReportInput) -> list[str]:
     ]  # fmt: skip
 
 
-SECTIONS = (header, results, against_table_1, failures, plots, how_to_read)
-
-
 def render_markdown(rep: ReportInput) -> str:
     """The human-readable report: each section in turn."""
-    return "\n".join(line for section in SECTIONS for line in section(rep))
+    from sweep import findings
+
+    sections = (header, results, findings.compute_multipliers, findings.against_the_literature,
+                findings.scope, failures, plots, how_to_read)  # fmt: skip
+    return "\n".join(line for section in sections for line in section(rep))

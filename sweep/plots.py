@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -144,9 +145,10 @@ def plot_final_loss(
     seeds_by_variant: Mapping[str, Mapping[object, float]],
     path: Path,
     colors: Mapping[str, tuple],
-    baseline: str | None,
+    baselines: Sequence[str] = (),
 ) -> str | None:
-    """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds."""
+    """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds,
+    and a dashed line at each baseline's mean."""
     rows = sorted(
         (r for r in rows if math.isfinite(r["final_val_loss_mean"])),
         key=lambda r: r["final_val_loss_mean"],
@@ -157,10 +159,11 @@ def plot_final_loss(
     for i, r in enumerate(rows):
         seeds = list(seeds_by_variant.get(r["label"], {}).values())
         _final_loss_point(ax, i, r, seeds, colors[r["label"]])
-    base = [r for r in rows if r["variant"] == baseline]
-    if base:
-        mean, label = base[0]["final_val_loss_mean"], f"baseline ({base[0]['label']}) mean"
-        ax.axhline(mean, color="0.4", ls="--", lw=1, label=label)
+    for style, baseline in zip(("--", ":", "-."), baselines, strict=False):
+        base = [r for r in rows if r["variant"] == baseline]
+        if base:
+            mean, label = base[0]["final_val_loss_mean"], f"baseline {base[0]['label']} (mean)"
+            ax.axhline(mean, color="0.4", ls=style, lw=1, label=label)
     settings = any(r.get("setting") for r in rows)
     ticks = [
         r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "") + f"\n(n={r['n_seeds']})"
@@ -248,5 +251,50 @@ def plot_activations(
     fig.suptitle("FFN activation statistics over training (mean over layers and seeds)")
     fig.tight_layout(rect=(0, 0, 0.9, 0.96))
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def plot_scaling(scaling: Any, path: Path, baselines: Sequence[str]) -> str | None:
+    """Final loss against training compute (log x): each run, each variant's fit with its 95%
+    band over seeds; and the residuals of the fits."""
+    from sweep.scaling import fit_band
+
+    by_variant: dict[str, list] = {}
+    for p in scaling.points:
+        by_variant.setdefault(p.variant, []).append(p)
+    computes = [p.compute for p in scaling.points]
+    grid = np.geomspace(min(computes) / 1.3, max(computes) * 1.3, 100)
+    colors = variant_colors(sorted(by_variant))
+    fig, (ax, res) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    for variant, points in sorted(by_variant.items()):
+        fit, color = scaling.fits[variant], colors[variant]
+        bold = variant in baselines
+        ax.scatter([p.compute for p in points], [p.loss for p in points], s=14, color=color,
+                   alpha=0.7, zorder=3)  # fmt: skip
+        if not fit.ok:
+            ax.plot([], [], color=color, label=f"{variant} (no fit: {fit.reason})")
+            continue
+        ax.plot(grid, fit.loss(grid), color=color, lw=2.4 if bold else 1.5,
+                label=f"{variant}: E={fit.E:.2f}, α={fit.alpha:.2f}")  # fmt: skip
+        band = fit_band(points, grid)
+        if band is not None:
+            ax.fill_between(grid, band[0], band[1], color=color, alpha=0.15, lw=0)
+        res.scatter([c for c, _ in fit.residuals], [r for _, r in fit.residuals], s=14,
+                    color=color, label=variant)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs)")
+    ax.set_ylabel("final val loss")
+    ax.set_title("Loss vs compute: runs, fits L = E + A·(C/C₀)^−α, 95% bands over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    res.axhline(0, color="0.4", lw=1)
+    res.set_xscale("log")
+    res.set_xlabel("training compute (FLOPs)")
+    res.set_ylabel("loss − fit")
+    res.set_title("Residuals")
+    res.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return None

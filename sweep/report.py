@@ -1,17 +1,20 @@
 """Turn a Hydra multirun sweep into a results table with confidence intervals, a CSV and plots.
 
     python -m sweep.report MULTIRUN_DIR [--name NAME] [--out results] [--baseline relu]
+                           [--baseline relu2] [--wandb [online|offline]]
 
 It reads only the files each run writes (``summary.json``, ``metrics.jsonl``,
 ``.hydra/overrides.yaml``) and writes ``report.md``, ``report.csv``, ``summary.json`` and PNG plots
 under ``<out>/<name>/``. Runs that did not complete are listed, never silently dropped, and are
-excluded from the statistics.
+excluded from the statistics. A sweep over model sizes also gets compute multipliers. With
+--wandb the report is also logged as one W&B run in the sweep's group.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -20,24 +23,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ffn_variants.variants import VARIANTS
 from harness.errors import UserInputError
-from sweep.markdown import ReportInput, render_markdown
+from sweep.literature import check_claims, compare_with_table_1
+from sweep.markdown import ReportInput, Scaling, render_markdown
 from sweep.runs import Run, load_sweep, summary_values
-from sweep.table import CONFIDENCE, best_settings, build_rows, compare_with_table_1
+from sweep.scaling import multipliers, points_from_runs
+from sweep.table import CONFIDENCE, best_settings, build_rows
 
-CSV_COLUMNS = [
+ROW_COLUMNS = [
     "rank", "variant", "setting", "n_seeds", "seeds",
     "params_total", "params_non_embedding", "params_ffn", "params_ffn_per_layer", "d_ff",
-    "flops_per_token", "flops_per_token_ffn", "tokens_per_s_mean", "mfu_mean",
-    "model_tflops_mean",
+    "flops_per_token", "flops_per_token_ffn", "train_flops_per_token", "ffn_share",
+    "tokens_per_s_mean", "mfu_mean", "model_tflops_mean",
     "final_val_loss_mean", "final_val_loss_ci_half_width", "final_val_loss_ci_low",
     "final_val_loss_ci_high",
     "best_val_loss_mean", "best_val_loss_ci_half_width", "best_val_loss_ci_low",
     "best_val_loss_ci_high",
-    "baseline", "diff_vs_baseline_mean", "diff_vs_baseline_ci_half_width",
-    "diff_vs_baseline_ci_low", "diff_vs_baseline_ci_high", "diff_vs_baseline_p_value",
-    "diff_vs_baseline_n_pairs",
 ]  # fmt: skip
+DIFF_FIELDS = ["mean", "ci_half_width", "ci_low", "ci_high", "p_value", "n_pairs"]
 
 
 def _clean(x: Any) -> Any:
@@ -50,7 +54,15 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def write_csv(rows: Sequence[dict], path: Path) -> None:
+def flat_row(row: dict, baselines: Sequence[str]) -> dict[str, Any]:
+    """A row with its differences as diff_vs_<baseline>_<field> columns."""
+    out = {k: row[k] for k in ROW_COLUMNS}
+    for b in baselines:
+        out.update({f"diff_vs_{b}_{f}": row["diffs"][b][f] for f in DIFF_FIELDS})
+    return out
+
+
+def write_csv(rows: Sequence[dict], baselines: Sequence[str], path: Path) -> None:
     """The table with unformatted numbers (NaN as an empty cell)."""
 
     def cell(x: Any) -> Any:
@@ -58,11 +70,12 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
             return repr(x) if math.isfinite(x) else ""
         return x
 
+    columns = ROW_COLUMNS + [f"diff_vs_{b}_{f}" for b in baselines for f in DIFF_FIELDS]
     with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
-            w.writerow({k: cell(r[k]) for k in CSV_COLUMNS})
+            w.writerow({k: cell(v) for k, v in flat_row(r, baselines).items()})
 
 
 def default_name(root: Path, runs: Sequence[Run]) -> str:
@@ -77,26 +90,38 @@ def default_name(root: Path, runs: Sequence[Run]) -> str:
     return re.sub(r"[^\w.\-]+", "_", name).strip("_") or "sweep"
 
 
-def make_plots(
-    runs: Sequence[Run], rows: Sequence[dict], baseline: str, dest: Path
-) -> dict[str, str | None]:
+def scaling_analysis(runs: Sequence[Run], baselines: Sequence[str]) -> tuple[Scaling | None, str]:
+    """Fits and multipliers when the sweep varies the model size, else None and why not."""
+    points, why = points_from_runs(runs)
+    if not points:
+        return None, why
+    fits, by_baseline = {}, {}
+    for b in baselines:
+        fits, by_baseline[b] = multipliers(points, b)
+    return Scaling(points, fits, by_baseline), ""
+
+
+def make_plots(rep: ReportInput, dest: Path) -> dict[str, str | None]:
     """The report's PNGs: file name -> None if written, else the reason it was not."""
     from sweep import plots as P
 
-    ok = [r for r in runs if r.ok]
+    ok, rows = rep.ok, rep.rows
     order = [r["label"] for r in rows]
     colors = P.variant_colors(order)
     by_label: dict[str, list[list[dict]]] = {}
     for r in ok:
         by_label.setdefault(r.label, []).append(r.metrics)
     finals = {v: {r.seed: r.summary.final_val_loss for r in ok if r.label == v} for v in order}
-    return {
+    out = {
         "val_loss.png": P.plot_val_loss(by_label, dest / "val_loss.png", colors, order),
         "final_loss.png": P.plot_final_loss(
-            rows, finals, dest / "final_loss.png", colors, baseline
+            rows, finals, dest / "final_loss.png", colors, rep.present_baselines
         ),
-        "activations.png": P.plot_activations(by_label, dest / "activations.png", colors, order),
     }
+    if rep.scaling is not None:
+        out["scaling.png"] = P.plot_scaling(rep.scaling, dest / "scaling.png", rep.baselines)
+    out["activations.png"] = P.plot_activations(by_label, dest / "activations.png", colors, order)
+    return out
 
 
 def report_json(rep: ReportInput) -> dict[str, Any]:
@@ -112,21 +137,39 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
          "reason": r.reason, "dir": r.rel}
         for r in rep.bad
     ]  # fmt: skip
+    scaling = None if rep.scaling is None else {
+        "fits": {v: dataclasses.asdict(f) for v, f in rep.scaling.fits.items()},
+        "multipliers": {b: [dataclasses.asdict(m) for m in ms]
+                        for b, ms in rep.scaling.multipliers.items()},
+    }  # fmt: skip
     return {
-        "name": rep.name, "sweep_dir": str(rep.root), "baseline": rep.baseline,
-        "baseline_present": rep.has_baseline, "confidence": CONFIDENCE,
+        "name": rep.name, "sweep_dir": str(rep.root), "baselines": rep.baselines,
+        "baselines_present": rep.present_baselines, "confidence": CONFIDENCE,
         "n_runs": len(runs), "n_completed": len(rep.ok), "n_failed": len(rep.bad),
         "match": summary_values(rep.ok, "match"), "model": summary_values(rep.ok, "model"),
-        "rows": rows, "best_settings": best, "shazeer_table_1": rep.table_1, "failed": failed,
+        "rows": rows, "best_settings": best, "shazeer_table_1": rep.table_1,
+        "claims": rep.claims, "scaling": scaling, "failed": failed,
         "plots": {k: ("written" if v is None else f"skipped: {v}") for k, v in rep.plots.items()},
     }  # fmt: skip
 
 
+def check_baselines(baselines: Sequence[str]) -> list[str]:
+    names = [b for item in baselines for b in item.split(",") if b]
+    unknown = [b for b in names if b not in VARIANTS]
+    if unknown:
+        raise UserInputError(
+            f"unknown baseline {', '.join(unknown)}; --baseline takes a variant: "
+            f"{', '.join(VARIANTS)}"
+        )
+    return list(dict.fromkeys(names)) or ["relu"]
+
+
 def make_report(
-    root: Path, out: Path = Path("results"), name: str | None = None, baseline: str = "relu",
-    log: Callable[[str], None] = print,
-) -> Path:  # fmt: skip
-    """Read the sweep under ``root``, write the report files, return the output dir."""
+    root: Path, out: Path = Path("results"), name: str | None = None,
+    baselines: Sequence[str] = ("relu",), log: Callable[[str], None] = print,
+) -> tuple[Path, ReportInput]:  # fmt: skip
+    """Read the sweep under ``root``, write the report files; the output dir and the report."""
+    baselines = check_baselines(baselines)
     root = Path(root)
     runs = load_sweep(root, exclude=Path(out))
     n_ok = sum(r.ok for r in runs)
@@ -135,28 +178,31 @@ def make_report(
     name = name or default_name(root, runs)
     dest = Path(out) / name
     dest.mkdir(parents=True, exist_ok=True)
-    rows = build_rows(runs, baseline)
-    plots = make_plots(runs, rows, baseline, dest)
-    for fname, skipped in plots.items():
-        if skipped is not None:
+    rows = build_rows(runs, baselines)
+    scaling, skipped = scaling_analysis(runs, baselines)
+    rep = ReportInput(name, root, runs, rows, baselines, {}, compare_with_table_1(rows),
+                      check_claims(runs), scaling, skipped)  # fmt: skip
+    rep.plots = make_plots(rep, dest)
+    for fname, why in rep.plots.items():
+        if why is not None:
             (dest / fname).unlink(missing_ok=True)  # no stale plot from an earlier report
-        log(f"wrote {dest / fname}" if skipped is None else f"skipped {fname}: {skipped}")
-    rep = ReportInput(name, root, runs, rows, baseline, plots, compare_with_table_1(rows))
+        log(f"wrote {dest / fname}" if why is None else f"skipped {fname}: {why}")
     (dest / "report.md").write_text(render_markdown(rep), encoding="utf-8")
-    write_csv(rows, dest / "report.csv")
-    summary = json.dumps(_clean(report_json(rep)), indent=2) + "\n"
+    write_csv(rows, baselines, dest / "report.csv")
+    summary = json.dumps(_clean(report_json(rep)), indent=2, default=float) + "\n"
     (dest / "summary.json").write_text(summary, encoding="utf-8")
     for fname in ("report.md", "report.csv", "summary.json"):
         log(f"wrote {dest / fname}")
-    return dest
+    return dest, rep
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="python -m sweep.report",
         description="Summarise a Hydra multirun sweep of FFN variants: a table of final/best val "
-        "loss (mean ± 95% CI over seeds), paired differences vs a baseline, a CSV, a JSON "
-        "summary and plots. Failed/unfinished runs are listed and excluded from the statistics.",
+        "loss (mean ± 95% CI over seeds), paired differences vs baselines, compute multipliers "
+        "across model sizes, a CSV, a JSON summary and plots. Failed/unfinished runs are listed "
+        "and excluded from the statistics.",
     )
     ap.add_argument("sweep_dir", type=Path, help="the multirun dir (holds multirun.yaml and one "
                     "subdir per job; run dirs are found recursively)")  # fmt: skip
@@ -170,11 +216,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Path("results"),
         help="parent dir of the report (default: results); writes <out>/<name>/",
     )
-    ap.add_argument(
-        "--baseline",
-        default="relu",
-        help="variant the others are compared with, paired by seed (default: relu)",
-    )
+    ap.add_argument("--baseline", action="append", default=[], metavar="VARIANT",
+                    help="a variant the others are compared with, paired by seed; repeat it (or "
+                    "give a comma list) for several, e.g. --baseline relu --baseline relu2 "
+                    "(default: relu)")  # fmt: skip
+    ap.add_argument("--wandb", nargs="?", const="online", choices=["online", "offline"],
+                    help="also log the report as a W&B run in the sweep's group (online falls "
+                    "back to offline without a login or network)")  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -182,10 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (2 on bad input)."""
     args = parse_args(argv)
     try:
-        dest = make_report(args.sweep_dir, args.out, args.name, args.baseline)
+        dest, rep = make_report(args.sweep_dir, args.out, args.name, args.baseline or ["relu"])
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.wandb:
+        from sweep.wandb_report import log_report
+
+        log_report(rep, dest, args.wandb)
     print(f"report: {dest / 'report.md'}")
     return 0
 

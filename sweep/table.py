@@ -1,5 +1,5 @@
-"""The report's numbers: one row per variant (and swept setting) with CIs and paired differences,
-each variant's best setting, and the ordering beside Shazeer's Table 1."""
+"""The report's numbers: one row per variant (and swept setting) with CIs and paired differences
+against each baseline, and each variant's best setting."""
 
 from __future__ import annotations
 
@@ -8,15 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweep.runs import Run, finite
-from sweep.stats import kendall_tau, mean_ci, paired_difference, rank_lowest_first
+from sweep.stats import mean_ci, paired_difference, rank_lowest_first
 
 CONFIDENCE = 0.95
-# Shazeer (2020), "GLU Variants Improve Transformer", Table 1: log-perplexity after 65,536 steps
-# (T5-base on C4), the anchor this harness compares its ordering with.
-SHAZEER_TABLE_1 = {
-    "relu": 1.997, "gelu": 1.983, "swish": 1.994, "glu": 1.982,
-    "bilinear": 1.960, "geglu": 1.942, "swiglu": 1.944, "reglu": 1.953,
-}  # fmt: skip
 
 
 def _num(x: Any) -> float | int:
@@ -37,6 +31,8 @@ def _sizes(run: Run) -> dict[str, float | int]:
         "d_ff": _num(p.get("d_ff")),
         "flops_per_token": _num(f.get("total")),
         "flops_per_token_ffn": _num(f.get("ffn")),
+        "train_flops_per_token": _num(f.get("train")),
+        "ffn_share": _num(f.get("ffn_share")),
     }
 
 
@@ -56,41 +52,50 @@ def _losses(runs: Sequence[Run]) -> dict[str, float]:
     return out
 
 
-def _difference(runs: Sequence[Run], base: dict[int, float] | None) -> dict[str, float | int]:
-    """The paired difference of final val loss against the baseline's runs of the same seeds."""
+def finals(runs: Sequence[Run]) -> dict[int, float]:
+    """seed -> final val loss."""
+    return {r.seed: r.summary.final_val_loss for r in runs if r.seed is not None}
+
+
+def difference(mine: dict[int, float], base: dict[int, float] | None) -> dict[str, float | int]:
+    """The paired difference of final val loss against a baseline's runs of the same seeds."""
     if base is None:
         d = dh = p = math.nan
         n = 0
     else:
-        mine = {r.seed: r.summary.final_val_loss for r in runs if r.seed is not None}
         d, dh, p, n = paired_difference(mine, base, CONFIDENCE)
-    return {
-        "diff_vs_baseline_mean": d, "diff_vs_baseline_ci_half_width": dh,
-        "diff_vs_baseline_ci_low": d - dh, "diff_vs_baseline_ci_high": d + dh,
-        "diff_vs_baseline_p_value": p, "diff_vs_baseline_n_pairs": n,
-    }  # fmt: skip
+    return {"mean": d, "ci_half_width": dh, "ci_low": d - dh, "ci_high": d + dh, "p_value": p,
+            "n_pairs": n}  # fmt: skip
 
 
-def build_rows(runs: Sequence[Run], baseline: str | None) -> list[dict[str, Any]]:
-    """One row per variant and setting (completed runs only), sorted by rank (lowest final val
-    loss first). The baseline difference pairs each run with the baseline's run of the same
-    setting and seed."""
-    by_label: dict[str, list[Run]] = {}
-    base_final: dict[str, dict[int, float]] = {}
+def _groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = {}
     for r in runs:
         if r.ok:
-            by_label.setdefault(r.label, []).append(r)
-            if r.variant == baseline and r.seed is not None:
-                base_final.setdefault(r.setting, {})[r.seed] = r.summary.final_val_loss
+            groups.setdefault(r.label, []).append(r)
+    return {k: sorted(v, key=lambda r: (r.seed is None, r.seed or 0)) for k, v in groups.items()}
+
+
+def build_rows(runs: Sequence[Run], baselines: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per variant and setting (completed runs only), sorted by rank (lowest final val
+    loss first). Each baseline's difference pairs a run with the baseline's run of the same
+    setting and seed (row["diffs"][baseline])."""
+    groups = _groups(runs)
+    base_final = {
+        (b, rs[0].setting): finals(rs) for rs in groups.values() for b in baselines
+        if rs[0].variant == b
+    }  # fmt: skip
     rows = []
-    for label, rs in by_label.items():
-        rs = sorted(rs, key=lambda r: (r.seed is None, r.seed or 0))
+    for label, rs in groups.items():
         v, setting = rs[0].variant, rs[0].setting
-        base = base_final.get(setting) if v != baseline else None
+        diffs = {
+            b: difference(finals(rs), base_final.get((b, setting)) if v != b else None)
+            for b in baselines
+        }
         rows.append({
             "label": label, "variant": v, "setting": setting, "n_seeds": len(rs),
             "seeds": " ".join(str(r.seed) for r in rs), **_sizes(rs[0]), **_losses(rs),
-            "baseline": baseline if setting in base_final else "", **_difference(rs, base),
+            "diffs": diffs,
         })  # fmt: skip
     ranks = rank_lowest_first({r["label"]: r["final_val_loss_mean"] for r in rows})
     for r in rows:
@@ -105,24 +110,3 @@ def best_settings(rows: Sequence[dict]) -> list[dict]:
     for r in rows:  # rows come sorted best first
         best.setdefault(r["variant"], r)
     return list(best.values())
-
-
-def compare_with_table_1(rows: Sequence[dict]) -> dict[str, Any] | None:
-    """Our ordering of the Table 1 variants beside Shazeer's: both values and ranks per variant
-    and Kendall's tau between the two orderings (None with fewer than 3 shared variants)."""
-    ours = {
-        r["variant"]: r["final_val_loss_mean"]
-        for r in best_settings(rows)
-        if r["variant"] in SHAZEER_TABLE_1 and math.isfinite(r["final_val_loss_mean"])
-    }
-    if len(ours) < 3:
-        return None
-    theirs = {v: SHAZEER_TABLE_1[v] for v in ours}
-    tau, p = kendall_tau([ours[v] for v in ours], [theirs[v] for v in ours])
-    our_rank, their_rank = rank_lowest_first(ours), rank_lowest_first(theirs)
-    variants = [
-        {"variant": v, "ours": ours[v], "our_rank": our_rank[v], "shazeer": theirs[v],
-         "shazeer_rank": their_rank[v]}
-        for v in sorted(ours, key=lambda v: their_rank[v])
-    ]  # fmt: skip
-    return {"variants": variants, "kendall_tau": tau, "p_value": p}

@@ -100,7 +100,12 @@ def write_run(
                 "ffn_per_layer": 200_000,
                 "d_ff": 512 if variant in GATED else 768,
             },
-            "flops_per_token": {"total": 2_000_000, "ffn": 800_000},
+            "flops_per_token": {
+                "total": 2_000_000,
+                "ffn": 800_000,
+                "train": 6_000_000,
+                "ffn_share": 0.27,
+            },
             "steps": 100,
             "tokens": 204800,
             "tokens_per_s": 1000.0 + seed,
@@ -230,13 +235,13 @@ def test_table_means_cis_ranks_and_csv(report: dict) -> None:
         b = [FINAL["relu"][s] for s in (0, 1, 2)]
         em, eh = expected_ci([x - y for x, y in zip(a, b, strict=True)])
         r = rows[variant]
-        assert float(r["diff_vs_baseline_mean"]) == pytest.approx(em, rel=1e-9)
-        assert float(r["diff_vs_baseline_ci_half_width"]) == pytest.approx(eh, rel=1e-9)
-        assert float(r["diff_vs_baseline_p_value"]) == pytest.approx(
+        assert float(r["diff_vs_relu_mean"]) == pytest.approx(em, rel=1e-9)
+        assert float(r["diff_vs_relu_ci_half_width"]) == pytest.approx(eh, rel=1e-9)
+        assert float(r["diff_vs_relu_p_value"]) == pytest.approx(
             scipy.stats.ttest_rel(a, b).pvalue, rel=1e-9
         )
-        assert int(r["diff_vs_baseline_n_pairs"]) == 3
-    assert rows["relu"]["diff_vs_baseline_mean"] == ""  # the baseline itself
+        assert int(r["diff_vs_relu_n_pairs"]) == 3
+    assert rows["relu"]["diff_vs_relu_mean"] == ""  # the baseline itself
     # summary.json carries the same rows
     js = {r["variant"]: r for r in report["json"]["rows"]}
     assert js["swiglu"]["final_val_loss_mean"] == pytest.approx(
@@ -250,7 +255,7 @@ def test_markdown_table_and_header(report: dict) -> None:
     m, h = expected_ci(list(FINAL["swiglu"].values()))
     line = next(ln for ln in md.splitlines() if ln.startswith("| **swiglu**"))
     assert f"{m:.4f} ± {h:.4f}" in line and line.rstrip().endswith("| 1 |")
-    assert "| 1,001 | 26.0% | 3 |" in line  # tokens/s, MFU, seeds
+    assert "| 27.0% | 1,001 | 26.0% | 3 |" in line  # FFN share, tokens/s, MFU, seeds
     assert "measured: CPU float32 matmul at start-up" in md
     assert "Δ final vs relu" in md and "p (paired t)" in md
     assert "11 found, 9 completed, 2 failed/unfinished" in md
@@ -260,7 +265,7 @@ def test_markdown_table_and_header(report: dict) -> None:
     for png in ("val_loss.png", "final_loss.png", "activations.png"):
         assert f"]({png})" in md
     # relu > gelu > swiglu here, as in Shazeer's Table 1 (1.997 > 1.983 > 1.944)
-    table_1 = md.split("## Against Shazeer (2020), Table 1")[1].split("## Failed")[0]
+    table_1 = md.split("### Shazeer (2020), Table 1")[1].split("###")[0]
     assert "| swiglu | 5.0767 | 1 | 1.944 | 1 |" in table_1
     assert "| relu | 5.3000 | 3 | 1.997 | 3 |" in table_1
     assert "Kendall's τ between the two orderings: +1.00" in table_1
@@ -338,8 +343,8 @@ def test_swept_setting_splits_rows_and_pairs_within_it(tmp_path: Path) -> None:
         assert float(r["final_val_loss_mean"]) == pytest.approx(sum(losses) / 2)
         if variant == "swiglu":
             diffs = [a - b for a, b in zip(losses, final[("relu", lr)], strict=True)]
-            assert float(r["diff_vs_baseline_mean"]) == pytest.approx(sum(diffs) / 2)
-            assert int(r["diff_vs_baseline_n_pairs"]) == 2
+            assert float(r["diff_vs_relu_mean"]) == pytest.approx(sum(diffs) / 2)
+            assert int(r["diff_vs_relu_n_pairs"]) == 2
     md = (dest / "report.md").read_text()
     assert "8 found, 8 completed, 0 failed" in md
     best = md.split("### Best setting per variant")[1].split("##")[0]
@@ -368,3 +373,41 @@ def test_bad_dir_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert str(target) in proc.stderr
+
+
+def test_two_baselines_and_the_claims_checked(tmp_path: Path) -> None:
+    """relu and relu2 as baselines; nanochat's claim (SwiGLU worse than ReLU^2) agrees,
+    modded-nanogpt's (ReLU^2 better than GELU) disagrees, Table 1's SwiGLU < ReLU cannot tell."""
+    final = {
+        "relu": [5.30, 5.20, 5.40],
+        "relu2": [5.20, 5.21, 5.22],
+        "gelu": [5.10, 5.12, 5.11],  # clearly better than relu2
+        "swiglu": [5.30, 5.33, 5.31],  # clearly worse than relu2; vs relu: within the noise
+    }
+    root = tmp_path / "sweep"
+    for job, (variant, seed) in enumerate((v, s) for v in final for s in range(3)):
+        write_run(root / str(job), variant, seed, final[variant][seed], group="claims")
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out), "--baseline", "relu", "--baseline", "relu2"]) == 0
+    md = (out / "claims" / "report.md").read_text()
+    assert "Δ final vs relu |" in md and "Δ final vs relu2 |" in md
+    relu2_row = next(ln for ln in md.splitlines() if ln.startswith("| **relu2**"))
+    assert "(baseline)" in relu2_row and "-0.0900" in relu2_row  # relu2 - relu, paired
+    claims = md.split("### Claims, checked")[1]
+    verdicts = {ln.split("|")[2].strip().split(":")[0]: ln.split("|")[-2].strip()
+                for ln in claims.splitlines() if ln.startswith("| ") and " vs " in ln}  # fmt: skip
+    assert verdicts["swiglu vs relu2"] == "agrees"
+    assert verdicts["relu2 vs gelu"] == "disagrees"
+    assert verdicts["swiglu vs relu"] == "cannot tell (the 95% CI includes 0)"
+    with (out / "claims" / "report.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["variant"] == "swiglu")
+    assert float(row["diff_vs_relu2_mean"]) == pytest.approx((0.10 + 0.12 + 0.09) / 3)
+    claims_json = json.loads((out / "claims" / "summary.json").read_text())["claims"]
+    assert {c["verdict"] for c in claims_json} >= {"agrees", "disagrees"}
+
+
+def test_an_unknown_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    write_run(tmp_path / "sweep" / "0", "relu", 0, 5.0)
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path), "--baseline", "relux"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown baseline relux; --baseline takes")

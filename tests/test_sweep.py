@@ -29,6 +29,7 @@ from tests.conftest import fresh_cache, tiny_overrides, wandb_records
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 TABLE_1 = ["relu", "gelu", "swish", "glu", "bilinear", "reglu", "geglu", "swiglu"]
+WITH_RELU2 = ["relu", "relu2", *TABLE_1[1:]]
 SUBPROCESS_TIMEOUT_S = 300
 
 
@@ -93,15 +94,15 @@ def child_pids(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("model", [None, "small"])
-def test_glu_table_sweeps_every_table_1_variant_over_three_seeds(model):
+def test_glu_table_sweeps_table_1_and_relu2_over_five_seeds(model):
     cfg = compose_train(["experiment=glu_table"] + ([f"model={model}"] if model else []))
     assert cfg.experiment == "glu_table"
-    assert cfg.model.name == (model or "tiny")
-    assert cfg.ffn.match == "params"
-    assert 0 < cfg.trainer.max_steps <= 300  # a CPU-sized default budget
+    assert cfg.model.name == (model or "cpu_d128")
+    assert (cfg.data.tokenizer, cfg.ffn.match) == ("r50k_8k", "params")
+    assert 0 < cfg.trainer.max_steps <= 1000  # a CPU-sized default budget
     assert cfg.hydra.sweep.dir.startswith("multirun/glu_table/")
     values = sweep_values(cfg.hydra.sweeper.params)
-    assert values == {"ffn": TABLE_1, "seed": ["0", "1", "2"]}
+    assert values == {"ffn": WITH_RELU2, "seed": ["0", "1", "2", "3", "4"]}
     for name in values["ffn"]:
         assert (CONFIGS / "ffn" / f"{name}.yaml").is_file()
         job = compose_train(["experiment=glu_table", f"ffn={name}", "seed=2"])
@@ -113,12 +114,33 @@ def test_lr_scan_sweeps_learning_rates_per_variant():
     assert cfg.experiment == "lr_scan"
     assert cfg.hydra.sweep.dir.startswith("multirun/lr_scan/")
     values = sweep_values(cfg.hydra.sweeper.params)
-    assert values["ffn"] == TABLE_1
+    assert values["ffn"] == WITH_RELU2
     assert [float(v) for v in values["optim.lr"]] == [1e-3, 3e-3, 1e-2]
     assert values["seed"] == ["0"]
     for lr in values["optim.lr"]:
         job = compose_train(["experiment=lr_scan", "ffn=geglu", f"optim.lr={lr}", "seed=0"])
         assert job.optim.lr == pytest.approx(float(lr))
+
+
+def test_scaling_sweeps_variants_sizes_and_seeds_with_a_token_budget():
+    from harness.cli import compose_checked
+
+    cfg = compose_train(["experiment=scaling"])
+    values = sweep_values(cfg.hydra.sweeper.params)
+    assert values == {
+        "ffn": ["relu", "relu2", "gelu", "geglu", "swiglu"],
+        "model": ["cpu_d64", "cpu_d96", "cpu_d128"],
+        "seed": ["0", "1", "2"],
+    }
+    assert cfg.trainer.max_steps is None and cfg.trainer.tokens_per_param == 2
+    assert cfg.optim.warmup_fraction == 0.05 and cfg.data.tokenizer == "r50k_8k"
+    params = []
+    for model in values["model"]:
+        job = compose_checked(["experiment=scaling", f"model={model}", "ffn=swiglu"])
+        assert job.model.d_model == 32 * job.model.n_layer == 32 * job.model.n_head
+        assert (job.model.d_ff, job.model.vocab_size) == (4 * job.model.d_model, 8192)
+        params.append(12 * job.model.n_layer * job.model.d_model**2)
+    assert params == sorted(params) and params[-1] / params[0] > 5  # a ladder, not a step
 
 
 # -------------------------------------------------------------------------------- launcher presets

@@ -1,10 +1,17 @@
-"""The GPT-2 BPE tokenizer (tiktoken ``r50k_base``), usable without OpenAI's blob store.
+"""The GPT-2 BPE tokenizer (tiktoken ``r50k_base``), usable without OpenAI's blob store, and
+GPT-2's BPE with fewer merges.
 
 tiktoken downloads its rank files from openaipublic.blob.core.windows.net on first use. Where
 only PyPI can be reached, the same file (byte for byte, sha256-checked) comes out of the
 ``openai-whisper`` sdist, fetched with ``pip download``; it is placed where tiktoken looks for its
 cache (a file named by the sha1 of the source URL, under ``<root>/tiktoken``), and tiktoken then
 loads it as usual.
+
+``r50k_2k`` ... ``r50k_16k``: the first V - 1 ranks of r50k_base (the 256 bytes, then its merges
+in rank order) and ``<|endoftext|>`` as token V - 1, V tokens in all. A BPE applies merges in rank
+order, so this is exactly GPT-2's BPE stopped after V - 257 merges: the same pre-tokenizer, every
+text still round-trips, only into more tokens. A small vocabulary shrinks the embedding and the
+LM head, which dominate a small model's FLOPs at 50k tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+from tiktoken_ext.openai_public import r50k_pat_str
 
 from harness.data.downloads import Sdist, fetch_sdist, sha256_file
 from harness.errors import UserInputError, one_line
@@ -38,7 +47,10 @@ R50K_CACHE_NAME = hashlib.sha1(R50K_URL.encode()).hexdigest()
 
 # "gpt2" in tiktoken is the same vocabulary built from two other files we can't fetch offline.
 ALIASES = {"gpt2": "r50k_base"}
-OFFLINE = ("r50k_base",)
+# GPT-2's BPE cut to fewer merges: name -> vocabulary size (EOT included).
+TRUNCATED = {"r50k_2k": 2048, "r50k_4k": 4096, "r50k_8k": 8192, "r50k_16k": 16384}
+OFFLINE = ("r50k_base", *TRUNCATED)
+ENDOFTEXT = "<|endoftext|>"
 
 _env_lock = threading.Lock()
 
@@ -110,8 +122,19 @@ def _online_encoding(name: str) -> tiktoken.Encoding:
         ) from e
 
 
+def truncated_encoding(name: str, ranks_file: Path) -> tiktoken.Encoding:
+    """GPT-2's BPE with its first TRUNCATED[name] - 1 ranks, and EOT as the last token."""
+    size = TRUNCATED[name]
+    ranks = load_tiktoken_bpe(str(ranks_file), expected_hash=R50K_SHA256)
+    kept = {piece: rank for piece, rank in ranks.items() if rank < size - 1}
+    return tiktoken.Encoding(
+        name, pat_str=r50k_pat_str, mergeable_ranks=kept, special_tokens={ENDOFTEXT: size - 1}
+    )
+
+
 def get_encoding(name: str, root: str | Path) -> tiktoken.Encoding:
-    """A tiktoken encoding; ``r50k_base`` (alias ``gpt2``) works with only PyPI reachable.
+    """A tiktoken encoding; ``r50k_base`` (alias ``gpt2``) and the ``r50k_<N>k`` cuts of it
+    work with only PyPI reachable.
 
     ``root`` is the data cache root (rank files go under ``<root>/tiktoken``). Raises
     UserInputError when the encoding can't be had.
@@ -120,6 +143,8 @@ def get_encoding(name: str, root: str | Path) -> tiktoken.Encoding:
     if key not in OFFLINE:
         return _online_encoding(key)
     ranks = ensure_r50k_ranks(root)
+    if key in TRUNCATED:
+        return truncated_encoding(key, ranks)
     try:
         with _tiktoken_cache(ranks.parent):
             return tiktoken.get_encoding(key)
