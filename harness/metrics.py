@@ -107,15 +107,24 @@ class WandbLogger:
         kwargs = dict(
             project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=name,
             tags=[*tags, *cfg.tags], config=config, dir=str(run_dir), id=run_id,
-            resume="allow" if run_id else None,
+            resume="allow" if run_id else None, job_type="train",
         )  # fmt: skip
         self.run = None
         try:
             import wandb
 
             self.run = self._init(wandb, str(cfg.mode), kwargs)
+            self._define_metrics()
         except Exception as e:
             warn(f"W&B is unavailable ({str(e).splitlines()[0]}); metrics go to local files only")
+
+    def _define_metrics(self) -> None:
+        """Tokens seen as the x-axis of train/ and val/ charts (runs of different batch sizes line
+        up), and val/loss summarised by its minimum."""
+        self.run.define_metric("tokens")
+        for prefix in ("train/*", "val/*", "grad_norm/*", "act/*"):
+            self.run.define_metric(prefix, step_metric="tokens")
+        self.run.define_metric("val/loss", step_metric="tokens", summary="min")
 
     @staticmethod
     def _init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import glob
+import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -92,53 +91,25 @@ def run_train(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subproce
     )
 
 
-def wandb_records(run_dir: Path) -> list:
-    """The records of the offline W&B run(s) under run_dir, read from the .wandb log itself.
-
-    The file is W&B's LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
-    a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last) holding a Record.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
+def wandb_records(run_dir: Path, kind: str | None = None) -> list[dict]:
+    """The records of the offline W&B run(s) under run_dir (or of one offline-run dir), as
+    wandb's own reader gives them (`wandb leet inspect --json`); only `kind` ones if given."""
+    wandb = Path(sys.executable).parent / "wandb"
+    run_dirs = [run_dir] if run_dir.name.startswith("offline-run-") else sorted(
+        (run_dir / "wandb").glob("offline-run-*"))  # fmt: skip
     records = []
-    for path in sorted(glob.glob(str(run_dir / "wandb" / "offline-run-*" / "*.wandb"))):
-        data, block, pos, pending = Path(path).read_bytes(), 32768, 7, b""
-        assert data.startswith(b":W&B")
-        while pos + 7 <= len(data):
-            left = block - pos % block
-            if left < 7:
-                pos += left
-                continue
-            _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-            if kind == 0 and length == 0:  # padding up to the block's end
-                pos += left
-                continue
-            chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-            if kind in (1, 2):
-                pending = chunk
-            else:
-                pending += chunk
-            if kind in (1, 4):
-                record = pb.Record()
-                record.ParseFromString(pending)
-                records.append(record)
-    return records
+    for d in run_dirs:
+        proc = subprocess.run([str(wandb), "leet", "inspect", "--json", str(d)],
+                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        records += [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return [r for r in records if kind is None or r["type"] == kind]
+
+
+def wandb_run(run_dir: Path) -> dict:
+    """The run record (name, group, tags, config, job type) of the one W&B run under run_dir."""
+    (run,) = wandb_records(run_dir, "run")
+    return run["run"]
 
 
 def wandb_history_keys(run_dir: Path) -> set[str]:
-    return {
-        item.key or "/".join(item.nested_key)
-        for r in wandb_records(run_dir)
-        if r.WhichOneof("record_type") == "history"
-        for item in r.history.item
-    }
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked cuda skip, saying why, where there is no CUDA GPU."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (make gpu-check runs these)")
-    for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)
+    return {key for r in wandb_records(run_dir, "history") for key in r["history"]["item"]}

@@ -411,3 +411,32 @@ def test_an_unknown_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None
     assert main([str(tmp_path / "sweep"), "--out", str(tmp_path), "--baseline", "relux"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown baseline relux; --baseline takes")
+
+
+def test_the_report_as_a_wandb_run_read_back_offline(report: dict, tmp_path: Path) -> None:
+    """--wandb offline: one report run in the sweep's group, read back with wandb's own reader:
+    the table, the plots as images, report.md as a file."""
+    from tests.conftest import wandb_records
+
+    root = Path(report["json"]["sweep_dir"])
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep.report", str(root), "--out", str(out), "--wandb", "offline",
+         "--baseline", "relu"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wandb sync" in proc.stdout
+    (run_dir,) = (out / "glu_table-test" / "wandb").glob("offline-run-*")
+    (run,) = [r["run"] for r in wandb_records(run_dir, "run")]
+    assert (run["job_type"], run["run_group"]) == ("report", "glu_table-test")
+    assert run["display_name"] == "report-glu_table-test"
+    (history,) = [r["history"]["item"] for r in wandb_records(run_dir, "history")]
+    assert history["results._type"] == "table-file" and history["results.nrows"] == 3
+    for plot in ("val_loss", "final_loss", "activations"):
+        assert history[f"plots/{plot}._type"] == "image-file"
+    files = [f["path"] for r in wandb_records(run_dir, "files") for f in r["files"]["files"]]
+    assert "report.md" in files
+    assert (run_dir / "files" / "report.md").read_text() == (
+        out / "glu_table-test" / "report.md"
+    ).read_text()

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores
-from tests.conftest import fresh_cache, tiny_overrides, wandb_records
+from tests.conftest import fresh_cache, tiny_overrides, wandb_run
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -279,16 +279,13 @@ def test_parallel_multirun_reports_paired_results_and_groups_wandb_runs(token_ca
 
     # One W&B offline run per job, all in one group, named and tagged by variant and seed.
     assert len(list(sweep_dir.glob("*/wandb/offline-run-*/*.wandb"))) == 4
-    runs = [
-        next(r.run for r in wandb_records(d) if r.WhichOneof("record_type") == "run")
-        for d in run_dirs
-    ]
-    assert [r.display_name for r in runs] == names
-    assert {r.run_group for r in runs} == {group}
-    assert len({r.run_id for r in runs}) == 4
+    runs = [wandb_run(d) for d in run_dirs]
+    assert [r["display_name"] for r in runs] == names
+    assert {r["run_group"] for r in runs} == {group}
+    assert len({r["run_id"] for r in runs}) == 4
     for r in runs:
-        variant, seed = r.display_name.split("-s")
-        assert {variant, f"seed{seed}"} <= set(r.tags)
+        variant, seed = r["display_name"].split("-s")
+        assert {variant, f"seed{seed}"} <= set(r["tags"])
 
     # The report: both variants, 95% CIs over n=2 seeds, the paired difference vs relu.
     out = tmp_path / "results"

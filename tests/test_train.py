@@ -15,6 +15,7 @@ from tests.conftest import (
     train,
     wandb_history_keys,
     wandb_records,
+    wandb_run,
 )
 
 
@@ -54,11 +55,19 @@ def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
     for part in ("gate", "value", "product"):
         for stat in ("mean", "std", "rms", "absmax", "frac_zero"):
             assert f"act/L1/{part}/{stat}" in keys
-    run = next(r.run for r in wandb_records(tmp_path) if r.WhichOneof("record_type") == "run")
-    assert run.display_name == "swiglu-s3"
-    assert {"swiglu", "seed3"} <= set(run.tags)
-    config = json.loads(run.config.update[0].value_json) if run.config.update else None
-    assert config is not None
+    run = wandb_run(tmp_path)
+    assert run["display_name"] == "swiglu-s3" and run["job_type"] == "train"
+    assert {"swiglu", "seed3"} <= set(run["tags"])
+    config = run["config"]["update"]
+    assert (
+        config["ffn"]["name"] == "swiglu" and config["params"]["total"] == summary.params["total"]
+    )
+    # tokens is the x-axis of the train/ and val/ charts; val/loss is summarised by its minimum.
+    metrics = [r["metric"] for r in wandb_records(tmp_path, "metric")]
+    steps = {m.get("glob_name", m.get("name")): m.get("step_metric") for m in metrics}
+    assert steps["train/*"] == steps["val/*"] == steps["val/loss"] == "tokens"
+    val_loss = next(m for m in metrics if m.get("name") == "val/loss")
+    assert val_loss["summary"] == {"min": True}
     # The local files carry the same numbers.
     local = read_metrics(tmp_path)
     assert any("act/L0/gate/rms" in m for m in local)
@@ -111,16 +120,13 @@ def test_multirun_makes_one_wandb_run_per_job(token_cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dirs = sorted(p.parent for p in tmp_path.glob("*/summary.json"))
     assert len(run_dirs) == 2
-    runs = [
-        next(r.run for r in wandb_records(d) if r.WhichOneof("record_type") == "run")
-        for d in run_dirs
-    ]
-    assert sorted(r.display_name for r in runs) == ["relu-s0", "swiglu-s0"]
-    assert len({r.run_id for r in runs}) == 2
-    assert len({r.run_group for r in runs}) == 1 and runs[0].run_group.startswith("sweep-")
+    runs = [wandb_run(d) for d in run_dirs]
+    assert sorted(r["display_name"] for r in runs) == ["relu-s0", "swiglu-s0"]
+    assert len({r["run_id"] for r in runs}) == 2
+    assert len({r["run_group"] for r in runs}) == 1 and runs[0]["run_group"].startswith("sweep-")
     for d in run_dirs:
-        exits = [r for r in wandb_records(d) if r.WhichOneof("record_type") == "exit"]
-        assert len(exits) == 1 and exits[0].exit.exit_code == 0  # each run finished
+        exits = wandb_records(d, "exit")
+        assert len(exits) == 1 and exits[0]["exit"].get("exit_code", 0) == 0  # each run finished
 
 
 @pytest.mark.parametrize(
