@@ -5,7 +5,7 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels lint format
+.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
 	$(PYTHON) -m pip install torch==2.13.0
@@ -28,6 +28,9 @@ sweep:  ## every variant x 3 seeds at the tiny size, one job after another
 
 report:  ## tables and plots for the newest sweep: make report SWEEP_DIR=multirun/...
 	$(PYTHON) -m sweep.report $(SWEEP_DIR)
+
+plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/
+	$(PYTHON) -m harness.tools.plot_activations
 
 sizes:  ## the matched-parameter table: make sizes MODEL=small
 	$(PYTHON) -m harness.tools.sizes model=$(MODEL)

@@ -121,6 +121,55 @@ def test_unknown_tokenizer(ffn_cache: Path) -> None:
         get_encoding("no_such_bpe", ffn_cache)
 
 
+def bpe_reference(ranks: dict[bytes, int], piece: bytes) -> list[int]:
+    """Textbook byte-level BPE: merge the adjacent pair of lowest rank until none is left."""
+    parts = [bytes([b]) for b in piece]
+    while True:
+        pairs = [
+            (ranks.get(a + b), i)
+            for i, (a, b) in enumerate(zip(parts[:-1], parts[1:], strict=True))
+        ]
+        pairs = [(r, i) for r, i in pairs if r is not None]
+        if not pairs:
+            return [ranks[p] for p in parts]
+        _, i = min(pairs)
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+
+
+def test_fewer_merges_is_exactly_gpt2_bpe_cut_short(ffn_cache: Path) -> None:
+    """r50k_8k is GPT-2's pre-tokenizer and BPE with only its first 7,935 merges: on the fixture
+    text it agrees token for token with a textbook BPE over those merges, round-trips, and takes
+    about 16% more tokens than the full BPE."""
+    import regex
+    from tiktoken.load import load_tiktoken_bpe
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    from harness.data.tokenizer import R50K_CACHE_NAME
+
+    small = get_encoding("r50k_8k", ffn_cache)
+    assert small.n_vocab == 8192 and small.eot_token == 8191
+    ranks = load_tiktoken_bpe(str(ffn_cache / "tiktoken" / R50K_CACHE_NAME))
+    kept = {piece: rank for piece, rank in ranks.items() if rank < 8191}
+    text = TINY.read_text()[:20_000]
+    expected = [t for word in regex.findall(r50k_pat_str, text)
+                for t in bpe_reference(kept, word.encode())]  # fmt: skip
+    assert small.encode_ordinary(text) == expected
+    full = TINY.read_text()
+    tokens = small.encode_ordinary(full)
+    assert small.decode(tokens) == full and max(tokens) < 8191
+    assert (
+        1.10 < len(tokens) / len(get_encoding("r50k_base", ffn_cache).encode_ordinary(full)) < 1.25
+    )
+
+
+def test_the_token_cache_is_keyed_by_the_tokenizer(files_cfg) -> None:
+    base = prepare_tokens(files_cfg(TINY), progress=False)
+    small = prepare_tokens(files_cfg(TINY, tokenizer="r50k_8k"), progress=False)
+    assert small.directory != base.directory and "r50k_8k" in small.directory.name
+    assert small.manifest["vocab_size"] == 8192 and int(small.train.max()) < 8192
+    assert len(small.train) + len(small.val) > len(base.train) + len(base.val)
+
+
 # --------------------------------------------------------------------------- builtin corpus
 
 

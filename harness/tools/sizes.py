@@ -1,7 +1,8 @@
 """The matched-size table for a model config: python -m harness.tools.sizes model=small
 
 One row per variant: hidden width, FFN parameters and FLOPs per layer beside the dense ReLU FFN's,
-and the whole model's parameters, counted on a model built without memory (meta device).
+and the whole model's parameters, training FLOPs per token and the FFN's share of them, counted on
+a model built without memory (meta device).
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ def sizes_report(cfg: TrainConfig) -> str:
         "",
         format_table(rows),
         "",
-        "| ffn | total params | non-embedding | vs relu |",
-        "|---|---:|---:|---:|",
+        "| ffn | total params | non-embedding | vs relu | training FLOPs/token | FFN share |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     with torch.device("meta"):
-        totals = {
-            name: GPT(m, dataclasses.replace(f, name=name)).param_counts() for name in VARIANTS
-        }
-    for name, c in totals.items():
-        diff = c["total"] / totals["relu"]["total"] - 1
-        lines.append(f"| {name} | {c['total']:,} | {c['non_embedding']:,} | {diff:+.2%} |")
+        models = {name: GPT(m, dataclasses.replace(f, name=name)) for name in VARIANTS}
+    relu_total = models["relu"].param_counts()["total"]
+    for name, model in models.items():
+        c, flops = model.param_counts(), model.flops_per_token()
+        vs_relu = c["total"] / relu_total - 1
+        lines.append(
+            f"| {name} | {c['total']:,} | {c['non_embedding']:,} | {vs_relu:+.2%} "
+            f"| {flops['train']:,.0f} | {flops['ffn_share']:.1%} |"
+        )
     return "\n".join(lines)
 
 

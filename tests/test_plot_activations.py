@@ -1,0 +1,37 @@
+"""make plot-activations: the curves come from the model's own modules and autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ffn_variants.activations import ACTIVATION_GRADS, get_activation
+from ffn_variants.variants import VARIANTS
+from harness.tools.plot_activations import curve, draw, product
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_curves_are_the_variant_functions_and_their_derivatives(name):
+    x, y, dy = curve(name)
+    activation = VARIANTS[name].activation
+    if activation == "swish_beta":  # a learned beta, 1 at initialisation: Swish_1
+        activation = "silu"
+    torch.testing.assert_close(y, get_activation(activation)(x))
+    away_from_kinks = x.abs() > 1e-3  # relu's derivative at 0 is a convention
+    torch.testing.assert_close(
+        dy[away_from_kinks], ACTIVATION_GRADS[activation](x)[away_from_kinks]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(n for n, v in VARIANTS.items() if v.gated))
+def test_the_heat_map_is_act_of_g_times_u(name):
+    axis, values = product(name, n=21)
+    g, u = torch.meshgrid(axis, axis, indexing="xy")
+    activation = VARIANTS[name].activation
+    act = get_activation("silu" if activation == "swish_beta" else activation)
+    torch.testing.assert_close(values, act(g) * u)
+
+
+def test_the_page_is_drawn(tmp_path):
+    path = draw(tmp_path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 50_000
