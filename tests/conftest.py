@@ -113,3 +113,13 @@ def wandb_run(run_dir: Path) -> dict:
 
 def wandb_history_keys(run_dir: Path) -> set[str]:
     return {key for r in wandb_records(run_dir, "history") for key in r["history"]["item"]}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda skip, saying why, where there is no CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (make gpu-check runs these)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

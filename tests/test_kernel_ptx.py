@@ -74,13 +74,15 @@ def test_the_launch_is_vectorised_exactly_where_each_half_is_16_byte_aligned(lay
     assert any(r["n_cols"] == 340 and r["dtype"] == "bf16" for r in layouts)
 
 
-def test_the_model_configs_gated_widths_are_16_byte_aligned():
+def test_the_gpu_model_configs_gated_widths_are_16_byte_aligned():
+    """tiny, small and gpt2_124m (the CPU ladder's cpu_d64 falls back to 172: no multiple of 8
+    is within 1% of 170.7, so on a GPU its value half would be read 64 bits at a time)."""
     import torch
 
     from ffn_variants.model import GPT, FFNSpec
     from tests.test_sizing import MODEL_CONFIGS, model_config
 
-    for path in MODEL_CONFIGS:
+    for path in [p for p in MODEL_CONFIGS if p.stem in ("tiny", "small", "gpt2_124m")]:
         with torch.device("meta"):
             d_ff = GPT(model_config(path), FFNSpec(name="swiglu")).d_ff
         assert d_ff * 2 % 16 == 0, (path.stem, d_ff)
