@@ -3,6 +3,7 @@ PYTHON ?= python
 FFN ?= swiglu
 MODEL ?= tiny
 EXPERIMENT ?= glu_table
+BASELINES ?= relu relu2
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
 .PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
@@ -26,8 +27,8 @@ test-all:  ## including tests marked slow
 sweep:  ## every variant x 3 seeds at the tiny size, one job after another
 	$(PYTHON) train.py -m experiment=$(EXPERIMENT)
 
-report:  ## tables and plots for the newest sweep: make report SWEEP_DIR=multirun/...
-	$(PYTHON) -m sweep.report $(SWEEP_DIR)
+report:  ## tables and plots for the newest sweep: make report [EXPERIMENT=scaling] [SWEEP_DIR=...]
+	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b))
 
 plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/
 	$(PYTHON) -m harness.tools.plot_activations

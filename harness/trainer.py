@@ -35,6 +35,7 @@ from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
+from harness.data.tokenizer import TRUNCATED
 from harness.errors import UserInputError
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
@@ -105,9 +106,11 @@ class Trainer:
             data = prepare_tokens(self.cfg.data, min_tokens=m.block_size + 1, progress=d.main)
         vocab = int(data.manifest.get("vocab_size", 0))
         if vocab > m.vocab_size:
+            smaller = [n for n, size in TRUNCATED.items() if size <= m.vocab_size]
             raise UserInputError(
-                f"the tokenizer has {vocab} tokens but model.vocab_size={m.vocab_size}; "
-                f"set model.vocab_size>={vocab}"
+                f"the tokenizer {self.cfg.data.tokenizer} has {vocab} tokens but "
+                f"model.vocab_size={m.vocab_size}; set model.vocab_size>={vocab}"
+                + (f" or data.tokenizer={smaller[-1]}" if smaller else "")
             )
         self.data_info = {"name": data.manifest.get("name"), "train_tokens": len(data.train)}
         shard = (d.rank, d.world_size)
