@@ -4,6 +4,7 @@ FFN ?= swiglu
 MODEL ?= tiny
 EXPERIMENT ?= glu_table
 BASELINES ?= relu relu2
+LAUNCHER ?= basic
 SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
 .PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
@@ -24,8 +25,8 @@ test:  ## the test suite (minutes on 2 CPU cores)
 test-all:  ## including tests marked slow
 	$(PYTHON) -m pytest -q -m ""
 
-sweep:  ## every variant x 3 seeds at the tiny size, one job after another
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT)
+sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus]
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER)
 
 report:  ## tables and plots for the newest sweep: make report [EXPERIMENT=scaling] [SWEEP_DIR=...]
 	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b))
