@@ -4,9 +4,9 @@ hydra/launcher=slurm_ddp_local: a 2-task data-parallel job through submitit's lo
 from __future__ import annotations
 
 import json
-from dataclasses import astuple
 import subprocess
 import sys
+from dataclasses import astuple
 from itertools import combinations
 from pathlib import Path
 
