@@ -5,7 +5,9 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 BASELINES ?= relu relu2
 LAUNCHER ?= basic
-SWEEP_DIR ?= $(shell ls -dt multirun/$(EXPERIMENT)/*/ 2>/dev/null | head -n 1)
+# make report: the newest sweep of EXPERIMENT when it is given, else the newest sweep of any
+REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
+SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
 .PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
 
@@ -28,7 +30,8 @@ test-all:  ## including tests marked slow
 sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus]
 	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER)
 
-report:  ## tables and plots for the newest sweep: make report [EXPERIMENT=scaling] [SWEEP_DIR=...]
+report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...]
+	@test -n "$(SWEEP_DIR)" || { echo "make report: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
 	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b))
 
 plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/

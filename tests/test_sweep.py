@@ -132,7 +132,7 @@ def test_scaling_sweeps_variants_sizes_and_seeds_with_a_token_budget():
         "model": ["cpu_d64", "cpu_d96", "cpu_d128"],
         "seed": ["0", "1", "2"],
     }
-    assert cfg.trainer.max_steps is None and cfg.trainer.tokens_per_param == 2
+    assert cfg.trainer.max_steps is None and cfg.trainer.tokens_per_param == 1.5
     assert cfg.optim.warmup_fraction == 0.05 and cfg.data.tokenizer == "r50k_8k"
     params = []
     for model in values["model"]:
