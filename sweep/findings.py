@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from sweep.markdown import ReportInput, p_value, percent, pm, si, table
+from sweep.markdown import ReportInput, by_setting, p_value, percent, pm, si, table
 from sweep.scaling import Multiplier
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
@@ -131,13 +131,20 @@ def _length_line(rep: ReportInput) -> str:
 
 
 def _share_line(rep: ReportInput) -> str:
-    share = _median(r["ffn_share"] for r in rep.rows)
-    line = f"- **Where the compute goes:** the FFN does {percent(share)} of the training FLOPs."
-    if share < FFN_SHARE_THAT_MATTERS:
-        return line + (
-            " Most of the compute (embedding and LM head, attention) is the same for every "
-            "variant, so a better FFN shows only through that share."
-        )
+    shares = {k: _median(r["ffn_share"] for r in g) for k, g in by_setting(rep.rows).items()}
+    ordered = sorted(shares.items(), key=lambda kv: kv[1])
+    low, high = (ordered[0][1], ordered[-1][1]) if ordered else (math.nan, math.nan)
+    amounts = ", ".join(f"{percent(v)} at {k}" for k, v in ordered) if len(ordered) > 1 else (
+        percent(high))  # fmt: skip
+    line = f"- **Where the compute goes:** the FFN's share of the training FLOPs is {amounts}."
+    small = (
+        " Most of the compute (embedding and LM head, attention) is the same for every variant, "
+        "so a better FFN shows only through that share"
+    )
+    if high < FFN_SHARE_THAT_MATTERS:
+        return line + small + "."
+    if low < FFN_SHARE_THAT_MATTERS:
+        return line + small + f" where it is under {percent(FFN_SHARE_THAT_MATTERS)}."
     return line + " That share is large enough for a better FFN to show in the loss."
 
 

@@ -93,10 +93,9 @@ def span(vals: list, fmt: Callable[[Any], str] = str) -> str:
         return "unknown"
     if len(vals) == 1:
         return fmt(vals[0])
-    try:
+    if all(isinstance(v, int | float) for v in vals):
         return f"{fmt(min(vals))}–{fmt(max(vals))} (differs between runs)"
-    except TypeError:
-        return ", ".join(fmt(v) for v in vals) + " (differs between runs)"
+    return ", ".join(fmt(v) for v in vals) + " (differs between runs)"
 
 
 def table(head: list[str], rows: list[list[str]], numeric: bool = True) -> list[str]:
@@ -108,12 +107,28 @@ def table(head: list[str], rows: list[list[str]], numeric: bool = True) -> list[
 # --------------------------------------------------------------------------- sections
 
 
+def by_setting(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    """The rows grouped by swept setting (e.g. "model=cpu_d64"), in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["setting"], []).append(r)
+    return groups
+
+
+def spread_across_variants(rows: Sequence[dict], key: str) -> float:
+    """The largest spread of `key` across variants that share a setting (a sweep over model
+    sizes compares variants at each size, not one size with another)."""
+    spreads = [spread_percent(r[key] for r in g) for g in by_setting(rows).values()]
+    spreads = [x for x in spreads if math.isfinite(x)]
+    return max(spreads) if spreads else math.nan
+
+
 def matching_line(rep: ReportInput) -> str:
     match = summary_values(rep.ok, "match")
     ps, fs = (
         f"{x:.2f}%" if math.isfinite(x) else "n/a"
-        for x in (spread_percent(r["params_total"] for r in rep.rows),
-                  spread_percent(r["flops_per_token"] for r in rep.rows))
+        for x in (spread_across_variants(rep.rows, "params_total"),
+                  spread_across_variants(rep.rows, "flops_per_token"))
     )  # fmt: skip
     if match == ["params"]:
         return (
@@ -252,7 +267,7 @@ def plots(rep: ReportInput) -> list[str]:
 def how_to_read(rep: ReportInput) -> list[str]:
     n = max((r["n_seeds"] for r in rep.rows), default=0)
     t = t_critical(n, 0.95)
-    t_note = f" With {n} seeds the multiplier is t = {t:.2f}, so the intervals are wide." if (
+    t_note = f" With {n} seeds the t critical value is {t:.2f}, so the intervals are wide." if (
         math.isfinite(t)) else ""  # fmt: skip
     if rep.present_baselines:
         diff = (

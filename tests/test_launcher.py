@@ -4,8 +4,11 @@ hydra/launcher=slurm_ddp_local: a 2-task data-parallel job through submitit's lo
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import astuple
 from itertools import combinations
 from pathlib import Path
@@ -87,3 +90,61 @@ def test_a_two_task_data_parallel_job_through_submitit(token_cache, tmp_path):
 
     ddp = losses(next(p.parent for p in sweep.glob("*/summary.json")))
     assert ddp == pytest.approx(losses(tmp_path / "one"), rel=1e-5) and len(ddp) == 12
+
+
+def running_jobs(sweep_pid: int) -> list[int]:
+    """The job processes a sweep has started (its spawned children), from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state_and_parent = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(state_and_parent[1]) == sweep_pid and b"spawn_main" in command:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
+    """SIGTERM to a parallel sweep: its running jobs checkpoint and stop with it, no job process
+    outlives it, and the waiting job never starts."""
+    sweep = tmp_path / "sweep"
+    cache = fresh_cache(token_cache, tmp_path / "cache")
+    args = [sys.executable, str(REPO / "train.py"), "-m", "seed=0,1,2", "logger.mode=disabled",
+            *tiny_overrides(cache, steps=1_000_000), "trainer.eval_interval=1000000",
+            "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    log = tmp_path / "sweep.log"  # a file, not a pipe: a full pipe would stall the sweep
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    jobs: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while sum(p.stat().st_size > 0 for p in sweep.glob("*/metrics.jsonl")) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the jobs never trained"
+            time.sleep(0.5)
+        jobs = running_jobs(proc.pid)
+        assert len(jobs) == 2, jobs
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        survivors = [pid for pid in jobs if alive(pid)]
+        for pid in survivors:  # so that a failing test leaves no job training
+            os.kill(pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert not survivors, "job processes outlived the sweep"
+    output = log.read_text()
+    assert "checkpoint and stop" in output, output[-3000:]
+    runs = summaries(sweep)
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"preempted"}, runs
+    for job_dir in {p.parent for p in sweep.glob("*/summary.json")}:
+        assert list((job_dir / "checkpoints").glob("*.pt")), job_dir

@@ -98,6 +98,9 @@ def write_scaling_sweep(root: Path, factor: float, sizes=SIZES) -> None:
                 summary = json.loads((root / str(job) / "summary.json").read_text())
                 summary.update(model=size, tokens=tokens)
                 summary["flops_per_token"]["train"] = compute / tokens
+                # Each size its own parameters and FFN share: 10%, 20%, 30%.
+                summary["params"]["total"] *= 1 + list(sizes).index(size)
+                summary["flops_per_token"]["ffn_share"] = 0.1 * (1 + list(sizes).index(size))
                 (root / str(job) / "summary.json").write_text(json.dumps(summary))
                 job += 1
 
@@ -117,6 +120,10 @@ def test_the_report_of_a_scaling_sweep(tmp_path):
                             .replace(",", "").split())  # fmt: skip
         assert low <= 1.3 <= high and value == pytest.approx(1.3, rel=0.1)
     assert (dest / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    # Variants are compared at each size, never one size with another.
+    assert "total parameters differ by 0.03% across variants" in md
+    assert ("the FFN's share of the training FLOPs is 10.0% at model=cpu_d64, 20.0% at "
+            "model=cpu_d96, 30.0% at model=cpu_d128.") in md  # fmt: skip
     summary = json.loads((dest / "summary.json").read_text())
     assert summary["scaling"]["fits"]["relu"]["reason"] == ""
     assert len(summary["scaling"]["multipliers"]["relu"]) == 3

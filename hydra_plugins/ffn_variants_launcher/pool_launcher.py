@@ -13,6 +13,9 @@ Why a fresh process per job: a worker reused from one job to the next (joblib's 
 pool) has fixed CUDA_VISIBLE_DEVICES and thread counts when CUDA and OpenMP first initialised, so
 a next job sent there would run on the previous job's GPU. A process started for one job, with its
 environment set before it imports anything, cannot.
+
+Stopping: SIGTERM or Ctrl-C to the sweep is passed to its running jobs (each finishes its step,
+checkpoints and stops, as on preemption) and the sweep waits for them, so no job outlives it.
 """
 
 # No `from __future__ import annotations` here: Hydra's plugin scan loads this module outside
@@ -20,6 +23,8 @@ environment set before it imports anything, cannot.
 import logging
 import multiprocessing as mp
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +99,23 @@ def plan_slots(
     return [Slot(gpu, per_job) for gpu in gpus] or [Slot(None, per_job) for _ in range(count)]
 
 
+def stop_jobs(processes: list[Any], grace_s: float = 120.0) -> None:
+    """SIGTERM to each running job (the trainer checkpoints and stops), then wait; a job still
+    running after grace_s is killed."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_in_child(payload: bytes, environment: dict[str, str], conn: Any) -> None:
     """A job in its own process: the environment first, then torch's threads, then the job."""
     os.environ.update(environment)
@@ -136,13 +158,31 @@ class PoolLauncher(Launcher):
         return self._run(list(job_overrides), initial_job_idx, slots)
 
     def _run(self, job_overrides: list, first: int, slots: list[Slot]) -> list[JobReturn]:
-        import cloudpickle
-
         context = mp.get_context("spawn")
         waiting = deque(enumerate(job_overrides))
         free, running = list(slots), {}
         results: list[JobReturn | None] = [None] * len(job_overrides)
         singleton_state = Singleton.get_state()
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if in_main_thread else None
+        try:
+            self._schedule(waiting, free, running, results, first, singleton_state, context)
+        except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
+            log.warning(f"Pool launcher: stopping; {len(running)} running job(s) checkpoint and "
+                        "stop (continue one with hydra.run.dir=<its job dir>)")  # fmt: skip
+            stop_jobs([process for process, *_ in running.values()])
+            raise
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+        return results  # type: ignore[return-value]
+
+    def _schedule(self, waiting: deque, free: list[Slot], running: dict, results: list,
+                  first: int, singleton_state: Any, context: Any) -> None:  # fmt: skip
+        """Start a job whenever a slot is free; collect each as it ends."""
+        import cloudpickle
+
+        job_overrides = [overrides for _, overrides in waiting]
         while waiting or running:
             while waiting and free:
                 idx, overrides = waiting.popleft()
@@ -160,7 +200,6 @@ class PoolLauncher(Launcher):
                 process, receive, idx, slot = running.pop(sentinel)
                 results[idx] = self._collect(process, receive, overrides=job_overrides[idx])
                 free.append(slot)
-        return results  # type: ignore[return-value]
 
     @staticmethod
     def _collect(process: Any, receive: Any, overrides: Sequence[str]) -> JobReturn:
