@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from harness.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from harness.preemption import PREEMPT_SIGNALS, PreemptionFlag
 from tests.conftest import REPO, fresh_cache, run_train, tiny_overrides
 
 STEPS = 40
@@ -94,8 +95,25 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(
     assert summary["status"] == "completed" and summary["steps"] == STEPS
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
-def test_preemption_signal_checkpoints_and_exits(sig, reference, token_cache, tmp_path):
+@pytest.mark.parametrize("sig", sorted(PREEMPT_SIGNALS))
+def test_every_preemption_signal_sets_the_flag_and_is_handed_back(sig):
+    """SLURM's SIGTERM, SIGUSR1 and SIGUSR2 each become the flag the trainer checks (the process
+    lives on to checkpoint); on leaving, the handler that was there before is back."""
+    received = []
+    previous = signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        with PreemptionFlag() as flag:
+            os.kill(os.getpid(), sig)
+            assert flag.signal == sig
+        os.kill(os.getpid(), sig)
+        assert received == [sig]
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_preemption_signal_checkpoints_and_exits(reference, token_cache, tmp_path):
+    """End to end with SIGTERM (the other signals take the same path: the test above)."""
+    sig = signal.SIGTERM
     args = resumable(token_cache, tmp_path)
     proc = start_and_wait(args, tmp_path, 6)
     proc.send_signal(sig)
