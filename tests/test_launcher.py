@@ -92,23 +92,28 @@ def test_a_two_task_data_parallel_job_through_submitit(token_cache, tmp_path):
     assert ddp == pytest.approx(losses(tmp_path / "one"), rel=1e-5) and len(ddp) == 12
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, parent pid, ..."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def running_jobs(sweep_pid: int) -> list[int]:
     """The job processes a sweep has started (its spawned children), from /proc."""
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state_and_parent = stat.read_text().rsplit(")", 1)[1].split()
+            parent = int(stat_fields(stat)[1])
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:  # the process ended while we looked
             continue
-        if int(state_and_parent[1]) == sweep_pid and b"spawn_main" in command:
+        if parent == sweep_pid and b"spawn_main" in command:
             pids.append(int(stat.parent.name))
     return pids
 
 
 def alive(pid: int) -> bool:
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(Path("/proc") / str(pid) / "stat")[0] != "Z"  # a zombie has ended
     except OSError:
         return False
 

@@ -158,15 +158,11 @@ class PoolLauncher(Launcher):
         return self._run(list(job_overrides), initial_job_idx, slots)
 
     def _run(self, job_overrides: list, first: int, slots: list[Slot]) -> list[JobReturn]:
-        context = mp.get_context("spawn")
-        waiting = deque(enumerate(job_overrides))
-        free, running = list(slots), {}
-        results: list[JobReturn | None] = [None] * len(job_overrides)
-        singleton_state = Singleton.get_state()
+        running: dict = {}  # process sentinel -> (process, pipe, job index, slot)
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if in_main_thread else None
         try:
-            self._schedule(waiting, free, running, results, first, singleton_state, context)
+            return self._schedule(job_overrides, first, slots, running)
         except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
             log.warning(f"Pool launcher: stopping; {len(running)} running job(s) checkpoint and "
                         "stop (continue one with hydra.run.dir=<its job dir>)")  # fmt: skip
@@ -175,14 +171,17 @@ class PoolLauncher(Launcher):
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)
-        return results  # type: ignore[return-value]
 
-    def _schedule(self, waiting: deque, free: list[Slot], running: dict, results: list,
-                  first: int, singleton_state: Any, context: Any) -> None:  # fmt: skip
-        """Start a job whenever a slot is free; collect each as it ends."""
+    def _schedule(self, job_overrides: list, first: int, slots: list[Slot],
+                  running: dict) -> list[JobReturn]:  # fmt: skip
+        """Start a job whenever a slot is free, keeping it in `running` until it ends."""
         import cloudpickle
 
-        job_overrides = [overrides for _, overrides in waiting]
+        context = mp.get_context("spawn")
+        waiting = deque(enumerate(job_overrides))
+        free = list(slots)
+        results: list[JobReturn | None] = [None] * len(job_overrides)
+        singleton_state = Singleton.get_state()
         while waiting or running:
             while waiting and free:
                 idx, overrides = waiting.popleft()
@@ -200,6 +199,7 @@ class PoolLauncher(Launcher):
                 process, receive, idx, slot = running.pop(sentinel)
                 results[idx] = self._collect(process, receive, overrides=job_overrides[idx])
                 free.append(slot)
+        return results  # type: ignore[return-value]
 
     @staticmethod
     def _collect(process: Any, receive: Any, overrides: Sequence[str]) -> JobReturn:
