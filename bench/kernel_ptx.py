@@ -61,8 +61,15 @@ def ptxas_usage(ptx: str, arch: int, fp_fusion: bool) -> tuple[int, int]:
         src.write_text(ptx)
         fmad = [] if fp_fusion else ["--fmad=false"]
         gpu = sm_arch_from_capability(arch)  # sm_90a for 90, as Triton targets it
-        cmd = [get_ptxas(arch).path, "-v", *fmad, f"--gpu-name={gpu}", str(src), "-o",
-               str(Path(tmp) / "k.o")]  # fmt: skip
+        cmd = [
+            get_ptxas(arch).path,
+            "-v",
+            *fmad,
+            f"--gpu-name={gpu}",
+            str(src),
+            "-o",
+            str(Path(tmp) / "k.o"),
+        ]
         log = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     registers = int(re.search(r"Used (\d+) registers", log).group(1))
     spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill (?:stores|loads)", log))
@@ -102,18 +109,29 @@ def compile_kernel(kernel: str, activation: str, dtype: str, arch: int, n_cols: 
     ptx = triton.compile(source, target=target, options=options.__dict__).asm["ptx"]
     registers, spills = ptxas_usage(ptx, arch, kwargs["enable_fp_fusion"])
     return Compiled(
-        kernel, activation, dtype, arch, n_cols, kwargs["ALIGN"], narrowest(ptx, "ld"),
-        narrowest(ptx, "st"), registers, spills,
-    )  # fmt: skip
+        kernel,
+        activation,
+        dtype,
+        arch,
+        n_cols,
+        kwargs["ALIGN"],
+        narrowest(ptx, "ld"),
+        narrowest(ptx, "st"),
+        registers,
+        spills,
+    )
 
 
 def compile_all(widths: list[int], activations: list[str], dtypes: list[str], archs: list[int]):
     """Every (kernel, activation, dtype, arch, width), compiled; progress on stderr."""
     jobs = [
         (k, a, d, arch, w)
-        for w in widths for d in dtypes for arch in archs for a in activations
+        for w in widths
+        for d in dtypes
+        for arch in archs
+        for a in activations
         for k in ("forward", "backward")
-    ]  # fmt: skip
+    ]
     results = []
     for i, job in enumerate(jobs, 1):
         print(f"\rcompiling {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
@@ -156,16 +174,23 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.kernel_ptx", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--arch", type=int, nargs="+", default=list(ARCHS))
-    ap.add_argument("--widths", type=int, nargs="+", default=[*MODEL_FEATURES, *LLM_FEATURES],
-                    help="gated widths F (default: the kernel benchmark's)")  # fmt: skip
+    ap.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=[*MODEL_FEATURES, *LLM_FEATURES],
+        help="gated widths F (default: the kernel benchmark's)",
+    )
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--activations", nargs="+", default=list(KERNEL_ACTIVATIONS))
     ap.add_argument("--out", type=Path, default=None, help="write ptx.md and ptx.json here")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        print("error: unset TRITON_INTERPRET: the kernels must be compiled, not interpreted",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: unset TRITON_INTERPRET: the kernels must be compiled, not interpreted",
+            file=sys.stderr,
+        )
         return 2
     results = compile_all(args.widths, args.activations, args.dtypes, args.arch)
     if args.json:

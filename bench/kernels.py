@@ -182,8 +182,12 @@ def _measure(fn: Callable, inputs: tuple, dout: torch.Tensor) -> dict[str, float
     def fwdbwd():
         return torch.autograd.grad(fn(*inputs), inputs, dout)
 
-    return {"fwd_ms": _median_ms(fwd), "fwdbwd_ms": _median_ms(fwdbwd),
-            "fwd_peak_mib": _peak_mib(fwd), "fwdbwd_peak_mib": _peak_mib(fwdbwd)}  # fmt: skip
+    return {
+        "fwd_ms": _median_ms(fwd),
+        "fwdbwd_ms": _median_ms(fwdbwd),
+        "fwd_peak_mib": _peak_mib(fwd),
+        "fwdbwd_peak_mib": _peak_mib(fwdbwd),
+    }
 
 
 def bench_case(
@@ -209,8 +213,14 @@ def bench_case(
         inputs = _inputs(form, packed, g, u)
         with torch.no_grad():
             max_err = (fn(*inputs).float() - reference).abs().max().item()
-        r = {"activation": activation, "n_rows": n_rows, "n_cols": n_cols, "impl": name,
-             **_measure(fn, inputs, dout), "max_err": max_err}  # fmt: skip
+        r = {
+            "activation": activation,
+            "n_rows": n_rows,
+            "n_cols": n_cols,
+            "impl": name,
+            **_measure(fn, inputs, dout),
+            "max_err": max_err,
+        }
         r["fwd_gbps"], r["fwdbwd_gbps"] = (
             gbps(fwd_bytes, r["fwd_ms"]),
             gbps(fwdbwd_bytes, r["fwdbwd_ms"]),
@@ -218,9 +228,12 @@ def bench_case(
         r["fwd_pct_copy"] = percent_of(r["fwd_gbps"], copy_gbps)
         r["fwdbwd_pct_copy"] = percent_of(r["fwdbwd_gbps"], copy_gbps)
         rows.append(r)
-        print(f"{activation:>9} {n_rows}x{n_cols:<6} {name:<26} fwd {r['fwd_ms']:.4f} ms "
-              f"({r['fwd_pct_copy']:.0f}% copy)  fwd+bwd {r['fwdbwd_ms']:.4f} ms "
-              f"({r['fwdbwd_pct_copy']:.0f}% copy)", flush=True)  # fmt: skip
+        print(
+            f"{activation:>9} {n_rows}x{n_cols:<6} {name:<26} fwd {r['fwd_ms']:.4f} ms "
+            f"({r['fwd_pct_copy']:.0f}% copy)  fwd+bwd {r['fwdbwd_ms']:.4f} ms "
+            f"({r['fwdbwd_pct_copy']:.0f}% copy)",
+            flush=True,
+        )
     return rows
 
 

@@ -27,10 +27,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 def sweep_args(steps: int, sweep_dir: Path) -> list[str]:
     return [
-        "-m", "ffn=relu,swiglu", "seed=0,1", f"trainer.max_steps={steps}",
-        f"trainer.eval_interval={steps}", "trainer.eval_batches=2", "trainer.progress=false",
-        "trainer.checkpoint=false", "logger.mode=disabled", f"hydra.sweep.dir={sweep_dir}",
-    ]  # fmt: skip
+        "-m",
+        "ffn=relu,swiglu",
+        "seed=0,1",
+        f"trainer.max_steps={steps}",
+        f"trainer.eval_interval={steps}",
+        "trainer.eval_batches=2",
+        "trainer.progress=false",
+        "trainer.checkpoint=false",
+        "logger.mode=disabled",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
 
 
 def timed_sweep(name: str, steps: int, launcher: list[str], work: Path) -> float:
@@ -51,12 +58,22 @@ def markdown(result: dict) -> str:
         f"| {name} | {seconds:.1f} | {result['sequential_s'] / seconds:.2f}x |"
         for name, seconds in result["wall_s"].items()
     ]
-    return "\n".join([
-        f"# A 4-job sweep, one after another vs in parallel ({result['date']})", "",
-        f"{result['machine']}, {result['cores']} cores; ffn=relu,swiglu x seed=0,1, model=tiny, "
-        f"{result['steps']} steps a job, {result['jobs']} jobs at once in parallel.", "",
-        "| launcher | sweep wall time (s) | speed vs sequential |", "|---|---:|---:|", *rows,
-    ]) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                f"# A 4-job sweep, one after another vs in parallel ({result['date']})",
+                "",
+                f"{result['machine']}, {result['cores']} cores; ffn=relu,swiglu x seed=0,1, "
+                f"model=tiny, "
+                f"{result['steps']} steps a job, {result['jobs']} jobs at once in parallel.",
+                "",
+                "| launcher | sweep wall time (s) | speed vs sequential |",
+                "|---|---:|---:|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--steps", type=int, default=30, help="training steps per job")
     ap.add_argument("--jobs", type=int, default=2, help="jobs at once in the parallel sweeps")
-    ap.add_argument("--oversubscribed", action="store_true",
-                    help="also time the parallel sweep with every job on all cores")  # fmt: skip
+    ap.add_argument(
+        "--oversubscribed",
+        action="store_true",
+        help="also time the parallel sweep with every job on all cores",
+    )
     ap.add_argument("--out", type=Path, default=Path("results/parallel"))
     args = ap.parse_args(argv)
     subprocess.run([sys.executable, "-m", "harness.tools.prepare_data"], cwd=REPO, check=True)
@@ -79,18 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.oversubscribed:
         runs[f"parallel, {args.jobs} jobs, all cores each"] = [
-            *parallel, f"hydra.launcher.threads_per_job={cores()}"
-        ]  # fmt: skip
+            *parallel,
+            f"hydra.launcher.threads_per_job={cores()}",
+        ]
     with tempfile.TemporaryDirectory() as tmp:
         wall = {
             name: timed_sweep(f"sweep{i}", args.steps, launcher, Path(tmp))
             for i, (name, launcher) in enumerate(runs.items())
         }
     result = {
-        "date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-        "cores": cores(), "steps": args.steps, "jobs": args.jobs, "wall_s": wall,
+        "date": date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "cores": cores(),
+        "steps": args.steps,
+        "jobs": args.jobs,
+        "wall_s": wall,
         "sequential_s": wall["sequential (basic launcher)"],
-    }  # fmt: skip
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "parallel_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "parallel_sweep.md").write_text(markdown(result))

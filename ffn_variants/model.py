@@ -207,8 +207,11 @@ class GPT(nn.Module):
         and the loss are left out, as MFU conventionally leaves them out.
         """
         c = self.cfg
-        linear = {n: m.in_features * m.out_features for n, m in self.named_modules()
-                  if isinstance(m, nn.Linear)}  # fmt: skip
+        linear = {
+            n: m.in_features * m.out_features
+            for n, m in self.named_modules()
+            if isinstance(m, nn.Linear)
+        }
         ffn_matmul = 2 * sum(v for n, v in linear.items() if ".ffn." in n)
         total = 2 * sum(linear.values()) + 4 * c.n_layer * c.block_size * c.d_model
         return {

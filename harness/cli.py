@@ -33,12 +33,32 @@ from harness.config import TrainConfig, register_configs, to_train_config
 from harness.errors import UserInputError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion",
-              "-sc"}  # fmt: skip
+INFO_FLAGS = {
+    "--cfg",
+    "-c",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+}
 HYDRA_FLAGS_WITH_VALUE = {
-    "--cfg", "-c", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-    "--experimental-rerun", "--info", "-i", "--package", "-p",
-}  # fmt: skip
+    "--cfg",
+    "-c",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--info",
+    "-i",
+    "--package",
+    "-p",
+}
 
 
 def user_overrides(argv: Iterable[str]) -> list[str]:

@@ -98,9 +98,16 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _at_least(
-            "trainer", self, batch_size=1, grad_accum=1, eval_interval=1, eval_batches=1,
-            log_interval=1, ckpt_interval=0, keep_checkpoints=1,
-        )  # fmt: skip
+            "trainer",
+            self,
+            batch_size=1,
+            grad_accum=1,
+            eval_interval=1,
+            eval_batches=1,
+            log_interval=1,
+            ckpt_interval=0,
+            keep_checkpoints=1,
+        )
         if self.max_steps is not None and self.max_steps < 1 or self.tokens_per_param <= 0:
             raise ValueError(
                 f"trainer.max_steps={self.max_steps} must be at least 1 (or null: a token budget) "

@@ -101,14 +101,28 @@ class WandbLogger:
     """
 
     def __init__(
-        self, cfg: LoggerConfig, *, name: str, group: str | None, tags: list[str],
-        config: dict[str, Any], run_dir: Path, run_id: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        cfg: LoggerConfig,
+        *,
+        name: str,
+        group: str | None,
+        tags: list[str],
+        config: dict[str, Any],
+        run_dir: Path,
+        run_id: str | None = None,
+    ) -> None:
         kwargs = dict(
-            project=cfg.project, entity=cfg.entity, group=cfg.group or group, name=name,
-            tags=[*tags, *cfg.tags], config=config, dir=str(run_dir), id=run_id,
-            resume="allow" if run_id else None, job_type="train",
-        )  # fmt: skip
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group or group,
+            name=name,
+            tags=[*tags, *cfg.tags],
+            config=config,
+            dir=str(run_dir),
+            id=run_id,
+            resume="allow" if run_id else None,
+            job_type="train",
+        )
         self.run = None
         try:
             import wandb

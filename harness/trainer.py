@@ -137,14 +137,23 @@ class Trainer:
     def initial_summary(self) -> RunSummary:
         c = self.cfg
         return RunSummary(
-            variant=c.ffn.name, seed=c.seed, model=c.model.name, match=str(c.ffn.match),
-            group=self.group, params=self.model.param_counts(),
-            flops_per_token=self.model.flops_per_token(), device=str(self.device),
-            host=socket.gethostname(), pid=os.getpid(), data=self.data_info,
-            peak_tflops=self.peak.tflops, peak_source=self.peak.source,
+            variant=c.ffn.name,
+            seed=c.seed,
+            model=c.model.name,
+            match=str(c.ffn.match),
+            group=self.group,
+            params=self.model.param_counts(),
+            flops_per_token=self.model.flops_per_token(),
+            device=str(self.device),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            data=self.data_info,
+            peak_tflops=self.peak.tflops,
+            peak_source=self.peak.source,
             world_size=self.dist.world_size,
-            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), threads=torch.get_num_threads(),
-        )  # fmt: skip
+            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            threads=torch.get_num_threads(),
+        )
 
     # ----------------------------------------------------------------------------- the loop
 
@@ -203,10 +212,15 @@ class Trainer:
         )
         self.bar.set_postfix(postfix, refresh=False)
         return {
-            "train/loss": s.train_loss, "train/lr": lr, "train/tokens_per_s": tokens_per_s,
-            "train/model_tflops": tflops, "train/mfu": utilisation,
-            "train/skipped_steps": s.skipped_steps, **norms, **activations,
-        }  # fmt: skip
+            "train/loss": s.train_loss,
+            "train/lr": lr,
+            "train/tokens_per_s": tokens_per_s,
+            "train/model_tflops": tflops,
+            "train/mfu": utilisation,
+            "train/skipped_steps": s.skipped_steps,
+            **norms,
+            **activations,
+        }
 
     def forward_backward(self, watch: bool) -> dict[str, float]:
         """Gradients of the step's batches; activation statistics of the first if `watch`.
@@ -251,10 +265,13 @@ class Trainer:
         """trainer.on_nonfinite: stop (NonFiniteError) or count the step as skipped."""
         step = self.state.step
         layer = next(
-            (n for n, p in self.model.named_parameters()
-             if p.grad is not None and not torch.isfinite(p.grad).all()),
+            (
+                n
+                for n, p in self.model.named_parameters()
+                if p.grad is not None and not torch.isfinite(p.grad).all()
+            ),
             "none (the loss itself)",
-        )  # fmt: skip
+        )
         if self.cfg.trainer.on_nonfinite == OnNonFinite.stop:
             raise NonFiniteError(
                 f"non-finite loss or gradient at step {step}; first non-finite gradient: "
@@ -359,10 +376,15 @@ class Trainer:
         self.start_tokens = self.state.tokens
         self.throughput = Throughput()
         self.bar = tqdm(
-            total=self.max_steps, initial=self.state.step, desc=self.summary.run_name,
-            disable=not (self.cfg.trainer.progress and self.dist.main), unit="step",
-            dynamic_ncols=True, mininterval=1.0, file=sys.stdout,
-        )  # fmt: skip
+            total=self.max_steps,
+            initial=self.state.step,
+            desc=self.summary.run_name,
+            disable=not (self.cfg.trainer.progress and self.dist.main),
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+            file=sys.stdout,
+        )
 
     def tokens(self) -> int:
         return self.state.tokens
@@ -375,12 +397,18 @@ class Trainer:
         ]
         if self.cfg.logger.mode != LoggerMode.disabled:
             wandb = WandbLogger(
-                self.cfg.logger, name=self.summary.run_name, group=self.group,
+                self.cfg.logger,
+                name=self.summary.run_name,
+                group=self.group,
                 tags=[self.cfg.ffn.name, self.cfg.model.name, f"seed{self.cfg.seed}"],
-                config={**as_plain_dict(self.cfg), "params": self.summary.params,
-                        "flops_per_token": self.summary.flops_per_token},
-                run_dir=self.run_dir, run_id=self.state.wandb_id,
-            )  # fmt: skip
+                config={
+                    **as_plain_dict(self.cfg),
+                    "params": self.summary.params,
+                    "flops_per_token": self.summary.flops_per_token,
+                },
+                run_dir=self.run_dir,
+                run_id=self.state.wandb_id,
+            )
             self.state.wandb_id = wandb.id
             loggers.append(wandb)
         return loggers
@@ -410,12 +438,22 @@ class Trainer:
         tokens_per_s = (s.tokens - self.start_tokens) / max(wall, 1e-9)
         utilisation, tflops = self.utilisation(tokens_per_s)
         self.summary = dataclasses.replace(
-            self.summary, status=status, error=error, steps=s.step, tokens=s.tokens,
-            tokens_per_s=tokens_per_s, wall_time_s=wall, mfu=utilisation, model_tflops=tflops,
-            final_val_loss=s.val_loss, best_val_loss=s.best_val_loss,
-            final_train_loss=s.train_loss, skipped_steps=s.skipped_steps,
-            peak_memory_mib=peak_memory_mib(self.device), ended_at=time.time(),
-        )  # fmt: skip
+            self.summary,
+            status=status,
+            error=error,
+            steps=s.step,
+            tokens=s.tokens,
+            tokens_per_s=tokens_per_s,
+            wall_time_s=wall,
+            mfu=utilisation,
+            model_tflops=tflops,
+            final_val_loss=s.val_loss,
+            best_val_loss=s.best_val_loss,
+            final_train_loss=s.train_loss,
+            skipped_steps=s.skipped_steps,
+            peak_memory_mib=peak_memory_mib(self.device),
+            ended_at=time.time(),
+        )
         if self.dist.main:
             self.summary.write(self.run_dir)
         self.sink.close(self.summary)

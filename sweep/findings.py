@@ -29,26 +29,40 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
         return []
     fit_rows = [
         [f"**{v}**", f"{f.E:.3f}", f"{f.A:.3f}", f"{f.alpha:.3f}", f"{f.residual_rms:.4f}"]
-        if f.ok else [f"**{v}**", "n/a", "n/a", "n/a", f"no fit: {f.reason}"]
+        if f.ok
+        else [f"**{v}**", "n/a", "n/a", "n/a", f"no fit: {f.reason}"]
         for v, f in sorted(s.fits.items())
-    ]  # fmt: skip
+    ]
     lines = [
-        "## Compute multipliers", "",
+        "## Compute multipliers",
+        "",
         "Per variant, final val loss against training compute C (training FLOPs per token × "
         "tokens) over the model sizes, fitted with L(C) = E + A·(C / C₀)^−α (C₀: the smallest "
-        "compute in the sweep). Residual RMS: the seeds' scatter about the fit.", "",
-        *table(["variant", "E", "A", "α", "residual RMS"], fit_rows), "",
-    ]  # fmt: skip
+        "compute in the sweep). Residual RMS: the seeds' scatter about the fit.",
+        "",
+        *table(["variant", "E", "A", "α", "residual RMS"], fit_rows),
+        "",
+    ]
     for baseline, rows in s.multipliers.items():
         body = [
             [f"**{m.variant}**", m.size, si(m.compute), f"{m.loss:.4f}", _multiplier_cell(m)]
             for m in rows
         ]
         lines += [
-            f"### Against {baseline}", "",
-            *table(["variant", "model", "training FLOPs", "mean final loss",
-                    f"multiplier vs {baseline} [95% CI]"], body), "",
-        ]  # fmt: skip
+            f"### Against {baseline}",
+            "",
+            *table(
+                [
+                    "variant",
+                    "model",
+                    "training FLOPs",
+                    "mean final loss",
+                    f"multiplier vs {baseline} [95% CI]",
+                ],
+                body,
+            ),
+            "",
+        ]
     lines += [
         "A multiplier is the baseline's compute to reach the variant's mean loss (its fit, "
         "inverted) over the variant's own compute: 1.3x means the variant gets there with 1/1.3 "
@@ -58,7 +72,7 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
         "compute; where it cannot be made, or a variant's loss is below the baseline fit's floor, "
         "the table says so instead of giving a number.",
         "",
-    ]  # fmt: skip
+    ]
     return lines
 
 
@@ -70,39 +84,71 @@ def _table_1(rep: ReportInput) -> list[str]:
     if t1 is None:
         return []
     rows = [
-        [v["variant"], f"{v['ours']:.4f}", str(v["our_rank"]), f"{v['shazeer']:.3f}",
-         str(v["shazeer_rank"])]
+        [
+            v["variant"],
+            f"{v['ours']:.4f}",
+            str(v["our_rank"]),
+            f"{v['shazeer']:.3f}",
+            str(v["shazeer_rank"]),
+        ]
         for v in t1["variants"]
-    ]  # fmt: skip
-    head = ["variant", "final val loss here", "rank here", "Table 1 log-perplexity",
-            "rank in Table 1"]  # fmt: skip
+    ]
+    head = [
+        "variant",
+        "final val loss here",
+        "rank here",
+        "Table 1 log-perplexity",
+        "rank in Table 1",
+    ]
     return [
-        "### Shazeer (2020), Table 1", "", *table(head, rows), "",
+        "### Shazeer (2020), Table 1",
+        "",
+        *table(head, rows),
+        "",
         f"Kendall's τ between the two orderings: {t1['kendall_tau']:+.2f} (p = "
         f"{p_value(t1['p_value'])}; +1 is the same order, 0 unrelated). Table 1 trained T5-base "
         "for 65,536 steps on C4; a small model trained briefly need not agree, and differences "
         "inside the confidence intervals above say nothing about order.",
         "",
-    ]  # fmt: skip
+    ]
 
 
 def against_the_literature(rep: ReportInput) -> list[str]:
     if rep.table_1 is None and not rep.claims:
         return []
     rows = [
-        [c["source"], f"{c['variant']} vs {c['other']}: {c['finding']}",
-         c["setting"] or "—", pm(c["diff_mean"], c["diff_ci_half_width"], signed=True)
-         + f" (n={c['diff_n_pairs']})", f"{c['relative_percent']:+.2f}%", c["verdict"]]
+        [
+            c["source"],
+            f"{c['variant']} vs {c['other']}: {c['finding']}",
+            c["setting"] or "—",
+            pm(c["diff_mean"], c["diff_ci_half_width"], signed=True) + f" (n={c['diff_n_pairs']})",
+            f"{c['relative_percent']:+.2f}%",
+            c["verdict"],
+        ]
         for c in rep.claims
-    ]  # fmt: skip
-    head = ["source", "finding", "setting", "Δ here (variant − other), 95% CI", "relative",
-            "this sweep"]  # fmt: skip
-    claims = [
-        "### Claims, checked", "", *table(head, rows, numeric=False), "",
-        "A claim agrees when this sweep's 95% CI of the paired difference lies wholly on the "
-        "claimed side of 0, disagrees when it lies wholly on the other side, and cannot tell "
-        "when it includes 0.", "",
-    ] if rows else []  # fmt: skip
+    ]
+    head = [
+        "source",
+        "finding",
+        "setting",
+        "Δ here (variant − other), 95% CI",
+        "relative",
+        "this sweep",
+    ]
+    claims = (
+        [
+            "### Claims, checked",
+            "",
+            *table(head, rows, numeric=False),
+            "",
+            "A claim agrees when this sweep's 95% CI of the paired difference lies wholly on the "
+            "claimed side of 0, disagrees when it lies wholly on the other side, and cannot tell "
+            "when it includes 0.",
+            "",
+        ]
+        if rows
+        else []
+    )
     return ["## Against the literature", "", *_table_1(rep), *claims]
 
 
@@ -115,8 +161,11 @@ def _median(values) -> float:
 
 
 def _length_line(rep: ReportInput) -> str:
-    per_param = _median(r.summary.tokens / r.summary.params["non_embedding"] for r in rep.ok
-                        if r.summary.params.get("non_embedding"))  # fmt: skip
+    per_param = _median(
+        r.summary.tokens / r.summary.params["non_embedding"]
+        for r in rep.ok
+        if r.summary.params.get("non_embedding")
+    )
     line = (
         f"- **Training length:** {per_param:.2g} tokens per non-embedding parameter (median over "
         f"runs; compute-optimal training is about {CHINCHILLA_TOKENS_PER_PARAM}, and Table 1 "
@@ -134,8 +183,11 @@ def _share_line(rep: ReportInput) -> str:
     shares = {k: _median(r["ffn_share"] for r in g) for k, g in by_setting(rep.rows).items()}
     ordered = sorted(shares.items(), key=lambda kv: kv[1])
     low, high = (ordered[0][1], ordered[-1][1]) if ordered else (math.nan, math.nan)
-    amounts = ", ".join(f"{percent(v)} at {k}" for k, v in ordered) if len(ordered) > 1 else (
-        percent(high))  # fmt: skip
+    amounts = (
+        ", ".join(f"{percent(v)} at {k}" for k, v in ordered)
+        if len(ordered) > 1
+        else (percent(high))
+    )
     line = f"- **Where the compute goes:** the FFN's share of the training FLOPs is {amounts}."
     small = (
         " Most of the compute (embedding and LM head, attention) is the same for every variant, "
@@ -150,8 +202,12 @@ def _share_line(rep: ReportInput) -> str:
 
 def _resolution_line(rep: ReportInput) -> str:
     n = max((r["n_seeds"] for r in rep.rows), default=0)
-    widths = [r["diffs"][b]["ci_half_width"] for r in rep.rows for b in rep.present_baselines
-              if r["variant"] != b]  # fmt: skip
+    widths = [
+        r["diffs"][b]["ci_half_width"]
+        for r in rep.rows
+        for b in rep.present_baselines
+        if r["variant"] != b
+    ]
     width = _median(widths)
     if not math.isfinite(width):
         return f"- **Resolution:** {n} seed(s): no paired intervals to judge differences by."
@@ -169,13 +225,16 @@ def scope(rep: ReportInput) -> list[str]:
         si(min(params)) if min(params) == max(params) else f"{si(min(params))}–{si(max(params))}"
     )
     lines = [
-        "## What this sweep can and cannot tell", "", _length_line(rep), _share_line(rep),
+        "## What this sweep can and cannot tell",
+        "",
+        _length_line(rep),
+        _share_line(rep),
         f"- **Scale:** {sizes} non-embedding parameters (Table 1: "
         "T5-base, about 220M; nanochat: GPT-2-sized d12 and d24). Orderings found at this scale "
         "need not hold at others: nanochat and modded-nanogpt found small-scale orderings that "
         "differ from Table 1's.",
         _resolution_line(rep),
-    ]  # fmt: skip
+    ]
     if rep.scaling is not None:
         sizes = len({p.size for p in rep.scaling.points})
         lines.append(

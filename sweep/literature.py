@@ -16,9 +16,15 @@ from sweep.table import best_settings, difference, finals
 # Shazeer (2020), "GLU Variants Improve Transformer", Table 1: log-perplexity after 65,536 steps
 # (T5-base on C4), the anchor this harness compares its ordering with.
 SHAZEER_TABLE_1 = {
-    "relu": 1.997, "gelu": 1.983, "swish": 1.994, "glu": 1.982,
-    "bilinear": 1.960, "geglu": 1.942, "swiglu": 1.944, "reglu": 1.953,
-}  # fmt: skip
+    "relu": 1.997,
+    "gelu": 1.983,
+    "swish": 1.994,
+    "glu": 1.982,
+    "bilinear": 1.960,
+    "geglu": 1.942,
+    "swiglu": 1.944,
+    "reglu": 1.953,
+}
 SHAZEER = "Shazeer (2020), Table 1: T5-base on C4, 65,536 steps"
 
 
@@ -32,13 +38,26 @@ class Claim:
 
 
 CLAIMS = (
-    *(Claim(SHAZEER, v, "relu", True, f"{SHAZEER_TABLE_1[v]:.3f} vs 1.997 log-perplexity")
-      for v in ("geglu", "swiglu", "reglu", "bilinear")),
-    Claim("nanochat, dev/LOG.md (2026-02): d12 and d24 GPT-2-sized models, matched parameters "
-          "and FLOPs", "swiglu", "relu2", False, "SwiGLU trained to a worse loss than ReLU²"),
-    Claim("modded-nanogpt: GPT-2 small speedruns, which keep ReLU²", "relu2", "gelu", True,
-          "ReLU² about 1–2% better than GELU"),
-)  # fmt: skip
+    *(
+        Claim(SHAZEER, v, "relu", True, f"{SHAZEER_TABLE_1[v]:.3f} vs 1.997 log-perplexity")
+        for v in ("geglu", "swiglu", "reglu", "bilinear")
+    ),
+    Claim(
+        "nanochat, dev/LOG.md (2026-02): d12 and d24 GPT-2-sized models, matched parameters "
+        "and FLOPs",
+        "swiglu",
+        "relu2",
+        False,
+        "SwiGLU trained to a worse loss than ReLU²",
+    ),
+    Claim(
+        "modded-nanogpt: GPT-2 small speedruns, which keep ReLU²",
+        "relu2",
+        "gelu",
+        True,
+        "ReLU² about 1–2% better than GELU",
+    ),
+)
 
 
 def verdict(claim: Claim, diff: dict[str, float | int]) -> str:
@@ -66,12 +85,19 @@ def check_claims(runs: Sequence[Run], claims: Sequence[Claim] = CLAIMS) -> list[
             theirs = finals(by[(claim.other, setting)])
             diff = difference(finals(rs), theirs)
             base = sum(theirs.values()) / len(theirs)
-            out.append({
-                "source": claim.source, "variant": claim.variant, "other": claim.other,
-                "claim_better": claim.better, "finding": claim.finding, "setting": setting,
-                **{f"diff_{k}": v for k, v in diff.items()},
-                "relative_percent": 100 * diff["mean"] / base, "verdict": verdict(claim, diff),
-            })  # fmt: skip
+            out.append(
+                {
+                    "source": claim.source,
+                    "variant": claim.variant,
+                    "other": claim.other,
+                    "claim_better": claim.better,
+                    "finding": claim.finding,
+                    "setting": setting,
+                    **{f"diff_{k}": v for k, v in diff.items()},
+                    "relative_percent": 100 * diff["mean"] / base,
+                    "verdict": verdict(claim, diff),
+                }
+            )
     return out
 
 
@@ -89,8 +115,13 @@ def compare_with_table_1(rows: Sequence[dict]) -> dict[str, Any] | None:
     tau, p = kendall_tau([ours[v] for v in ours], [theirs[v] for v in ours])
     our_rank, their_rank = rank_lowest_first(ours), rank_lowest_first(theirs)
     variants = [
-        {"variant": v, "ours": ours[v], "our_rank": our_rank[v], "shazeer": theirs[v],
-         "shazeer_rank": their_rank[v]}
+        {
+            "variant": v,
+            "ours": ours[v],
+            "our_rank": our_rank[v],
+            "shazeer": theirs[v],
+            "shazeer_rank": their_rank[v],
+        }
         for v in sorted(ours, key=lambda v: their_rank[v])
-    ]  # fmt: skip
+    ]
     return {"variants": variants, "kendall_tau": tau, "p_value": p}

@@ -127,9 +127,11 @@ def matching_line(rep: ReportInput) -> str:
     match = summary_values(rep.ok, "match")
     ps, fs = (
         f"{x:.2f}%" if math.isfinite(x) else "n/a"
-        for x in (spread_across_variants(rep.rows, "params_total"),
-                  spread_across_variants(rep.rows, "flops_per_token"))
-    )  # fmt: skip
+        for x in (
+            spread_across_variants(rep.rows, "params_total"),
+            spread_across_variants(rep.rows, "flops_per_token"),
+        )
+    )
     if match == ["params"]:
         return (
             "Variants were matched on **parameter count** (each variant's d_ff chosen so its FFN "
@@ -162,9 +164,13 @@ def header(rep: ReportInput) -> list[str]:
         f"{span(summary_values(ok, 'steps'))}; **tokens per run:** {tokens}",
         f"- **Matching:** {matching_line(rep)}",
         f"- **Baselines:** {', '.join(rep.baselines)}"
-        + (f" — **not in this sweep:** {', '.join(missing_bases)} (no completed run, so no "
-           "difference column for it)" if missing_bases else ""),
-    ]  # fmt: skip
+        + (
+            f" — **not in this sweep:** {', '.join(missing_bases)} (no completed run, so no "
+            "difference column for it)"
+            if missing_bases
+            else ""
+        ),
+    ]
     missing = sorted({r.variant or "?" for r in bad} - {r["variant"] for r in rep.rows})
     if missing:
         lines.append(f"- **Variants with no completed run:** {', '.join(missing)}")
@@ -184,8 +190,18 @@ def _difference_cells(row: dict, baseline: str) -> list[str]:
 def results(rep: ReportInput) -> list[str]:
     if not rep.rows:
         return ["## Results", "", "_No completed runs: nothing to tabulate._", ""]
-    head = ["variant", "params (total)", "FFN params", "FLOPs/token", "FFN share", "tokens/s",
-            "MFU", "seeds", "final val loss", "best val loss"]  # fmt: skip
+    head = [
+        "variant",
+        "params (total)",
+        "FFN params",
+        "FLOPs/token",
+        "FFN share",
+        "tokens/s",
+        "MFU",
+        "seeds",
+        "final val loss",
+        "best val loss",
+    ]
     for b in rep.present_baselines:
         head += [f"Δ final vs {b}", "p (paired t)"]
     body = []
@@ -193,24 +209,32 @@ def results(rep: ReportInput) -> list[str]:
         tps = r["tokens_per_s_mean"]
         cells = [
             f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
-            si(r["params_total"]), si(r["params_ffn"]), si(r["flops_per_token"]),
-            percent(r["ffn_share"]), f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
-            percent(r["mfu_mean"]), str(r["n_seeds"]),
+            si(r["params_total"]),
+            si(r["params_ffn"]),
+            si(r["flops_per_token"]),
+            percent(r["ffn_share"]),
+            f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
+            percent(r["mfu_mean"]),
+            str(r["n_seeds"]),
             pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
             pm(r["best_val_loss_mean"], r["best_val_loss_ci_half_width"]),
-        ]  # fmt: skip
+        ]
         for b in rep.present_baselines:
             cells += _difference_cells(r, b)
         body.append([*cells, str(r["rank"])])
     return [
-        "## Results", "", *table([*head, "rank"], body), "",
+        "## Results",
+        "",
+        *table([*head, "rank"], body),
+        "",
         "Means are over seeds; ± is the half-width of the 95% confidence interval "
         "(Student t, df = n − 1). Rank 1 = lowest mean final val loss. FLOPs/token is the "
         "forward pass; FFN share is the FFN matmuls' share of the training FLOPs; MFU is the "
         "training FLOPs achieved over the device's peak (harness.mfu: "
         f"{peak_sources(rep)}).",
-        *best_setting(rep), "",
-    ]  # fmt: skip
+        *best_setting(rep),
+        "",
+    ]
 
 
 def peak_sources(rep: ReportInput) -> str:
@@ -224,17 +248,23 @@ def best_setting(rep: ReportInput) -> list[str]:
         return []
     keys = ", ".join(varying)
     rows = [
-        [f"**{r['variant']}**", r["setting"],
-         pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]), str(r["n_seeds"])]
+        [
+            f"**{r['variant']}**",
+            r["setting"],
+            pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
+            str(r["n_seeds"]),
+        ]
         for r in best_settings(rep.rows)
-    ]  # fmt: skip
+    ]
     return [
         "",
         f"This sweep varies {keys}: each variant has one row per value, and Δ pairs each run "
         f"with the baseline's run of the same {keys} and seed.",
-        "", "### Best setting per variant", "",
+        "",
+        "### Best setting per variant",
+        "",
         *table(["variant", "best setting", "final val loss", "seeds"], rows),
-    ]  # fmt: skip
+    ]
 
 
 def failures(rep: ReportInput) -> list[str]:
@@ -267,8 +297,11 @@ def plots(rep: ReportInput) -> list[str]:
 def how_to_read(rep: ReportInput) -> list[str]:
     n = max((r["n_seeds"] for r in rep.rows), default=0)
     t = t_critical(n, 0.95)
-    t_note = f" With {n} seeds the t critical value is {t:.2f}, so the intervals are wide." if (
-        math.isfinite(t)) else ""  # fmt: skip
+    t_note = (
+        f" With {n} seeds the t critical value is {t:.2f}, so the intervals are wide."
+        if (math.isfinite(t))
+        else ""
+    )
     if rep.present_baselines:
         diff = (
             f"The Δ columns compare each variant with {' and '.join(rep.present_baselines)} seed "
@@ -280,7 +313,8 @@ def how_to_read(rep: ReportInput) -> list[str]:
     else:
         diff = "Two variants whose intervals overlap heavily cannot be told apart at these seeds. "
     return [
-        "## How to read this", "",
+        "## How to read this",
+        "",
         "Each number is a mean over seeds, and ± gives the 95% confidence interval for that mean: "
         "if the runs were repeated with new seeds, an interval built this way would cover the "
         "true mean 95% of the time (Student t with n − 1 degrees of freedom, assuming roughly "
@@ -288,13 +322,21 @@ def how_to_read(rep: ReportInput) -> list[str]:
         f"and it is shown as n/a. {diff}Ranks order the means only; they say nothing about "
         "significance.",
         "",
-    ]  # fmt: skip
+    ]
 
 
 def render_markdown(rep: ReportInput) -> str:
     """The human-readable report: each section in turn."""
     from sweep import findings
 
-    sections = (header, results, findings.compute_multipliers, findings.against_the_literature,
-                findings.scope, failures, plots, how_to_read)  # fmt: skip
+    sections = (
+        header,
+        results,
+        findings.compute_multipliers,
+        findings.against_the_literature,
+        findings.scope,
+        failures,
+        plots,
+        how_to_read,
+    )
     return "\n".join(line for section in sections for line in section(rep))

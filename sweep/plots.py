@@ -136,8 +136,15 @@ def _final_loss_point(ax, i: int, row: Mapping, seeds: list[float], color: tuple
     yerr = h if math.isfinite(h) else None
     ax.errorbar(i, m, yerr=yerr, fmt="o", ms=8, capsize=6, color=color, zorder=3)
     ci = f"\n±{h:.4f}" if math.isfinite(h) else "\n(CI n/a)"
-    ax.annotate(f"{m:.4f}{ci}", (i, m), xytext=(-10, 0), textcoords="offset points",
-                ha="right", va="center", fontsize=8)  # fmt: skip
+    ax.annotate(
+        f"{m:.4f}{ci}",
+        (i, m),
+        xytext=(-10, 0),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=8,
+    )
 
 
 def plot_final_loss(
@@ -270,18 +277,34 @@ def plot_scaling(scaling: Any, path: Path, baselines: Sequence[str]) -> str | No
     for variant, points in sorted(by_variant.items()):
         fit, color = scaling.fits[variant], colors[variant]
         bold = variant in baselines
-        ax.scatter([p.compute for p in points], [p.loss for p in points], s=14, color=color,
-                   alpha=0.7, zorder=3)  # fmt: skip
+        ax.scatter(
+            [p.compute for p in points],
+            [p.loss for p in points],
+            s=14,
+            color=color,
+            alpha=0.7,
+            zorder=3,
+        )
         if not fit.ok:
             ax.plot([], [], color=color, label=f"{variant} (no fit: {fit.reason})")
             continue
-        ax.plot(grid, fit.loss(grid), color=color, lw=2.4 if bold else 1.5,
-                label=f"{variant}: E={fit.E:.2f}, α={fit.alpha:.2f}")  # fmt: skip
+        ax.plot(
+            grid,
+            fit.loss(grid),
+            color=color,
+            lw=2.4 if bold else 1.5,
+            label=f"{variant}: E={fit.E:.2f}, α={fit.alpha:.2f}",
+        )
         band = fit_band(points, grid)
         if band is not None:
             ax.fill_between(grid, band[0], band[1], color=color, alpha=0.15, lw=0)
-        res.scatter([c for c, _ in fit.residuals], [r for _, r in fit.residuals], s=14,
-                    color=color, label=variant)  # fmt: skip
+        res.scatter(
+            [c for c, _ in fit.residuals],
+            [r for _, r in fit.residuals],
+            s=14,
+            color=color,
+            label=variant,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training compute (FLOPs)")
     ax.set_ylabel("final val loss")

@@ -32,15 +32,32 @@ from sweep.scaling import multipliers, points_from_runs
 from sweep.table import CONFIDENCE, best_settings, build_rows
 
 ROW_COLUMNS = [
-    "rank", "variant", "setting", "n_seeds", "seeds",
-    "params_total", "params_non_embedding", "params_ffn", "params_ffn_per_layer", "d_ff",
-    "flops_per_token", "flops_per_token_ffn", "train_flops_per_token", "ffn_share",
-    "tokens_per_s_mean", "mfu_mean", "model_tflops_mean",
-    "final_val_loss_mean", "final_val_loss_ci_half_width", "final_val_loss_ci_low",
+    "rank",
+    "variant",
+    "setting",
+    "n_seeds",
+    "seeds",
+    "params_total",
+    "params_non_embedding",
+    "params_ffn",
+    "params_ffn_per_layer",
+    "d_ff",
+    "flops_per_token",
+    "flops_per_token_ffn",
+    "train_flops_per_token",
+    "ffn_share",
+    "tokens_per_s_mean",
+    "mfu_mean",
+    "model_tflops_mean",
+    "final_val_loss_mean",
+    "final_val_loss_ci_half_width",
+    "final_val_loss_ci_low",
     "final_val_loss_ci_high",
-    "best_val_loss_mean", "best_val_loss_ci_half_width", "best_val_loss_ci_low",
+    "best_val_loss_mean",
+    "best_val_loss_ci_half_width",
+    "best_val_loss_ci_low",
     "best_val_loss_ci_high",
-]  # fmt: skip
+]
 DIFF_FIELDS = ["mean", "ci_half_width", "ci_low", "ci_high", "p_value", "n_pairs"]
 
 
@@ -127,30 +144,58 @@ def make_plots(rep: ReportInput, dest: Path) -> dict[str, str | None]:
 def report_json(rep: ReportInput) -> dict[str, Any]:
     """summary.json of the report: the rows and everything the Markdown says, unformatted."""
     runs, rows = rep.runs, rep.rows
-    best = [
-        {"variant": r["variant"], "setting": r["setting"],
-         "final_val_loss_mean": r["final_val_loss_mean"]}
-        for r in best_settings(rows)
-    ] if any(r.setting for r in runs) else []  # fmt: skip
+    best = (
+        [
+            {
+                "variant": r["variant"],
+                "setting": r["setting"],
+                "final_val_loss_mean": r["final_val_loss_mean"],
+            }
+            for r in best_settings(rows)
+        ]
+        if any(r.setting for r in runs)
+        else []
+    )
     failed = [
-        {"name": r.name, "variant": r.variant, "seed": r.seed, "status": r.status,
-         "reason": r.reason, "dir": r.rel}
+        {
+            "name": r.name,
+            "variant": r.variant,
+            "seed": r.seed,
+            "status": r.status,
+            "reason": r.reason,
+            "dir": r.rel,
+        }
         for r in rep.bad
-    ]  # fmt: skip
-    scaling = None if rep.scaling is None else {
-        "fits": {v: dataclasses.asdict(f) for v, f in rep.scaling.fits.items()},
-        "multipliers": {b: [dataclasses.asdict(m) for m in ms]
-                        for b, ms in rep.scaling.multipliers.items()},
-    }  # fmt: skip
+    ]
+    scaling = (
+        None
+        if rep.scaling is None
+        else {
+            "fits": {v: dataclasses.asdict(f) for v, f in rep.scaling.fits.items()},
+            "multipliers": {
+                b: [dataclasses.asdict(m) for m in ms] for b, ms in rep.scaling.multipliers.items()
+            },
+        }
+    )
     return {
-        "name": rep.name, "sweep_dir": str(rep.root), "baselines": rep.baselines,
-        "baselines_present": rep.present_baselines, "confidence": CONFIDENCE,
-        "n_runs": len(runs), "n_completed": len(rep.ok), "n_failed": len(rep.bad),
-        "match": summary_values(rep.ok, "match"), "model": summary_values(rep.ok, "model"),
-        "rows": rows, "best_settings": best, "shazeer_table_1": rep.table_1,
-        "claims": rep.claims, "scaling": scaling, "failed": failed,
+        "name": rep.name,
+        "sweep_dir": str(rep.root),
+        "baselines": rep.baselines,
+        "baselines_present": rep.present_baselines,
+        "confidence": CONFIDENCE,
+        "n_runs": len(runs),
+        "n_completed": len(rep.ok),
+        "n_failed": len(rep.bad),
+        "match": summary_values(rep.ok, "match"),
+        "model": summary_values(rep.ok, "model"),
+        "rows": rows,
+        "best_settings": best,
+        "shazeer_table_1": rep.table_1,
+        "claims": rep.claims,
+        "scaling": scaling,
+        "failed": failed,
         "plots": {k: ("written" if v is None else f"skipped: {v}") for k, v in rep.plots.items()},
-    }  # fmt: skip
+    }
 
 
 def check_baselines(baselines: Sequence[str]) -> list[str]:
@@ -165,23 +210,38 @@ def check_baselines(baselines: Sequence[str]) -> list[str]:
 
 
 def make_report(
-    root: Path, out: Path = Path("results"), name: str | None = None,
-    baselines: Sequence[str] = ("relu",), log: Callable[[str], None] = print,
-) -> tuple[Path, ReportInput]:  # fmt: skip
+    root: Path,
+    out: Path = Path("results"),
+    name: str | None = None,
+    baselines: Sequence[str] = ("relu",),
+    log: Callable[[str], None] = print,
+) -> tuple[Path, ReportInput]:
     """Read the sweep under ``root``, write the report files; the output dir and the report."""
     baselines = check_baselines(baselines)
     root = Path(root)
     runs = load_sweep(root, exclude=Path(out))
     n_ok = sum(r.ok for r in runs)
-    log(f"found {len(runs)} runs under {root}: {n_ok} completed, {len(runs) - n_ok} "
-        "failed/unfinished")  # fmt: skip
+    log(
+        f"found {len(runs)} runs under {root}: {n_ok} completed, {len(runs) - n_ok} "
+        "failed/unfinished"
+    )
     name = name or default_name(root, runs)
     dest = Path(out) / name
     dest.mkdir(parents=True, exist_ok=True)
     rows = build_rows(runs, baselines)
     scaling, skipped = scaling_analysis(runs, baselines)
-    rep = ReportInput(name, root, runs, rows, baselines, {}, compare_with_table_1(rows),
-                      check_claims(runs), scaling, skipped)  # fmt: skip
+    rep = ReportInput(
+        name,
+        root,
+        runs,
+        rows,
+        baselines,
+        {},
+        compare_with_table_1(rows),
+        check_claims(runs),
+        scaling,
+        skipped,
+    )
     rep.plots = make_plots(rep, dest)
     for fname, why in rep.plots.items():
         if why is not None:
@@ -204,25 +264,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "across model sizes, a CSV, a JSON summary and plots. Failed/unfinished runs are listed "
         "and excluded from the statistics.",
     )
-    ap.add_argument("sweep_dir", type=Path, help="the multirun dir (holds multirun.yaml and one "
-                    "subdir per job; run dirs are found recursively)")  # fmt: skip
-    ap.add_argument("--name", default=None,
-                    help="report name (output subdir). Default: the 'group' in the runs' "
-                    "summary.json if all completed runs agree, else the sweep dir's last two "
-                    "path parts joined with '_'")  # fmt: skip
+    ap.add_argument(
+        "sweep_dir",
+        type=Path,
+        help="the multirun dir (holds multirun.yaml and one "
+        "subdir per job; run dirs are found recursively)",
+    )
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="report name (output subdir). Default: the 'group' in the runs' "
+        "summary.json if all completed runs agree, else the sweep dir's last two "
+        "path parts joined with '_'",
+    )
     ap.add_argument(
         "--out",
         type=Path,
         default=Path("results"),
         help="parent dir of the report (default: results); writes <out>/<name>/",
     )
-    ap.add_argument("--baseline", action="append", default=[], metavar="VARIANT",
-                    help="a variant the others are compared with, paired by seed; repeat it (or "
-                    "give a comma list) for several, e.g. --baseline relu --baseline relu2 "
-                    "(default: relu)")  # fmt: skip
-    ap.add_argument("--wandb", nargs="?", const="online", choices=["online", "offline"],
-                    help="also log the report as a W&B run in the sweep's group (online falls "
-                    "back to offline without a login or network)")  # fmt: skip
+    ap.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="a variant the others are compared with, paired by seed; repeat it (or "
+        "give a comma list) for several, e.g. --baseline relu --baseline relu2 "
+        "(default: relu)",
+    )
+    ap.add_argument(
+        "--wandb",
+        nargs="?",
+        const="online",
+        choices=["online", "offline"],
+        help="also log the report as a W&B run in the sweep's group (online falls "
+        "back to offline without a login or network)",
+    )
     return ap.parse_args(argv)
 
 

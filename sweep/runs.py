@@ -168,10 +168,18 @@ def load_run(path: Path, root: Path) -> Run:
         problem += f"; last logged step {int(metrics[-1]['step'])}"
     settings = {k: v for k, v in ov.items() if k not in SAME_ROW_KEYS and not k.startswith("hydra")}
     return Run(
-        path=path, rel=rel, name=name, variant=str(variant) if variant else None, seed=seed,
-        status=status, reason=problem, summary=summary, metrics=metrics, bad_metric_lines=bad,
+        path=path,
+        rel=rel,
+        name=name,
+        variant=str(variant) if variant else None,
+        seed=seed,
+        status=status,
+        reason=problem,
+        summary=summary,
+        metrics=metrics,
+        bad_metric_lines=bad,
         settings=settings,
-    )  # fmt: skip
+    )
 
 
 def varying_keys(runs: Sequence[Run]) -> list[str]:

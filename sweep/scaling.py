@@ -165,8 +165,12 @@ def multipliers(
     base = fits.get(baseline)
     if base is None or not base.ok:
         why = "no baseline runs" if base is None else f"no baseline fit: {base.reason}"
-        rows = [Multiplier(v, s, c, loss, None, note=why) for v, ps in sorted(by_variant.items())
-                if v != baseline for s, c, loss in _size_means(ps)]  # fmt: skip
+        rows = [
+            Multiplier(v, s, c, loss, None, note=why)
+            for v, ps in sorted(by_variant.items())
+            if v != baseline
+            for s, c, loss in _size_means(ps)
+        ]
         return fits, rows
     seeds = sorted(set.intersection(*({p.seed for p in ps} for ps in by_variant.values())))
     # One resample of seeds serves every variant (paired), with the baseline refitted on it.
@@ -182,8 +186,11 @@ def multipliers(
         for size, compute, loss in _size_means(ps):
             value = _as_float(_multiplier(base, compute, loss))
             if value is None:
-                out.append(Multiplier(variant, size, compute, loss, None,
-                                      note="below the baseline fit's floor E"))  # fmt: skip
+                out.append(
+                    Multiplier(
+                        variant, size, compute, loss, None, note="below the baseline fit's floor E"
+                    )
+                )
                 continue
             resampled = [
                 _multiplier(f, *_mean_at(ps, size, d))
@@ -203,8 +210,10 @@ def _size_means(points: Sequence[Point]) -> list[tuple[str, float, float]]:
     sizes: dict[str, list[Point]] = {}
     for p in points:
         sizes.setdefault(p.size, []).append(p)
-    rows = [(s, float(np.mean([p.compute for p in ps])), float(np.mean([p.loss for p in ps])))
-            for s, ps in sizes.items()]  # fmt: skip
+    rows = [
+        (s, float(np.mean([p.compute for p in ps])), float(np.mean([p.loss for p in ps])))
+        for s, ps in sizes.items()
+    ]
     return sorted(rows, key=lambda r: r[1])
 
 
@@ -243,9 +252,13 @@ def points_from_runs(runs: Sequence) -> tuple[list[Point], str]:
     if others:
         return [], f"it varies {', '.join(others)} besides the model"
     points = [
-        Point(str(r.variant), str(r.summary.model), int(r.seed),
-              float(r.summary.flops_per_token["train"]) * r.summary.tokens,
-              float(r.summary.final_val_loss))
+        Point(
+            str(r.variant),
+            str(r.summary.model),
+            int(r.seed),
+            float(r.summary.flops_per_token["train"]) * r.summary.tokens,
+            float(r.summary.final_val_loss),
+        )
         for r in ok
-    ]  # fmt: skip
+    ]
     return points, ""

@@ -42,10 +42,14 @@ def _losses(runs: Sequence[Run]) -> dict[str, float]:
     for name in ("final_val_loss", "best_val_loss"):
         values = [getattr(r.summary, name) for r in runs if finite(getattr(r.summary, name))]
         mean, half = mean_ci(values, CONFIDENCE)
-        out.update({
-            f"{name}_mean": mean, f"{name}_ci_half_width": half,
-            f"{name}_ci_low": mean - half, f"{name}_ci_high": mean + half,
-        })  # fmt: skip
+        out.update(
+            {
+                f"{name}_mean": mean,
+                f"{name}_ci_half_width": half,
+                f"{name}_ci_low": mean - half,
+                f"{name}_ci_high": mean + half,
+            }
+        )
     for name in ("tokens_per_s", "mfu", "model_tflops"):
         values = [getattr(r.summary, name) for r in runs if finite(getattr(r.summary, name))]
         out[f"{name}_mean"] = mean_ci(values)[0]
@@ -64,8 +68,14 @@ def difference(mine: dict[int, float], base: dict[int, float] | None) -> dict[st
         n = 0
     else:
         d, dh, p, n = paired_difference(mine, base, CONFIDENCE)
-    return {"mean": d, "ci_half_width": dh, "ci_low": d - dh, "ci_high": d + dh, "p_value": p,
-            "n_pairs": n}  # fmt: skip
+    return {
+        "mean": d,
+        "ci_half_width": dh,
+        "ci_low": d - dh,
+        "ci_high": d + dh,
+        "p_value": p,
+        "n_pairs": n,
+    }
 
 
 def _groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -82,9 +92,11 @@ def build_rows(runs: Sequence[Run], baselines: Sequence[str]) -> list[dict[str, 
     setting and seed (row["diffs"][baseline])."""
     groups = _groups(runs)
     base_final = {
-        (b, rs[0].setting): finals(rs) for rs in groups.values() for b in baselines
+        (b, rs[0].setting): finals(rs)
+        for rs in groups.values()
+        for b in baselines
         if rs[0].variant == b
-    }  # fmt: skip
+    }
     rows = []
     for label, rs in groups.items():
         v, setting = rs[0].variant, rs[0].setting
@@ -92,11 +104,18 @@ def build_rows(runs: Sequence[Run], baselines: Sequence[str]) -> list[dict[str, 
             b: difference(finals(rs), base_final.get((b, setting)) if v != b else None)
             for b in baselines
         }
-        rows.append({
-            "label": label, "variant": v, "setting": setting, "n_seeds": len(rs),
-            "seeds": " ".join(str(r.seed) for r in rs), **_sizes(rs[0]), **_losses(rs),
-            "diffs": diffs,
-        })  # fmt: skip
+        rows.append(
+            {
+                "label": label,
+                "variant": v,
+                "setting": setting,
+                "n_seeds": len(rs),
+                "seeds": " ".join(str(r.seed) for r in rs),
+                **_sizes(rs[0]),
+                **_losses(rs),
+                "diffs": diffs,
+            }
+        )
     ranks = rank_lowest_first({r["label"]: r["final_val_loss_mean"] for r in rows})
     for r in rows:
         r["rank"] = ranks[r["label"]]

@@ -50,17 +50,30 @@ def results_table(wandb: Any, rep: ReportInput) -> Any:
 def multipliers_table(wandb: Any, rep: ReportInput) -> Any | None:
     if rep.scaling is None:
         return None
-    columns = ["baseline", "variant", "model", "training_flops", "mean_final_loss", "multiplier",
-               "ci_low", "ci_high", "note"]  # fmt: skip
-    data = [[b, m.variant, m.size, m.compute, m.loss, m.value, m.low, m.high, m.note]
-            for b, ms in rep.scaling.multipliers.items() for m in ms]  # fmt: skip
+    columns = [
+        "baseline",
+        "variant",
+        "model",
+        "training_flops",
+        "mean_final_loss",
+        "multiplier",
+        "ci_low",
+        "ci_high",
+        "note",
+    ]
+    data = [
+        [b, m.variant, m.size, m.compute, m.loss, m.value, m.low, m.high, m.note]
+        for b, ms in rep.scaling.multipliers.items()
+        for m in ms
+    ]
     return wandb.Table(columns=columns, data=data)
 
 
 def _init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
     try:
-        return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=60, **WANDB_SETTINGS),
-                          **kwargs)  # fmt: skip
+        return wandb.init(
+            mode=mode, settings=wandb.Settings(init_timeout=60, **WANDB_SETTINGS), **kwargs
+        )
     except Exception as e:  # no login, no network
         if mode == "offline":
             raise
@@ -74,18 +87,29 @@ def log_report(rep: ReportInput, dest: Path, mode: str = "online") -> Path | Non
 
     logger = _logger_settings(rep)
     kwargs = dict(
-        project=logger.get("project") or DEFAULT_PROJECT, entity=logger.get("entity"),
-        group=_group(rep), job_type="report", name=f"report-{rep.name}", dir=str(dest),
-        config={"sweep_dir": str(rep.root), "baselines": rep.baselines, "runs": len(rep.runs),
-                "completed": len(rep.ok)},
-    )  # fmt: skip
+        project=logger.get("project") or DEFAULT_PROJECT,
+        entity=logger.get("entity"),
+        group=_group(rep),
+        job_type="report",
+        name=f"report-{rep.name}",
+        dir=str(dest),
+        config={
+            "sweep_dir": str(rep.root),
+            "baselines": rep.baselines,
+            "runs": len(rep.runs),
+            "completed": len(rep.ok),
+        },
+    )
     try:
         run = _init(wandb, mode, kwargs)
         record = {"results": results_table(wandb, rep)}
         if (multipliers := multipliers_table(wandb, rep)) is not None:
             record["multipliers"] = multipliers
-        record |= {f"plots/{name.removesuffix('.png')}": wandb.Image(str(dest / name))
-                   for name, why in rep.plots.items() if why is None}  # fmt: skip
+        record |= {
+            f"plots/{name.removesuffix('.png')}": wandb.Image(str(dest / name))
+            for name, why in rep.plots.items()
+            if why is None
+        }
         run.log(record)
         run.save(str(dest / "report.md"), base_path=str(dest), policy="now")
         run_dir, offline = Path(run.dir).parent, run.settings.mode == "offline"

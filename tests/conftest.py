@@ -95,12 +95,20 @@ def wandb_records(run_dir: Path, kind: str | None = None) -> list[dict]:
     """The records of the offline W&B run(s) under run_dir (or of one offline-run dir), as
     wandb's own reader gives them (`wandb leet inspect --json`); only `kind` ones if given."""
     wandb = Path(sys.executable).parent / "wandb"
-    run_dirs = [run_dir] if run_dir.name.startswith("offline-run-") else sorted(
-        (run_dir / "wandb").glob("offline-run-*"))  # fmt: skip
+    run_dirs = (
+        [run_dir]
+        if run_dir.name.startswith("offline-run-")
+        else sorted((run_dir / "wandb").glob("offline-run-*"))
+    )
     records = []
     for d in run_dirs:
-        proc = subprocess.run([str(wandb), "leet", "inspect", "--json", str(d)],
-                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        proc = subprocess.run(
+            [str(wandb), "leet", "inspect", "--json", str(d)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         records += [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return [r for r in records if kind is None or r["type"] == kind]
 

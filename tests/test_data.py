@@ -80,8 +80,14 @@ def test_get_encoding_offline(enc, ffn_cache: Path, tmp_path: Path) -> None:
     shutil.copy(ffn_cache / "tiktoken" / R50K_CACHE_NAME, tmp_path / "tiktoken")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOKEN", "DATA_GYM"))}
     dead = "http://127.0.0.1:9"
-    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead,
-               PIP_NO_INDEX="1", PYTHONPATH=str(REPO))  # fmt: skip
+    env.update(
+        HTTP_PROXY=dead,
+        HTTPS_PROXY=dead,
+        http_proxy=dead,
+        https_proxy=dead,
+        PIP_NO_INDEX="1",
+        PYTHONPATH=str(REPO),
+    )
     code = (
         "from harness.data.tokenizer import get_encoding;"
         f"e = get_encoding('r50k_base', {str(tmp_path)!r});"
@@ -151,8 +157,9 @@ def test_fewer_merges_is_exactly_gpt2_bpe_cut_short(ffn_cache: Path) -> None:
     ranks = load_tiktoken_bpe(str(ffn_cache / "tiktoken" / R50K_CACHE_NAME))
     kept = {piece: rank for piece, rank in ranks.items() if rank < 8191}
     text = TINY.read_text()[:20_000]
-    expected = [t for word in regex.findall(r50k_pat_str, text)
-                for t in bpe_reference(kept, word.encode())]  # fmt: skip
+    expected = [
+        t for word in regex.findall(r50k_pat_str, text) for t in bpe_reference(kept, word.encode())
+    ]
     assert small.encode_ordinary(text) == expected
     full = TINY.read_text()
     tokens = small.encode_ordinary(full)

@@ -27,14 +27,25 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gloo over TCP o
 
 def ddp_args(cache: Path, run_dir: Path, steps: int = STEPS) -> list[str]:
     return [
-        *tiny_overrides(cache, steps=steps), "trainer.log_interval=1", "trainer.eval_interval=10",
-        "trainer.deterministic=true", "logger.mode=disabled", f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
+        *tiny_overrides(cache, steps=steps),
+        "trainer.log_interval=1",
+        "trainer.eval_interval=10",
+        "trainer.deterministic=true",
+        "logger.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def torchrun(args: list[str], nproc: int = 2, **popen) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", str(REPO / "train.py"), *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(REPO / "train.py"),
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, text=True, start_new_session=True, **popen)
 
@@ -71,8 +82,12 @@ def test_two_processes_train_as_one_does(two_process_run, token_cache, tmp_path)
     assert summary["tokens"] == json.loads((one / "summary.json").read_text())["tokens"]
     # Rank 0 alone wrote the run dir: Hydra's files once, one metrics file.
     assert sorted(p.name for p in two_process_run.iterdir()) == [
-        ".hydra", "checkpoints", "metrics.jsonl", "summary.json", "train.log"
-    ]  # fmt: skip
+        ".hydra",
+        "checkpoints",
+        "metrics.jsonl",
+        "summary.json",
+        "train.log",
+    ]
 
 
 def logged_step(run_dir: Path) -> int:

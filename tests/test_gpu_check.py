@@ -16,8 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without CUDA")
 def test_without_cuda_it_exits_2_with_one_line():
-    proc = subprocess.run(["make", "-s", "gpu-check", f"PYTHON={sys.executable}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        ["make", "-s", "gpu-check", f"PYTHON={sys.executable}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("make")]
     assert lines == [
@@ -26,8 +31,10 @@ def test_without_cuda_it_exits_2_with_one_line():
 
 
 def test_steady_state_is_the_median_of_the_second_half():
-    metrics = [{"step": s, "train/tokens_per_s": v} for s, v in
-               [(10, 1.0), (20, 2.0), (30, 50.0), (40, 52.0), (50, 51.0), (60, 53.0)]]  # fmt: skip
+    metrics = [
+        {"step": s, "train/tokens_per_s": v}
+        for s, v in [(10, 1.0), (20, 2.0), (30, 50.0), (40, 52.0), (50, 51.0), (60, 53.0)]
+    ]
     metrics.append({"step": 60, "val/loss": 3.0})
     assert gc.steady_state(metrics, "train/tokens_per_s") == pytest.approx(52.0)
     assert gc.steady_state(metrics, "train/mfu") is None
@@ -48,9 +55,18 @@ def test_junit_counts(tmp_path):
 
 
 def kernel_row(impl: str, fwd_ms: float, fwdbwd_ms: float, pct: float, mib: float) -> dict:
-    return {"activation": "silu", "n_rows": 8192, "n_cols": 2048, "impl": impl, "fwd_ms": fwd_ms,
-            "fwdbwd_ms": fwdbwd_ms, "fwd_pct_copy": pct, "fwdbwd_pct_copy": pct - 3,
-            "fwd_peak_mib": mib, "fwdbwd_peak_mib": mib}  # fmt: skip
+    return {
+        "activation": "silu",
+        "n_rows": 8192,
+        "n_cols": 2048,
+        "impl": impl,
+        "fwd_ms": fwd_ms,
+        "fwdbwd_ms": fwdbwd_ms,
+        "fwd_pct_copy": pct,
+        "fwdbwd_pct_copy": pct - 3,
+        "fwd_peak_mib": mib,
+        "fwdbwd_peak_mib": mib,
+    }
 
 
 def test_goals_and_the_report(tmp_path):

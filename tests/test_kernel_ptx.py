@@ -23,8 +23,12 @@ def compile_kernels(*args: str) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run(
         [sys.executable, "-m", "bench.kernel_ptx", "--json", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -42,17 +46,29 @@ def layouts() -> list[dict]:
     from bench.kernels import LLM_FEATURES, MODEL_FEATURES
 
     widths = [str(f) for f in (340, *MODEL_FEATURES, *LLM_FEATURES)]
-    return compile_kernels("--widths", *widths, "--activations", "silu", "--dtypes", "bf16",
-                           "fp32", "--arch", "80", "90")  # fmt: skip
+    return compile_kernels(
+        "--widths",
+        *widths,
+        "--activations",
+        "silu",
+        "--dtypes",
+        "bf16",
+        "fp32",
+        "--arch",
+        "80",
+        "90",
+    )
 
 
 def test_every_kernel_compiles_for_sm80_and_sm90(every_kernel):
     seen = {(r["kernel"], r["activation"], r["dtype"], r["arch"]) for r in every_kernel}
     want = {
         (k, a, d, arch)
-        for k in ("forward", "backward") for a in KERNEL_ACTIVATIONS
-        for d in DTYPE_BYTES for arch in (80, 90)
-    }  # fmt: skip
+        for k in ("forward", "backward")
+        for a in KERNEL_ACTIVATIONS
+        for d in DTYPE_BYTES
+        for arch in (80, 90)
+    }
     assert seen == want
 
 

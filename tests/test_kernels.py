@@ -74,36 +74,58 @@ def _leaf(*shape: int, dtype: torch.dtype, seed: int, zeros: bool = False) -> to
 # produce: odd F, ragged blocks, 3-D, transposed (copy path), row-strided (zero-copy path).
 PAIR_CASES = {
     # Exact zeros in the gate: relu's derivative at 0 is 0, as in PyTorch.
-    "2d_F37": lambda dt: (_leaf(3, 37, dtype=dt, seed=1, zeros=True),
-                          _leaf(3, 37, dtype=dt, seed=2),
-                          _randn(3, 37, dtype=dt, seed=3)),
-    "2d_F7": lambda dt: (_leaf(9, 7, dtype=dt, seed=4), _leaf(9, 7, dtype=dt, seed=5),
-                         _randn(9, 7, dtype=dt, seed=6)),
-    "2d_F1000": lambda dt: (_leaf(4, 1000, dtype=dt, seed=7), _leaf(4, 1000, dtype=dt, seed=8),
-                            _randn(4, 1000, dtype=dt, seed=9)),
-    "3d_F129": lambda dt: (_leaf(2, 5, 129, dtype=dt, seed=10),
-                           _leaf(2, 5, 129, dtype=dt, seed=11),
-                           _randn(2, 5, 129, dtype=dt, seed=12)),
-    "transposed": lambda dt: (_leaf(37, 6, dtype=dt, seed=13).t(),
-                              _leaf(37, 6, dtype=dt, seed=14).t(),
-                              _randn(37, 6, dtype=dt, seed=15).t()),
-    "row_strided": lambda dt: (_leaf(6, 258, dtype=dt, seed=16)[:, :129],
-                               _leaf(6, 258, dtype=dt, seed=17)[:, 129:],
-                               _randn(6, 258, dtype=dt, seed=18)[:, ::2]),
-    "noncollapsible_3d": lambda dt: (_leaf(2, 6, 37, dtype=dt, seed=19)[:, :5],
-                                     _leaf(2, 6, 37, dtype=dt, seed=20)[:, 1:],
-                                     _randn(2, 5, 37, dtype=dt, seed=21)),
-}  # fmt: skip
+    "2d_F37": lambda dt: (
+        _leaf(3, 37, dtype=dt, seed=1, zeros=True),
+        _leaf(3, 37, dtype=dt, seed=2),
+        _randn(3, 37, dtype=dt, seed=3),
+    ),
+    "2d_F7": lambda dt: (
+        _leaf(9, 7, dtype=dt, seed=4),
+        _leaf(9, 7, dtype=dt, seed=5),
+        _randn(9, 7, dtype=dt, seed=6),
+    ),
+    "2d_F1000": lambda dt: (
+        _leaf(4, 1000, dtype=dt, seed=7),
+        _leaf(4, 1000, dtype=dt, seed=8),
+        _randn(4, 1000, dtype=dt, seed=9),
+    ),
+    "3d_F129": lambda dt: (
+        _leaf(2, 5, 129, dtype=dt, seed=10),
+        _leaf(2, 5, 129, dtype=dt, seed=11),
+        _randn(2, 5, 129, dtype=dt, seed=12),
+    ),
+    "transposed": lambda dt: (
+        _leaf(37, 6, dtype=dt, seed=13).t(),
+        _leaf(37, 6, dtype=dt, seed=14).t(),
+        _randn(37, 6, dtype=dt, seed=15).t(),
+    ),
+    "row_strided": lambda dt: (
+        _leaf(6, 258, dtype=dt, seed=16)[:, :129],
+        _leaf(6, 258, dtype=dt, seed=17)[:, 129:],
+        _randn(6, 258, dtype=dt, seed=18)[:, ::2],
+    ),
+    "noncollapsible_3d": lambda dt: (
+        _leaf(2, 6, 37, dtype=dt, seed=19)[:, :5],
+        _leaf(2, 6, 37, dtype=dt, seed=20)[:, 1:],
+        _randn(2, 5, 37, dtype=dt, seed=21),
+    ),
+}
 
 PACKED_CASES = {
-    "3d_F129": lambda dt: (_leaf(2, 5, 258, dtype=dt, seed=30),
-                           _randn(2, 5, 129, dtype=dt, seed=31)),
+    "3d_F129": lambda dt: (
+        _leaf(2, 5, 258, dtype=dt, seed=30),
+        _randn(2, 5, 129, dtype=dt, seed=31),
+    ),
     # Row stride 77 and an odd storage offset: the halves are unaligned strided views.
-    "row_strided_F37": lambda dt: (_leaf(7, 77, dtype=dt, seed=32)[:, 1:75],
-                                   _randn(7, 37, dtype=dt, seed=33)),
-    "transposed_F37": lambda dt: (_leaf(74, 4, dtype=dt, seed=34).t(),
-                                  _randn(4, 37, dtype=dt, seed=35)),
-}  # fmt: skip
+    "row_strided_F37": lambda dt: (
+        _leaf(7, 77, dtype=dt, seed=32)[:, 1:75],
+        _randn(7, 37, dtype=dt, seed=33),
+    ),
+    "transposed_F37": lambda dt: (
+        _leaf(74, 4, dtype=dt, seed=34).t(),
+        _randn(4, 37, dtype=dt, seed=35),
+    ),
+}
 
 
 def _reference(fn, inputs, grad_out, activation):
@@ -131,8 +153,10 @@ def test_kernel_activations_cover_the_glu_family():
 
 def test_unknown_activation_lists_the_known_ones():
     x = torch.randn(2, 8)
-    for call in (lambda: gated_activation(x[:, :4], x[:, 4:], "swish"),
-                 lambda: gated_activation_packed(x, "swish")):  # fmt: skip
+    for call in (
+        lambda: gated_activation(x[:, :4], x[:, 4:], "swish"),
+        lambda: gated_activation_packed(x, "swish"),
+    ):
         with pytest.raises(ValueError, match="unknown activation 'swish'") as err:
             call()
         for name in KERNEL_ACTIVATIONS:
@@ -419,8 +443,11 @@ def test_without_triton_the_ops_compute_the_same_function_in_pytorch():
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
 def test_on_a_cpu_without_the_interpreter_the_ops_compute_it_in_pytorch():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    _run_python("import ffn_variants.kernels as k\nassert not k.kernels_interpreted()\n"
-                + PYTORCH_PATH_CHECK, env)  # fmt: skip
+    _run_python(
+        "import ffn_variants.kernels as k\nassert not k.kernels_interpreted()\n"
+        + PYTORCH_PATH_CHECK,
+        env,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,13 +473,30 @@ def test_bench_shapes_and_slug():
 
 
 def test_bench_markdown_report():
-    meta = {"gpu": "Test GPU", "date": "2026-01-01T00:00:00+00:00", "torch": "2.x",
-            "triton": "3.x", "liger_kernel": "not installed", "dtype": "bfloat16",
-            "copy_gbps": 3000.0}  # fmt: skip
-    row = {"activation": "silu", "n_rows": 8192, "n_cols": 344, "impl": "triton (pair)",
-           "fwd_ms": 0.05, "fwd_gbps": 2000.0, "fwd_pct_copy": 66.7, "fwdbwd_ms": 0.12,
-           "fwdbwd_gbps": 1900.0, "fwdbwd_pct_copy": 63.3, "fwd_peak_mib": 11.0,
-           "fwdbwd_peak_mib": 33.0, "max_err": 0.0039}  # fmt: skip
+    meta = {
+        "gpu": "Test GPU",
+        "date": "2026-01-01T00:00:00+00:00",
+        "torch": "2.x",
+        "triton": "3.x",
+        "liger_kernel": "not installed",
+        "dtype": "bfloat16",
+        "copy_gbps": 3000.0,
+    }
+    row = {
+        "activation": "silu",
+        "n_rows": 8192,
+        "n_cols": 344,
+        "impl": "triton (pair)",
+        "fwd_ms": 0.05,
+        "fwd_gbps": 2000.0,
+        "fwd_pct_copy": 66.7,
+        "fwdbwd_ms": 0.12,
+        "fwdbwd_gbps": 1900.0,
+        "fwdbwd_pct_copy": 63.3,
+        "fwd_peak_mib": 11.0,
+        "fwdbwd_peak_mib": 33.0,
+        "max_err": 0.0039,
+    }
     missing = {**row, "impl": "liger", "fwd_ms": None, "max_err": None}
     text = bench.markdown_report(meta, [row, missing])
     lines = text.strip().splitlines()

@@ -20,8 +20,13 @@ from tests.conftest import REPO, fresh_cache, tiny_overrides
 
 
 def multirun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def summaries(sweep_dir: Path) -> list[dict]:
@@ -48,19 +53,27 @@ def test_every_job_gets_a_device_of_its_own(token_cache, tmp_path):
     it was given; no two jobs running at once share one; each job is a process of its own."""
     sweep = tmp_path / "sweep"
     cache = fresh_cache(token_cache, tmp_path / "cache")
-    proc = multirun([
-        "ffn=relu,swiglu", "seed=0,1", *tiny_overrides(cache, steps=40), "logger.mode=disabled",
-        "hydra/launcher=gpus", "hydra.launcher.devices=[a,b]", f"hydra.sweep.dir={sweep}",
-    ])  # fmt: skip
+    proc = multirun(
+        [
+            "ffn=relu,swiglu",
+            "seed=0,1",
+            *tiny_overrides(cache, steps=40),
+            "logger.mode=disabled",
+            "hydra/launcher=gpus",
+            "hydra.launcher.devices=[a,b]",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = summaries(sweep)
     assert len(runs) == 4 and {r["status"] for r in runs} == {"completed"}
     assert {r["visible_devices"] for r in runs} == {"a", "b"}
     assert len({r["pid"] for r in runs}) == 4  # a fresh process per job, never a reused worker
     overlapping = [
-        (r, q) for r, q in combinations(runs, 2)
+        (r, q)
+        for r, q in combinations(runs, 2)
         if r["started_at"] < q["ended_at"] and q["started_at"] < r["ended_at"]
-    ]  # fmt: skip
+    ]
     assert overlapping, "no two jobs ran at once"
     for r, q in overlapping:
         assert r["visible_devices"] != q["visible_devices"], (r["run_name"], q["run_name"])
@@ -71,17 +84,25 @@ def test_a_two_task_data_parallel_job_through_submitit(token_cache, tmp_path):
     """hydra/launcher=slurm_ddp_local: one job, two tasks, one DDP run over gloo, as slurm_ddp
     runs one over SLURM; it trains as one process does."""
     sweep = tmp_path / "sweep"
-    common = [*tiny_overrides(token_cache, steps=12), "logger.mode=disabled",
-              "trainer.log_interval=1", "trainer.deterministic=true"]  # fmt: skip
+    common = [
+        *tiny_overrides(token_cache, steps=12),
+        "logger.mode=disabled",
+        "trainer.log_interval=1",
+        "trainer.deterministic=true",
+    ]
     proc = multirun([*common, "hydra/launcher=slurm_ddp_local", f"hydra.sweep.dir={sweep}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     (summary,) = summaries(sweep)
     assert summary["status"] == "completed" and summary["world_size"] == 2
     (job,) = (sweep / ".submitit").glob("[0-9]*")
     assert sorted(p.name.split("_")[1] for p in job.glob("*_log.out")) == ["0", "1"]  # 2 tasks
-    single = subprocess.run([sys.executable, str(REPO / "train.py"), *common,
-                             f"hydra.run.dir={tmp_path / 'one'}"], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *common, f"hydra.run.dir={tmp_path / 'one'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
 
     def losses(run_dir: Path) -> list[float]:
@@ -124,9 +145,17 @@ def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
     outlives it, and the waiting job never starts."""
     sweep = tmp_path / "sweep"
     cache = fresh_cache(token_cache, tmp_path / "cache")
-    args = [sys.executable, str(REPO / "train.py"), "-m", "seed=0,1,2", "logger.mode=disabled",
-            *tiny_overrides(cache, steps=1_000_000), "trainer.eval_interval=1000000",
-            "hydra/launcher=parallel", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    args = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "seed=0,1,2",
+        "logger.mode=disabled",
+        *tiny_overrides(cache, steps=1_000_000),
+        "trainer.eval_interval=1000000",
+        "hydra/launcher=parallel",
+        f"hydra.sweep.dir={sweep}",
+    ]
     log = tmp_path / "sweep.log"  # a file, not a pipe: a full pipe would stall the sweep
     with log.open("w") as out:
         proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)

@@ -394,8 +394,11 @@ def test_two_baselines_and_the_claims_checked(tmp_path: Path) -> None:
     relu2_row = next(ln for ln in md.splitlines() if ln.startswith("| **relu2**"))
     assert "(baseline)" in relu2_row and "-0.0900" in relu2_row  # relu2 - relu, paired
     claims = md.split("### Claims, checked")[1]
-    verdicts = {ln.split("|")[2].strip().split(":")[0]: ln.split("|")[-2].strip()
-                for ln in claims.splitlines() if ln.startswith("| ") and " vs " in ln}  # fmt: skip
+    verdicts = {
+        ln.split("|")[2].strip().split(":")[0]: ln.split("|")[-2].strip()
+        for ln in claims.splitlines()
+        if ln.startswith("| ") and " vs " in ln
+    }
     assert verdicts["swiglu vs relu2"] == "agrees"
     assert verdicts["relu2 vs gelu"] == "disagrees"
     assert verdicts["swiglu vs relu"] == "cannot tell (the 95% CI includes 0)"
@@ -421,10 +424,23 @@ def test_the_report_as_a_wandb_run_read_back_offline(report: dict, tmp_path: Pat
     root = Path(report["json"]["sweep_dir"])
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "sweep.report", str(root), "--out", str(out), "--wandb", "offline",
-         "--baseline", "relu"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sweep.report",
+            str(root),
+            "--out",
+            str(out),
+            "--wandb",
+            "offline",
+            "--baseline",
+            "relu",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wandb sync" in proc.stdout
     (run_dir,) = (out / "glu_table-test" / "wandb").glob("offline-run-*")

@@ -277,8 +277,12 @@ def test_wandb_online_without_login_goes_offline(token_cache, tmp_path):
     ]
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "logging offline" in proc.stderr and "wandb sync" in proc.stdout
     assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))

@@ -20,8 +20,9 @@ def curve(compute: float) -> float:
     return E + A * (compute / C0) ** -ALPHA
 
 
-def synthetic(factor: float, seeds: int = 4, noise: float = 0.004, paired: bool = True,
-              rng_seed: int = 1) -> list[Point]:  # fmt: skip
+def synthetic(
+    factor: float, seeds: int = 4, noise: float = 0.004, paired: bool = True, rng_seed: int = 1
+) -> list[Point]:
     """relu on the curve; swiglu on it with its compute scaled by `factor` (a multiplier of
     `factor`); seed noise partly shared by the two (paired: the same batches) or not."""
     rng = np.random.default_rng(rng_seed)
@@ -68,8 +69,9 @@ def test_too_few_sizes_is_said_never_a_number():
 
 
 def test_losses_that_do_not_fall_are_said_never_a_number():
-    flat = [Point("relu", s, seed, c, 4.0 + 0.01 * seed) for s, c in SIZES.items()
-            for seed in range(3)]  # fmt: skip
+    flat = [
+        Point("relu", s, seed, c, 4.0 + 0.01 * seed) for s, c in SIZES.items() for seed in range(3)
+    ]
     assert fit_curve(flat).reason == "the mean loss does not fall as compute grows"
     rising = [Point("relu", s, 0, c, 3.0 + c / 1e13) for s, c in SIZES.items()]
     assert not fit_curve(rising).ok
@@ -78,10 +80,11 @@ def test_losses_that_do_not_fall_are_said_never_a_number():
 def test_a_loss_below_the_baseline_floor_has_no_multiplier():
     points = synthetic(1.3, seeds=3)
     points = [
-        p if p.variant == "relu" or p.size != "cpu_d128"
+        p
+        if p.variant == "relu" or p.size != "cpu_d128"
         else Point(p.variant, p.size, p.seed, p.compute, E - 0.5)
         for p in points
-    ]  # fmt: skip
+    ]
     _, rows = multipliers(points, "relu")
     last = rows[-1]
     assert last.size == "cpu_d128" and last.value is None and "floor" in last.note
@@ -93,8 +96,14 @@ def write_scaling_sweep(root: Path, factor: float, sizes=SIZES) -> None:
     for size, compute in sizes.items():
         for variant, scale in (("relu", 1.0), ("swiglu", factor)):
             for seed, noise in enumerate((0.003, -0.002, 0.001)):
-                write_run(root / str(job), variant, seed, curve(scale * compute) + noise,
-                          group="scaling-test", overrides=(f"model={size}",))  # fmt: skip
+                write_run(
+                    root / str(job),
+                    variant,
+                    seed,
+                    curve(scale * compute) + noise,
+                    group="scaling-test",
+                    overrides=(f"model={size}",),
+                )
                 summary = json.loads((root / str(job) / "summary.json").read_text())
                 summary.update(model=size, tokens=tokens)
                 summary["flops_per_token"]["train"] = compute / tokens
@@ -115,15 +124,23 @@ def test_the_report_of_a_scaling_sweep(tmp_path):
     rows = [ln for ln in section.splitlines() if ln.startswith("| **swiglu** | cpu_d")]
     assert len(rows) == 3
     for row in rows:
-        value, low, high = (float(x) for x in
-                            row.split("|")[5].replace("x", "").replace("[", "").replace("]", "")
-                            .replace(",", "").split())  # fmt: skip
+        value, low, high = (
+            float(x)
+            for x in row.split("|")[5]
+            .replace("x", "")
+            .replace("[", "")
+            .replace("]", "")
+            .replace(",", "")
+            .split()
+        )
         assert low <= 1.3 <= high and value == pytest.approx(1.3, rel=0.1)
     assert (dest / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     # Variants are compared at each size, never one size with another.
     assert "total parameters differ by 0.03% across variants" in md
-    assert ("the FFN's share of the training FLOPs is 10.0% at model=cpu_d64, 20.0% at "
-            "model=cpu_d96, 30.0% at model=cpu_d128.") in md  # fmt: skip
+    assert (
+        "the FFN's share of the training FLOPs is 10.0% at model=cpu_d64, 20.0% at "
+        "model=cpu_d96, 30.0% at model=cpu_d128."
+    ) in md
     summary = json.loads((dest / "summary.json").read_text())
     assert summary["scaling"]["fits"]["relu"]["reason"] == ""
     assert len(summary["scaling"]["multipliers"]["relu"]) == 3

@@ -23,8 +23,13 @@ def test_sizes_table_prints_the_ffn_share_of_training_flops():
 
 
 def test_sizes_of_an_unknown_model_is_a_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "harness.tools.sizes", "model=huge"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.tools.sizes", "model=huge"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert (
         proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[0]]

@@ -264,9 +264,14 @@ def launch_config(
     grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
     args = (*tensors, n_rows, n_cols // align, *(t.stride(0) // align for t in tensors))
     kwargs = dict(
-        ACTIVATION=activation, COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype], ALIGN=align,
-        BLOCK_R=block_r, BLOCK_C=block_c, num_warps=num_warps, enable_fp_fusion=FP_FUSION,
-    )  # fmt: skip
+        ACTIVATION=activation,
+        COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype],
+        ALIGN=align,
+        BLOCK_R=block_r,
+        BLOCK_C=block_c,
+        num_warps=num_warps,
+        enable_fp_fusion=FP_FUSION,
+    )
     return grid, args, kwargs
 
 

@@ -89,9 +89,14 @@ def tokenize(
 
     stream = _TokenStream(path, enc.eot_token, cfg.max_tokens)
     bar = tqdm(
-        total=cfg.max_tokens, unit="tok", unit_scale=True, desc=f"tokenizing {cfg.name}",
-        disable=not progress, file=sys.stderr, mininterval=1.0,
-    )  # fmt: skip
+        total=cfg.max_tokens,
+        unit="tok",
+        unit_scale=True,
+        desc=f"tokenizing {cfg.name}",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=1.0,
+    )
     try:
         with bar:
             for texts in batches:
@@ -181,7 +186,7 @@ def write_manifest(directory: Path, cfg: DataConfig, key: dict, enc: Any, **part
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": as_json(dataclasses.asdict(cfg)),
         "cache_key": key,
-    }  # fmt: skip
+    }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

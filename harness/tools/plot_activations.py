@@ -61,8 +61,15 @@ def draw_curve(ax, name: str) -> None:
 def draw_product(ax, fig, name: str) -> None:
     axis, values = product(name)
     limit = float(values.abs().max())
-    image = ax.imshow(values, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
-                      extent=(-RANGE, RANGE, -RANGE, RANGE), aspect="auto")  # fmt: skip
+    image = ax.imshow(
+        values,
+        origin="lower",
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        extent=(-RANGE, RANGE, -RANGE, RANGE),
+        aspect="auto",
+    )
     ax.set_xlabel("gate g = xW", fontsize=8)
     ax.set_ylabel("value u = xV", fontsize=8)
     ax.set_title(f"{name}: act(g) · u", fontsize=9)
@@ -86,8 +93,11 @@ def draw(out: Path) -> Path:
         draw_product(rest[2 * i + 1], fig, name)
     for ax in flat[panels:]:
         ax.set_visible(False)
-    fig.suptitle("FFN activations (solid), their derivatives by autograd (dashed), and the gated "
-                 "products act(g)·u; swiglu_beta at its initial β = 1", fontsize=11)  # fmt: skip
+    fig.suptitle(
+        "FFN activations (solid), their derivatives by autograd (dashed), and the gated "
+        "products act(g)·u; swiglu_beta at its initial β = 1",
+        fontsize=11,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "activations.png"
@@ -97,8 +107,9 @@ def draw(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.tools.plot_activations",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m harness.tools.plot_activations", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--out", type=Path, default=Path("results/activations"))
     args = ap.parse_args(argv)
     print(f"wrote {draw(args.out)}")

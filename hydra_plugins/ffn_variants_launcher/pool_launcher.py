@@ -137,8 +137,9 @@ class PoolLauncher(Launcher):
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:  # fmt: skip
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def launch(
@@ -151,8 +152,10 @@ class PoolLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         slots = plan_slots(**self.settings)
         where = ", ".join(f"GPU {s.device}" if s.device is not None else "CPU" for s in slots)
-        log.info(f"Pool launcher: {len(job_overrides)} jobs, {len(slots)} at a time ({where}; "
-                 f"{slots[0].threads} thread(s) each), sweep dir {sweep_dir}")  # fmt: skip
+        log.info(
+            f"Pool launcher: {len(job_overrides)} jobs, {len(slots)} at a time ({where}; "
+            f"{slots[0].threads} thread(s) each), sweep dir {sweep_dir}"
+        )
         for idx, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
         return self._run(list(job_overrides), initial_job_idx, slots)
@@ -164,16 +167,19 @@ class PoolLauncher(Launcher):
         try:
             return self._schedule(job_overrides, first, slots, running)
         except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
-            log.warning(f"Pool launcher: stopping; {len(running)} running job(s) checkpoint and "
-                        "stop (continue one with hydra.run.dir=<its job dir>)")  # fmt: skip
+            log.warning(
+                f"Pool launcher: stopping; {len(running)} running job(s) checkpoint and "
+                "stop (continue one with hydra.run.dir=<its job dir>)"
+            )
             stop_jobs([process for process, *_ in running.values()])
             raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)
 
-    def _schedule(self, job_overrides: list, first: int, slots: list[Slot],
-                  running: dict) -> list[JobReturn]:  # fmt: skip
+    def _schedule(
+        self, job_overrides: list, first: int, slots: list[Slot], running: dict
+    ) -> list[JobReturn]:
         """Start a job whenever a slot is free, keeping it in `running` until it ends."""
         import cloudpickle
 
@@ -186,12 +192,19 @@ class PoolLauncher(Launcher):
             while waiting and free:
                 idx, overrides = waiting.popleft()
                 slot = free.pop(0)
-                job = (first + idx, overrides, self.hydra_context, self.config,
-                       self.task_function, singleton_state)  # fmt: skip
+                job = (
+                    first + idx,
+                    overrides,
+                    self.hydra_context,
+                    self.config,
+                    self.task_function,
+                    singleton_state,
+                )
                 payload = cloudpickle.dumps(job)
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=run_in_child,
-                                          args=(payload, slot.environment(), send))  # fmt: skip
+                process = context.Process(
+                    target=run_in_child, args=(payload, slot.environment(), send)
+                )
                 process.start()
                 send.close()
                 running[process.sentinel] = (process, receive, idx, slot)
