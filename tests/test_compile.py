@@ -13,7 +13,7 @@ import torch
 
 from ffn_variants.model import GPT, FFNSpec, GPTConfig
 from ffn_variants.variants import VARIANTS
-from tests.conftest import tiny_overrides, train
+from tests.helpers import tiny_overrides, train
 
 GATED = sorted(name for name, v in VARIANTS.items() if v.gated)
 SHAPE = dict(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=96)

@@ -27,7 +27,7 @@ from harness.data.tokenizer import (
     get_encoding,
 )
 from harness.errors import UserInputError
-from tests.conftest import fresh_cache
+from tests.helpers import fresh_cache
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "tiny.txt"
@@ -348,7 +348,7 @@ def test_files_that_do_not_fit_the_settings(files_cfg, kw: dict, match: str) -> 
     ],
 )
 def test_config_errors_fail_at_compose_time(override: str, match: str) -> None:
-    from tests.conftest import compose
+    from tests.helpers import compose
 
     with pytest.raises(UserInputError, match=match) as err:
         compose(override.split())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_train, tiny_overrides
+from tests.helpers import REPO, run_train, tiny_overrides
 
 STEPS = 20
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gloo over TCP on POSIX")

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ffn_variants.model import GPT, FFNSpec
 from ffn_variants.variants import VARIANTS
 from harness.mfu import PEAK_BF16_TFLOPS, Peak, device_peak, mfu, table_peak
-from tests.test_sizing import MODEL_CONFIGS, model_config
+from tests.helpers.models import MODEL_CONFIGS, model_config
 
 
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)

@@ -96,7 +96,7 @@ def test_the_gpu_model_configs_gated_widths_are_16_byte_aligned():
     import torch
 
     from ffn_variants.model import GPT, FFNSpec
-    from tests.test_sizing import MODEL_CONFIGS, model_config
+    from tests.helpers.models import MODEL_CONFIGS, model_config
 
     for path in [p for p in MODEL_CONFIGS if p.stem in ("tiny", "small", "gpt2_124m")]:
         with torch.device("meta"):

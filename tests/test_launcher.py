@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores, plan_slots
-from tests.conftest import REPO, fresh_cache, tiny_overrides
+from tests.helpers import REPO, fresh_cache, tiny_overrides
 
 
 def multirun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:

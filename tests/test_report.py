@@ -21,6 +21,7 @@ from sweep.stats import (
     paired_difference,
     rank_lowest_first,
 )
+from tests.helpers.fake_runs import GATED, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 T975_2 = 4.302652729911275  # t_{0.975, df=2}, for n = 3 seeds
@@ -32,7 +33,6 @@ FINAL = {
     "gelu": {0: 5.20, 1: 5.22, 2: 5.27},
     "swiglu": {0: 5.05, 1: 5.10, 2: 5.08},
 }
-GATED = {"swiglu", "geglu"}
 
 
 def expected_ci(values: list[float]) -> tuple[float, float]:
@@ -40,86 +40,6 @@ def expected_ci(values: list[float]) -> tuple[float, float]:
     m = sum(values) / n
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
     return m, T975_2 * sd / math.sqrt(n)
-
-
-def write_run(
-    job_dir: Path,
-    variant: str,
-    seed: int,
-    final: float | None = None,
-    status: str = "completed",
-    error: str | None = None,
-    truncate: bool = False,
-    summary: bool = True,
-    metrics: bool = True,
-    group: str = "glu_table-test",
-    overrides: tuple[str, ...] = (),
-) -> None:
-    """One fake run dir as the trainer leaves it."""
-    (job_dir / ".hydra").mkdir(parents=True)
-    lines = [f"ffn={variant}", f"seed={seed}", "experiment=glu_table", *overrides]
-    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {x}\n" for x in lines))
-    if metrics:
-        lines = []
-        for step in range(0, 101, 10):
-            rec = {
-                "step": step,
-                "tokens": step * 2048,
-                "time_s": step * 0.1,
-                "train/loss": 10 - step * 0.04,
-                "train/lr": 1e-3,
-                "grad_norm/total": 1.0,
-            }
-            if step % 50 == 0:
-                end = final if final is not None else 6.0
-                rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
-            for layer in (0, 1):
-                parts = ["gate", "value", "product"] if variant in GATED else ["act"]
-                for part in parts:
-                    rec[f"act/L{layer}/{part}/rms"] = 1.0 + step / 100 + layer * 0.1
-                    rec[f"act/L{layer}/{part}/frac_zero"] = 0.0 if variant in GATED else 0.5
-                    rec[f"act/L{layer}/{part}/absmax"] = 5.0 + step / 20
-            lines.append(json.dumps(rec))
-        text = "\n".join(lines) + "\n"
-        if truncate:
-            text += '{"step": 110, "tokens": 225280, "train/lo'
-        (job_dir / "metrics.jsonl").write_text(text)
-    if summary:
-        s = {
-            "run_name": f"{variant}-s{seed}",
-            "variant": variant,
-            "seed": seed,
-            "status": status,
-            "error": error,
-            "model": "tiny",
-            "match": "params",
-            "params": {
-                "total": 1_000_000 + (300 if variant in GATED else 0),
-                "non_embedding": 800_000,
-                "ffn": 400_000,
-                "ffn_per_layer": 200_000,
-                "d_ff": 512 if variant in GATED else 768,
-            },
-            "flops_per_token": {
-                "total": 2_000_000,
-                "ffn": 800_000,
-                "train": 6_000_000,
-                "ffn_share": 0.27,
-            },
-            "steps": 100,
-            "tokens": 204800,
-            "tokens_per_s": 1000.0 + seed,
-            "mfu": 0.25 + 0.01 * seed,
-            "model_tflops": 0.05,
-            "peak_source": "measured: CPU float32 matmul at start-up",
-            "wall_time_s": 10.0,
-            "final_val_loss": final,
-            "best_val_loss": None if final is None else final - 0.01,
-            "final_train_loss": final,
-            "group": group,
-            "device": "cpu",
-        }
-        (job_dir / "summary.json").write_text(json.dumps(s))
 
 
 @pytest.fixture(scope="module")
@@ -419,7 +339,7 @@ def test_an_unknown_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None
 def test_the_report_as_a_wandb_run_read_back_offline(report: dict, tmp_path: Path) -> None:
     """--wandb offline: one report run in the sweep's group, read back with wandb's own reader:
     the table, the plots as images, report.md as a file."""
-    from tests.conftest import wandb_records
+    from tests.helpers import wandb_records
 
     root = Path(report["json"]["sweep_dir"])
     out = tmp_path / "out"

@@ -16,7 +16,7 @@ import torch
 
 from harness.checkpoint import list_checkpoints, load_latest, save_checkpoint
 from harness.preemption import PREEMPT_SIGNALS, PreemptionFlag
-from tests.conftest import REPO, fresh_cache, run_train, tiny_overrides
+from tests.helpers import REPO, fresh_cache, run_train, tiny_overrides
 
 STEPS = 40
 VOLATILE = {"time_s", "train/tokens_per_s", "train/mfu", "train/model_tflops"}  # wall-clock

@@ -10,7 +10,7 @@ import pytest
 
 from sweep.report import main
 from sweep.scaling import Point, fit_curve, multipliers
-from tests.test_report import write_run
+from tests.helpers.fake_runs import write_run
 
 E, A, ALPHA, C0 = 3.0, 2.0, 0.3, 1e12
 SIZES = {"cpu_d64": 1e12, "cpu_d96": 4e12, "cpu_d128": 16e12}

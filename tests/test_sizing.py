@@ -1,9 +1,6 @@
 """Matched parameter counts: the 2/3 rule, rounding, and the 1% bound at every model config."""
 
-from pathlib import Path
-
 import pytest
-from omegaconf import OmegaConf
 
 from ffn_variants.model import GPT, FFNSpec, GPTConfig
 from ffn_variants.sizing import (
@@ -14,15 +11,7 @@ from ffn_variants.sizing import (
     matching_table,
 )
 from ffn_variants.variants import VARIANTS
-from harness.config import ModelConfig
-
-MODEL_CONFIGS = sorted((Path(__file__).parent.parent / "configs" / "model").glob("*.yaml"))
-
-
-def model_config(path: Path) -> GPTConfig:
-    """A configs/model/ file over ModelConfig's defaults, as Hydra composes it."""
-    node = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path) or {})
-    return OmegaConf.to_object(node)
+from tests.helpers.models import MODEL_CONFIGS, model_config
 
 
 def test_counts_by_hand():

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores
-from tests.conftest import fresh_cache, tiny_overrides, wandb_run
+from tests.helpers import fresh_cache, tiny_overrides, wandb_run
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

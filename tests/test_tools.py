@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from harness.tools.sizes import sizes_report
-from tests.conftest import REPO, compose
+from tests.helpers import REPO, compose
 
 
 def whole_model_row(table: str, variant: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ffn_variants.variants import VARIANTS
-from tests.conftest import (
+from tests.helpers import (
     compose,
     run_train,
     tiny_overrides,

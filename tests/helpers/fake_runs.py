@@ -1,0 +1,88 @@
+"""Run dirs as the trainer leaves them, fabricated for the report's tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+GATED = {"swiglu", "geglu"}
+
+
+def write_run(
+    job_dir: Path,
+    variant: str,
+    seed: int,
+    final: float | None = None,
+    status: str = "completed",
+    error: str | None = None,
+    truncate: bool = False,
+    summary: bool = True,
+    metrics: bool = True,
+    group: str = "glu_table-test",
+    overrides: tuple[str, ...] = (),
+) -> None:
+    """One fake run dir as the trainer leaves it."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    lines = [f"ffn={variant}", f"seed={seed}", "experiment=glu_table", *overrides]
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {x}\n" for x in lines))
+    if metrics:
+        lines = []
+        for step in range(0, 101, 10):
+            rec = {
+                "step": step,
+                "tokens": step * 2048,
+                "time_s": step * 0.1,
+                "train/loss": 10 - step * 0.04,
+                "train/lr": 1e-3,
+                "grad_norm/total": 1.0,
+            }
+            if step % 50 == 0:
+                end = final if final is not None else 6.0
+                rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
+            for layer in (0, 1):
+                parts = ["gate", "value", "product"] if variant in GATED else ["act"]
+                for part in parts:
+                    rec[f"act/L{layer}/{part}/rms"] = 1.0 + step / 100 + layer * 0.1
+                    rec[f"act/L{layer}/{part}/frac_zero"] = 0.0 if variant in GATED else 0.5
+                    rec[f"act/L{layer}/{part}/absmax"] = 5.0 + step / 20
+            lines.append(json.dumps(rec))
+        text = "\n".join(lines) + "\n"
+        if truncate:
+            text += '{"step": 110, "tokens": 225280, "train/lo'
+        (job_dir / "metrics.jsonl").write_text(text)
+    if summary:
+        s = {
+            "run_name": f"{variant}-s{seed}",
+            "variant": variant,
+            "seed": seed,
+            "status": status,
+            "error": error,
+            "model": "tiny",
+            "match": "params",
+            "params": {
+                "total": 1_000_000 + (300 if variant in GATED else 0),
+                "non_embedding": 800_000,
+                "ffn": 400_000,
+                "ffn_per_layer": 200_000,
+                "d_ff": 512 if variant in GATED else 768,
+            },
+            "flops_per_token": {
+                "total": 2_000_000,
+                "ffn": 800_000,
+                "train": 6_000_000,
+                "ffn_share": 0.27,
+            },
+            "steps": 100,
+            "tokens": 204800,
+            "tokens_per_s": 1000.0 + seed,
+            "mfu": 0.25 + 0.01 * seed,
+            "model_tflops": 0.05,
+            "peak_source": "measured: CPU float32 matmul at start-up",
+            "wall_time_s": 10.0,
+            "final_val_loss": final,
+            "best_val_loss": None if final is None else final - 0.01,
+            "final_train_loss": final,
+            "group": group,
+            "device": "cpu",
+        }
+        (job_dir / "summary.json").write_text(json.dumps(s))
