@@ -30,7 +30,7 @@ from omegaconf.errors import (
 )
 
 from harness.config import TrainConfig, register_configs, to_train_config
-from harness.errors import UserInputError
+from harness.errors import UserInputError, one_line
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 INFO_FLAGS = {
@@ -82,7 +82,7 @@ def override_sets(overrides: list[str]) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
-        raise UserInputError(f"cannot parse the command line: {first_line(e)}") from None
+        raise UserInputError(f"cannot parse the command line: {one_line(e, typed=False)}") from None
     choices = []
     for raw, o in zip(overrides, parsed, strict=True):
         if o.is_sweep_override():
@@ -96,11 +96,6 @@ def override_sets(overrides: list[str]) -> list[list[str]]:
         for v in values[1:]:
             sets.append(base[:i] + [v] + base[i + 1 :])
     return sets
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -133,7 +128,7 @@ def _explain_missing_option(e: MissingConfigException) -> str:
 
 def _explain_omegaconf(e: OmegaConfBaseException) -> str:
     key = str(getattr(e, "full_key", "") or "")
-    message = first_line(e)
+    message = one_line(e, typed=False)
     if isinstance(e, (ConfigKeyError, ConfigAttributeError)) and key:
         parent = key.rpartition(".")[0]
         known = [f"{parent}.{k}" if parent else k for k in schema_keys(parent)]
@@ -160,7 +155,7 @@ def explain(e: BaseException) -> str:
         cause = cause.__cause__
     if isinstance(cause, OmegaConfBaseException):
         return _explain_omegaconf(cause)
-    return f"bad config: {first_line(e)}"
+    return f"bad config: {one_line(e, typed=False)}"
 
 
 def compose_config(overrides: list[str], hydra_node: bool = False) -> DictConfig:

@@ -40,7 +40,7 @@ def _from_submitit() -> None:
     variables torch.distributed reads, from SLURM's own (submitit's TorchDistributedEnvironment)."""
     if "SUBMITIT_EXECUTOR" not in os.environ or "RANK" in os.environ:
         return
-    from submitit import JobEnvironment
+    from submitit import JobEnvironment  # optional: only under a submitit job
     from submitit.helpers import TorchDistributedEnvironment
 
     if JobEnvironment().num_tasks > 1:

@@ -11,8 +11,12 @@ class UserInputError(ValueError):
     """
 
 
-def one_line(e: BaseException, limit: int = 300) -> str:
-    """An exception as one short line, for messages that must stay on one line."""
-    text = " ".join(str(e).split())
+def one_line(e: BaseException, limit: int = 300, typed: bool = True) -> str:
+    """An exception as one short line: the first non-blank line of its message, prefixed with the
+    exception's type unless `typed` is false; the type alone when the message is empty."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
     text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    return f"{type(e).__name__}: {text}" if typed else text

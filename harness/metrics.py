@@ -10,7 +10,6 @@ to offline or to nothing.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.config import LoggerConfig, LoggerMode
+from harness.errors import one_line
+from harness.json_safe import dumps
 from harness.summary import RunStatus, RunSummary
 
 # Console capture off: wrapping stdout under a progress bar slowed CPU training about 3x.
@@ -55,12 +56,6 @@ class MetricsSink:
             logger.close(summary)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
-    return value
-
-
 class JsonlLogger:
     """metrics.jsonl: one JSON object per line, each flushed, so a crash loses at most one.
 
@@ -86,11 +81,24 @@ class JsonlLogger:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def log(self, step: int, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+        self._file.write(dumps(record) + "\n")
         self._file.flush()
 
     def close(self, summary: RunSummary) -> None:
         self._file.close()
+
+
+def wandb_init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
+    """wandb.init in `mode`; online falls back to offline (for `wandb sync` later) when there is
+    no login, no network or the service refuses."""
+    try:
+        settings = wandb.Settings(init_timeout=60, **WANDB_SETTINGS)
+        return wandb.init(mode=mode, settings=settings, **kwargs)
+    except Exception as e:
+        if mode == LoggerMode.offline:
+            raise
+        warn(f"W&B online init failed ({one_line(e)}); logging offline")
+        return wandb.init(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
 
 
 class WandbLogger:
@@ -125,12 +133,12 @@ class WandbLogger:
         )
         self.run = None
         try:
-            import wandb
+            import wandb  # optional, and slow to import: only when W&B is on
 
-            self.run = self._init(wandb, str(cfg.mode), kwargs)
+            self.run = wandb_init(wandb, str(cfg.mode), kwargs)
             self._define_metrics()
         except Exception as e:
-            warn(f"W&B is unavailable ({str(e).splitlines()[0]}); metrics go to local files only")
+            warn(f"W&B is unavailable ({one_line(e)}); metrics go to local files only")
 
     def _define_metrics(self) -> None:
         """Tokens seen as the x-axis of train/ and val/ charts (runs of different batch sizes line
@@ -139,17 +147,6 @@ class WandbLogger:
         for prefix in ("train/*", "val/*", "grad_norm/*", "act/*"):
             self.run.define_metric(prefix, step_metric="tokens")
         self.run.define_metric("val/loss", step_metric="tokens", summary="min")
-
-    @staticmethod
-    def _init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
-        try:
-            settings = wandb.Settings(init_timeout=60, **WANDB_SETTINGS)
-            return wandb.init(mode=mode, settings=settings, **kwargs)
-        except Exception as e:  # no login, no network, service refused
-            if mode == LoggerMode.offline:
-                raise
-            warn(f"W&B online init failed ({str(e).splitlines()[0]}); logging offline")
-            return wandb.init(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
 
     @property
     def id(self) -> str | None:
@@ -161,7 +158,7 @@ class WandbLogger:
         try:
             self.run.log({k: v for k, v in record.items() if k != "step"}, step=step)
         except Exception as e:
-            warn(f"W&B log failed at step {step} ({e}); continuing with local files")
+            warn(f"W&B log failed at step {step} ({one_line(e)}); continuing with local files")
 
     def close(self, summary: RunSummary) -> None:
         if self.run is None:
@@ -178,5 +175,5 @@ class WandbLogger:
             if offline:
                 print(f"W&B run saved offline; upload it with: wandb sync {directory}", flush=True)
         except Exception as e:
-            warn(f"W&B finish failed ({e}); the local files hold every metric")
+            warn(f"W&B finish failed ({one_line(e)}); the local files hold every metric")
         self.run = None

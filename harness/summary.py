@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from harness.json_safe import dumps, json_safe
 
 FILENAME = "summary.json"
 
@@ -31,17 +32,13 @@ class RunStatus(StrEnum):
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON through a temp file and a rename, so a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 
 def run_name(variant: str | None, seed: int | None) -> str:
     """`<variant>-s<seed>`: the run's name on the console, in W&B and in reports."""
     return f"{variant}-s{seed}"
-
-
-def _finite_or_none(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 @dataclass
@@ -83,8 +80,7 @@ class RunSummary:
         return run_name(self.variant, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
-        fields = {k: _finite_or_none(v) for k, v in dataclasses.asdict(self).items()}
-        return {"run_name": self.run_name, **fields}
+        return json_safe({"run_name": self.run_name, **dataclasses.asdict(self)})
 
     def write(self, run_dir: Path) -> None:
         write_json_atomic(run_dir / FILENAME, self.to_dict())

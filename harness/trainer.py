@@ -36,7 +36,7 @@ from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
 from harness.data.tokenizer import TRUNCATED
-from harness.errors import UserInputError
+from harness.errors import UserInputError, one_line
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
 from harness.preemption import Preempted, PreemptionFlag
@@ -358,7 +358,7 @@ class Trainer:
             raise UserInputError(
                 f"checkpoint {path} does not fit this model (saved with ffn="
                 f"{saved.get('ffn', {}).get('name')}, model={saved.get('model', {}).get('name')}: "
-                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); use another run dir "
+                f"{one_line(e, typed=False)}); use another run dir "
                 "or trainer.resume=never"
             ) from None
         if self.dist.main:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import statistics
 
-from sweep.markdown import ReportInput, by_setting, p_value, percent, pm, si, table
+from sweep.fmt import p_value, percent, pm, si, table
+from sweep.model import ReportInput
 from sweep.scaling import Multiplier
+from sweep.table import by_setting
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
 FFN_SHARE_THAT_MATTERS = 0.25
@@ -180,7 +182,7 @@ def _length_line(rep: ReportInput) -> str:
 
 
 def _share_line(rep: ReportInput) -> str:
-    shares = {k: _median(r["ffn_share"] for r in g) for k, g in by_setting(rep.rows).items()}
+    shares = {k: _median(r.ffn_share for r in g) for k, g in by_setting(rep.rows).items()}
     ordered = sorted(shares.items(), key=lambda kv: kv[1])
     low, high = (ordered[0][1], ordered[-1][1]) if ordered else (math.nan, math.nan)
     amounts = (
@@ -201,12 +203,9 @@ def _share_line(rep: ReportInput) -> str:
 
 
 def _resolution_line(rep: ReportInput) -> str:
-    n = max((r["n_seeds"] for r in rep.rows), default=0)
+    n = max((r.n_seeds for r in rep.rows), default=0)
     widths = [
-        r["diffs"][b]["ci_half_width"]
-        for r in rep.rows
-        for b in rep.present_baselines
-        if r["variant"] != b
+        r.diffs[b].ci_half_width for r in rep.rows for b in rep.present_baselines if r.variant != b
     ]
     width = _median(widths)
     if not math.isfinite(width):

@@ -11,7 +11,7 @@ from typing import Any
 
 from sweep.runs import Run
 from sweep.stats import kendall_tau, rank_lowest_first
-from sweep.table import best_settings, difference, finals
+from sweep.table import Diff, Row, best_settings, difference, finals
 
 # Shazeer (2020), "GLU Variants Improve Transformer", Table 1: log-perplexity after 65,536 steps
 # (T5-base on C4), the anchor this harness compares its ordering with.
@@ -60,12 +60,12 @@ CLAIMS = (
 )
 
 
-def verdict(claim: Claim, diff: dict[str, float | int]) -> str:
+def verdict(claim: Claim, diff: Diff) -> str:
     """agrees, disagrees, or cannot tell, from the 95% CI of (variant - other)."""
-    if diff["n_pairs"] < 2 or not math.isfinite(diff["ci_half_width"]):
+    if diff.n_pairs < 2 or not math.isfinite(diff.ci_half_width):
         return "cannot tell (fewer than 2 paired seeds)"
-    if diff["ci_high"] < 0 or diff["ci_low"] > 0:
-        lower = diff["ci_high"] < 0
+    if diff.ci_high < 0 or diff.ci_low > 0:
+        lower = diff.ci_high < 0
         return "agrees" if lower == claim.better else "disagrees"
     return "cannot tell (the 95% CI includes 0)"
 
@@ -93,21 +93,21 @@ def check_claims(runs: Sequence[Run], claims: Sequence[Claim] = CLAIMS) -> list[
                     "claim_better": claim.better,
                     "finding": claim.finding,
                     "setting": setting,
-                    **{f"diff_{k}": v for k, v in diff.items()},
-                    "relative_percent": 100 * diff["mean"] / base,
+                    **{f"diff_{k}": v for k, v in diff.flat().items()},
+                    "relative_percent": 100 * diff.mean / base,
                     "verdict": verdict(claim, diff),
                 }
             )
     return out
 
 
-def compare_with_table_1(rows: Sequence[dict]) -> dict[str, Any] | None:
+def compare_with_table_1(rows: Sequence[Row]) -> dict[str, Any] | None:
     """Our ordering of the Table 1 variants beside Shazeer's: both values and ranks per variant
     and Kendall's tau between the two orderings (None with fewer than 3 shared variants)."""
     ours = {
-        r["variant"]: r["final_val_loss_mean"]
+        r.variant: r.final_val_loss_mean
         for r in best_settings(rows)
-        if r["variant"] in SHAZEER_TABLE_1 and math.isfinite(r["final_val_loss_mean"])
+        if r.variant in SHAZEER_TABLE_1 and math.isfinite(r.final_val_loss_mean)
     }
     if len(ours) < 3:
         return None

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from sweep.runs import Run, summary_values, varying_keys
-from sweep.scaling import Fit, Multiplier, Point
+from sweep import findings
+from sweep.fmt import p_value, percent, pm, si, span, table
+from sweep.model import ReportInput
+from sweep.runs import summary_values, varying_keys
 from sweep.stats import spread_percent, t_critical
-from sweep.table import best_settings
+from sweep.table import Row, best_settings, by_setting
 
 PLOT_TITLES = {
     "val_loss.png": "Validation loss vs tokens",
@@ -21,104 +20,10 @@ PLOT_TITLES = {
 }
 
 
-@dataclass
-class Scaling:
-    """The compute-multiplier analysis of a sweep over model sizes."""
-
-    points: list[Point]
-    fits: dict[str, Fit]
-    multipliers: dict[str, list[Multiplier]]  # baseline -> rows
-
-
-@dataclass
-class ReportInput:
-    """Everything a report section may show."""
-
-    name: str
-    root: Path
-    runs: Sequence[Run]
-    rows: Sequence[dict]
-    baselines: list[str]
-    plots: dict[str, str | None]  # file name -> None if written, else why not
-    table_1: dict[str, Any] | None = None
-    claims: list[dict[str, Any]] = field(default_factory=list)
-    scaling: Scaling | None = None
-    scaling_skipped: str = ""  # why there is no scaling section
-
-    @property
-    def ok(self) -> list[Run]:
-        return [r for r in self.runs if r.ok]
-
-    @property
-    def bad(self) -> list[Run]:
-        return [r for r in self.runs if not r.ok]
-
-    @property
-    def present_baselines(self) -> list[str]:
-        variants = {r["variant"] for r in self.rows}
-        return [b for b in self.baselines if b in variants]
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def si(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.4g}{suf}"
-    return f"{x:.0f}"
-
-
-def pm(mean: float, half: float, signed: bool = False) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    m = f"{mean:+.4f}" if signed else f"{mean:.4f}"
-    return f"{m} ± {half:.4f}" if math.isfinite(half) else f"{m} ± n/a"
-
-
-def p_value(p: float) -> str:
-    if not math.isfinite(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def percent(x: float) -> str:
-    return f"{x:.1%}" if math.isfinite(x) else "n/a"
-
-
-def span(vals: list, fmt: Callable[[Any], str] = str) -> str:
-    if not vals:
-        return "unknown"
-    if len(vals) == 1:
-        return fmt(vals[0])
-    if all(isinstance(v, int | float) for v in vals):
-        return f"{fmt(min(vals))}–{fmt(max(vals))} (differs between runs)"
-    return ", ".join(fmt(v) for v in vals) + " (differs between runs)"
-
-
-def table(head: list[str], rows: list[list[str]], numeric: bool = True) -> list[str]:
-    """A Markdown table: the first column left-aligned, the others right-aligned if numeric."""
-    rule = "|" + "|".join("---:" if i and numeric else "---" for i in range(len(head))) + "|"
-    return ["| " + " | ".join(head) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def by_setting(rows: Sequence[dict]) -> dict[str, list[dict]]:
-    """The rows grouped by swept setting (e.g. "model=cpu_d64"), in first-seen order."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["setting"], []).append(r)
-    return groups
-
-
-def spread_across_variants(rows: Sequence[dict], key: str) -> float:
+def spread_across_variants(rows: Sequence[Row], key: str) -> float:
     """The largest spread of `key` across variants that share a setting (a sweep over model
     sizes compares variants at each size, not one size with another)."""
-    spreads = [spread_percent(r[key] for r in g) for g in by_setting(rows).values()]
+    spreads = [spread_percent(getattr(r, key) for r in g) for g in by_setting(rows).values()]
     spreads = [x for x in spreads if math.isfinite(x)]
     return max(spreads) if spreads else math.nan
 
@@ -171,20 +76,20 @@ def header(rep: ReportInput) -> list[str]:
             else ""
         ),
     ]
-    missing = sorted({r.variant or "?" for r in bad} - {r["variant"] for r in rep.rows})
+    missing = sorted({r.variant or "?" for r in bad} - {r.variant for r in rep.rows})
     if missing:
         lines.append(f"- **Variants with no completed run:** {', '.join(missing)}")
     return [*lines, ""]
 
 
-def _difference_cells(row: dict, baseline: str) -> list[str]:
-    d = row["diffs"][baseline]
-    if row["variant"] == baseline:
+def _difference_cells(row: Row, baseline: str) -> list[str]:
+    d = row.diffs[baseline]
+    if row.variant == baseline:
         return ["(baseline)", ""]
-    if d["n_pairs"] == 0:
+    if d.n_pairs == 0:
         return ["no common seeds", "n/a"]
-    diff = pm(d["mean"], d["ci_half_width"], signed=True)
-    return [f"{diff} (n={d['n_pairs']})", p_value(d["p_value"])]
+    diff = pm(d.mean, d.ci_half_width, signed=True)
+    return [f"{diff} (n={d.n_pairs})", p_value(d.p_value)]
 
 
 def results(rep: ReportInput) -> list[str]:
@@ -206,22 +111,22 @@ def results(rep: ReportInput) -> list[str]:
         head += [f"Δ final vs {b}", "p (paired t)"]
     body = []
     for r in rep.rows:
-        tps = r["tokens_per_s_mean"]
+        tps = r.tokens_per_s_mean
         cells = [
-            f"**{r['variant']}**" + (f" ({r['setting']})" if r["setting"] else ""),
-            si(r["params_total"]),
-            si(r["params_ffn"]),
-            si(r["flops_per_token"]),
-            percent(r["ffn_share"]),
+            f"**{r.variant}**" + (f" ({r.setting})" if r.setting else ""),
+            si(r.params_total),
+            si(r.params_ffn),
+            si(r.flops_per_token),
+            percent(r.ffn_share),
             f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
-            percent(r["mfu_mean"]),
-            str(r["n_seeds"]),
-            pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
-            pm(r["best_val_loss_mean"], r["best_val_loss_ci_half_width"]),
+            percent(r.mfu_mean),
+            str(r.n_seeds),
+            pm(r.final_val_loss_mean, r.final_val_loss_ci_half_width),
+            pm(r.best_val_loss_mean, r.best_val_loss_ci_half_width),
         ]
         for b in rep.present_baselines:
             cells += _difference_cells(r, b)
-        body.append([*cells, str(r["rank"])])
+        body.append([*cells, str(r.rank)])
     return [
         "## Results",
         "",
@@ -249,10 +154,10 @@ def best_setting(rep: ReportInput) -> list[str]:
     keys = ", ".join(varying)
     rows = [
         [
-            f"**{r['variant']}**",
-            r["setting"],
-            pm(r["final_val_loss_mean"], r["final_val_loss_ci_half_width"]),
-            str(r["n_seeds"]),
+            f"**{r.variant}**",
+            r.setting,
+            pm(r.final_val_loss_mean, r.final_val_loss_ci_half_width),
+            str(r.n_seeds),
         ]
         for r in best_settings(rep.rows)
     ]
@@ -295,7 +200,7 @@ def plots(rep: ReportInput) -> list[str]:
 
 
 def how_to_read(rep: ReportInput) -> list[str]:
-    n = max((r["n_seeds"] for r in rep.rows), default=0)
+    n = max((r.n_seeds for r in rep.rows), default=0)
     t = t_critical(n, 0.95)
     t_note = (
         f" With {n} seeds the t critical value is {t:.2f}, so the intervals are wide."
@@ -327,8 +232,6 @@ def how_to_read(rep: ReportInput) -> list[str]:
 
 def render_markdown(rep: ReportInput) -> str:
     """The human-readable report: each section in turn."""
-    from sweep import findings
-
     sections = (
         header,
         results,

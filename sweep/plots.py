@@ -19,7 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
+from sweep.scaling import fit_band  # noqa: E402
 from sweep.stats import aligned_mean_ci  # noqa: E402
+from sweep.table import Row  # noqa: E402
 
 Records = list[dict]  # one run's metrics.jsonl lines
 ACT_KEY = re.compile(r"^act/L(\d+)/(gate|value|product|act)/(mean|std|rms|absmax|frac_zero)$")
@@ -45,19 +47,19 @@ def variant_colors(variants: Sequence[str]) -> dict[str, tuple]:
 def series(records: Records, key: str) -> dict[int, float]:
     """``step -> value`` for one metric key (later lines win on repeated steps)."""
     out: dict[int, float] = {}
-    for r in records:
-        v = r.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and "step" in r:
-            out[int(r["step"])] = float(v)
+    for rec in records:
+        v = rec.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and "step" in rec:
+            out[int(rec["step"])] = float(v)
     return out
 
 
 def _tokens_by_step(runs: Sequence[Records]) -> dict[int, float]:
     acc: dict[int, list[float]] = {}
     for recs in runs:
-        for r in recs:
-            if isinstance(r.get("tokens"), (int, float)) and "step" in r:
-                acc.setdefault(int(r["step"]), []).append(float(r["tokens"]))
+        for rec in recs:
+            if isinstance(rec.get("tokens"), (int, float)) and "step" in rec:
+                acc.setdefault(int(rec["step"]), []).append(float(rec["tokens"]))
     return {s: float(np.mean(v)) for s, v in acc.items()}
 
 
@@ -127,9 +129,9 @@ def plot_val_loss(
     return None
 
 
-def _final_loss_point(ax, i: int, row: Mapping, seeds: list[float], color: tuple) -> None:
+def _final_loss_point(ax, i: int, row: Row, seeds: list[float], color: tuple) -> None:
     """One variant at x = i: its seeds (grey), the mean with its CI, and the numbers."""
-    m, h = row["final_val_loss_mean"], row["final_val_loss_ci_half_width"]
+    m, h = row.final_val_loss_mean, row.final_val_loss_ci_half_width
     jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
     label = "individual seeds" if i == 0 else None
     ax.scatter(i + 0.25 + jitter, seeds, s=14, color="0.55", zorder=2, label=label)
@@ -148,7 +150,7 @@ def _final_loss_point(ax, i: int, row: Mapping, seeds: list[float], color: tuple
 
 
 def plot_final_loss(
-    rows: Sequence[Mapping],
+    rows: Sequence[Row],
     seeds_by_variant: Mapping[str, Mapping[object, float]],
     path: Path,
     colors: Mapping[str, tuple],
@@ -157,24 +159,23 @@ def plot_final_loss(
     """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds,
     and a dashed line at each baseline's mean."""
     rows = sorted(
-        (r for r in rows if math.isfinite(r["final_val_loss_mean"])),
-        key=lambda r: r["final_val_loss_mean"],
+        (r for r in rows if math.isfinite(r.final_val_loss_mean)),
+        key=lambda r: r.final_val_loss_mean,
     )
     if not rows:
         return "no completed run with a final val loss"
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 4.5))
     for i, r in enumerate(rows):
-        seeds = list(seeds_by_variant.get(r["label"], {}).values())
-        _final_loss_point(ax, i, r, seeds, colors[r["label"]])
+        seeds = list(seeds_by_variant.get(r.label, {}).values())
+        _final_loss_point(ax, i, r, seeds, colors[r.label])
     for style, baseline in zip(("--", ":", "-."), baselines, strict=False):
-        base = [r for r in rows if r["variant"] == baseline]
+        base = [r for r in rows if r.variant == baseline]
         if base:
-            mean, label = base[0]["final_val_loss_mean"], f"baseline {base[0]['label']} (mean)"
+            mean, label = base[0].final_val_loss_mean, f"baseline {base[0].label} (mean)"
             ax.axhline(mean, color="0.4", ls=style, lw=1, label=label)
-    settings = any(r.get("setting") for r in rows)
+    settings = any(r.setting for r in rows)
     ticks = [
-        r["variant"] + (f"\n{r['setting']}" if r.get("setting") else "") + f"\n(n={r['n_seeds']})"
-        for r in rows
+        r.variant + (f"\n{r.setting}" if r.setting else "") + f"\n(n={r.n_seeds})" for r in rows
     ]
     ax.set_xticks(range(len(rows)), ticks, fontsize=8 if settings else None)
     ax.set_xlim(-0.8, len(rows) - 0.4)
@@ -193,14 +194,14 @@ def _act_series(runs: Sequence[Records], parts: str, stat: str) -> list[dict[int
     out = []
     for recs in runs:
         acc: dict[int, list[float]] = {}
-        for r in recs:
-            if "step" not in r:
+        for rec in recs:
+            if "step" not in rec:
                 continue
-            for k, val in r.items():
+            for k, val in rec.items():
                 m = ACT_KEY.match(k)
                 if m and m.group(3) == stat and re.fullmatch(parts, m.group(2)):
                     if isinstance(val, (int, float)) and math.isfinite(val):
-                        acc.setdefault(int(r["step"]), []).append(float(val))
+                        acc.setdefault(int(rec["step"]), []).append(float(val))
         if acc:
             out.append({s: float(np.mean(v)) for s, v in acc.items()})
     return out
@@ -265,8 +266,6 @@ def plot_activations(
 def plot_scaling(scaling: Any, path: Path, baselines: Sequence[str]) -> str | None:
     """Final loss against training compute (log x): each run, each variant's fit with its 95%
     band over seeds; and the residuals of the fits."""
-    from sweep.scaling import fit_band
-
     by_variant: dict[str, list] = {}
     for p in scaling.points:
         by_variant.setdefault(p.variant, []).append(p)

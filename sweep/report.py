@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
-import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -25,74 +23,34 @@ from typing import Any
 
 from ffn_variants.variants import VARIANTS
 from harness.errors import UserInputError
+from harness.json_safe import dumps, json_safe
 from sweep.literature import check_claims, compare_with_table_1
-from sweep.markdown import ReportInput, Scaling, render_markdown
+from sweep.markdown import render_markdown
+from sweep.model import ReportInput, Scaling
 from sweep.runs import Run, load_sweep, summary_values
 from sweep.scaling import multipliers, points_from_runs
-from sweep.table import CONFIDENCE, best_settings, build_rows
-
-ROW_COLUMNS = [
-    "rank",
-    "variant",
-    "setting",
-    "n_seeds",
-    "seeds",
-    "params_total",
-    "params_non_embedding",
-    "params_ffn",
-    "params_ffn_per_layer",
-    "d_ff",
-    "flops_per_token",
-    "flops_per_token_ffn",
-    "train_flops_per_token",
-    "ffn_share",
-    "tokens_per_s_mean",
-    "mfu_mean",
-    "model_tflops_mean",
-    "final_val_loss_mean",
-    "final_val_loss_ci_half_width",
-    "final_val_loss_ci_low",
-    "final_val_loss_ci_high",
-    "best_val_loss_mean",
-    "best_val_loss_ci_half_width",
-    "best_val_loss_ci_low",
-    "best_val_loss_ci_high",
-]
-DIFF_FIELDS = ["mean", "ci_half_width", "ci_low", "ci_high", "p_value", "n_pairs"]
+from sweep.stats import CONFIDENCE
+from sweep.table import Row, best_settings, build_rows, columns
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
+def _cell(x: Any) -> Any:
+    """A CSV cell: floats in full precision, None (no finite value) as an empty cell."""
+    return "" if x is None else repr(x) if isinstance(x, float) else x
 
 
-def flat_row(row: dict, baselines: Sequence[str]) -> dict[str, Any]:
-    """A row with its differences as diff_vs_<baseline>_<field> columns."""
-    out = {k: row[k] for k in ROW_COLUMNS}
-    for b in baselines:
-        out.update({f"diff_vs_{b}_{f}": row["diffs"][b][f] for f in DIFF_FIELDS})
-    return out
-
-
-def write_csv(rows: Sequence[dict], baselines: Sequence[str], path: Path) -> None:
-    """The table with unformatted numbers (NaN as an empty cell)."""
-
-    def cell(x: Any) -> Any:
-        if isinstance(x, float):
-            return repr(x) if math.isfinite(x) else ""
-        return x
-
-    columns = ROW_COLUMNS + [f"diff_vs_{b}_{f}" for b in baselines for f in DIFF_FIELDS]
+def write_csv(rows: Sequence[Row], baselines: Sequence[str], path: Path) -> None:
+    """The table with unformatted numbers (a missing or non-finite value as an empty cell)."""
     with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
+        w = csv.DictWriter(f, fieldnames=columns(baselines))
         w.writeheader()
         for r in rows:
-            w.writerow({k: cell(v) for k, v in flat_row(r, baselines).items()})
+            flat = json_safe(r.flat(baselines))
+            w.writerow(
+                {
+                    k: "" if v is None else repr(v) if isinstance(v, float) else v
+                    for k, v in flat.items()
+                }
+            )
 
 
 def default_name(root: Path, runs: Sequence[Run]) -> str:
@@ -120,10 +78,10 @@ def scaling_analysis(runs: Sequence[Run], baselines: Sequence[str]) -> tuple[Sca
 
 def make_plots(rep: ReportInput, dest: Path) -> dict[str, str | None]:
     """The report's PNGs: file name -> None if written, else the reason it was not."""
-    from sweep import plots as P
+    from sweep import plots as P  # matplotlib: imported only when a report draws plots
 
     ok, rows = rep.ok, rep.rows
-    order = [r["label"] for r in rows]
+    order = [r.label for r in rows]
     colors = P.variant_colors(order)
     by_label: dict[str, list[list[dict]]] = {}
     for r in ok:
@@ -147,9 +105,9 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
     best = (
         [
             {
-                "variant": r["variant"],
-                "setting": r["setting"],
-                "final_val_loss_mean": r["final_val_loss_mean"],
+                "variant": r.variant,
+                "setting": r.setting,
+                "final_val_loss_mean": r.final_val_loss_mean,
             }
             for r in best_settings(rows)
         ]
@@ -188,7 +146,7 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
         "n_failed": len(rep.bad),
         "match": summary_values(rep.ok, "match"),
         "model": summary_values(rep.ok, "model"),
-        "rows": rows,
+        "rows": [r.flat(rep.baselines) for r in rows],
         "best_settings": best,
         "shazeer_table_1": rep.table_1,
         "claims": rep.claims,
@@ -249,7 +207,7 @@ def make_report(
         log(f"wrote {dest / fname}" if why is None else f"skipped {fname}: {why}")
     (dest / "report.md").write_text(render_markdown(rep), encoding="utf-8")
     write_csv(rows, baselines, dest / "report.csv")
-    summary = json.dumps(_clean(report_json(rep)), indent=2, default=float) + "\n"
+    summary = dumps(report_json(rep), indent=2, default=float) + "\n"
     (dest / "summary.json").write_text(summary, encoding="utf-8")
     for fname in ("report.md", "report.csv", "summary.json"):
         log(f"wrote {dest / fname}")
@@ -312,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.wandb:
-        from sweep.wandb_report import log_report
+        from sweep.wandb_report import log_report  # wandb: imported only with --wandb
 
         log_report(rep, dest, args.wandb)
     print(f"report: {dest / 'report.md'}")

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserInputError
+import yaml
+
+from harness.errors import UserInputError, one_line
 from harness.summary import RunStatus, RunSummary, run_name
 
 # Overrides that say which row and which seed a run is; any other override that differs between
@@ -104,8 +106,6 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 def read_overrides(path: Path) -> dict[str, str]:
     """``key -> value`` from a Hydra ``overrides.yaml`` (a list of ``key=value`` strings)."""
-    import yaml
-
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -132,7 +132,7 @@ def _read_summary(path: Path) -> tuple[RunSummary | None, str, str]:
     try:
         summary = RunSummary.read(path)
     except (OSError, ValueError, TypeError) as e:
-        return None, "unreadable", f"summary.json unreadable: {str(e).splitlines()[0]}"
+        return None, "unreadable", f"summary.json unreadable: {one_line(e, typed=False)}"
     return summary, str(summary.status), ""
 
 
@@ -140,7 +140,7 @@ def _problem(s: RunSummary, variant: str | None) -> str:
     """Why a run with a summary does not count ('' if it does)."""
     if s.status != RunStatus.completed:
         if s.error:
-            return str(s.error).strip().splitlines()[0]
+            return one_line(ValueError(s.error), typed=False)
         return {
             RunStatus.running: "unfinished: summary still says running (killed or crashed?)",
             RunStatus.diverged: "diverged",

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import curve_fit
 
-from sweep.stats import t_critical
+from harness.errors import one_line
+from sweep.runs import varying_keys
+from sweep.stats import CONFIDENCE, t_critical
 
 MIN_SIZES = 3
 BOOTSTRAP = 1000
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def fit_curve(points: Sequence[Point]) -> Fit:
     try:
         (E, A, alpha), _ = curve_fit(_curve, x, y, p0=guess, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError) as e:
-        return Fit(reason=f"the fit did not converge ({str(e).splitlines()[0]})")
+        return Fit(reason=f"the fit did not converge ({one_line(e, typed=False)})")
     residuals = [(p.compute, p.loss - float(_curve(p.compute / c0, E, A, alpha))) for p in points]
     return Fit("", float(E), float(A), float(alpha), c0, residuals)
 
@@ -242,8 +243,6 @@ def fit_band(
 def points_from_runs(runs: Sequence) -> tuple[list[Point], str]:
     """The sweep's completed runs as points, and '' — or [] and why the sweep is no scaling study
     (fewer than 2 model sizes, or another setting that varies too)."""
-    from sweep.runs import varying_keys
-
     ok = [r for r in runs if r.ok and r.seed is not None]
     sizes = {r.summary.model for r in ok}
     if len(sizes) < 2:

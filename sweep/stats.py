@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+# The level of every interval the report gives.
+CONFIDENCE = 0.95
+
 NAN = float("nan")
 
 

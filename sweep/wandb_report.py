@@ -7,16 +7,17 @@ or a network it is saved offline for `wandb sync`, like the training runs.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.metrics import WANDB_SETTINGS, warn
-from sweep.markdown import ReportInput
-
-DEFAULT_PROJECT = "ffn-variants"
+from harness.config import LoggerConfig
+from harness.errors import one_line
+from harness.json_safe import json_safe
+from harness.metrics import wandb_init, warn
+from sweep.model import ReportInput
+from sweep.table import columns
 
 
 def _logger_settings(rep: ReportInput) -> dict[str, Any]:
@@ -35,16 +36,10 @@ def _group(rep: ReportInput) -> str:
     return groups.pop() if len(groups) == 1 else rep.name
 
 
-def _cell(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def results_table(wandb: Any, rep: ReportInput) -> Any:
-    from sweep.report import flat_row
-
-    rows = [flat_row(r, rep.baselines) for r in rep.rows]
-    columns = list(rows[0]) if rows else ["variant"]
-    return wandb.Table(columns=columns, data=[[_cell(r[c]) for c in columns] for r in rows])
+    keys = columns(rep.baselines)
+    rows = [json_safe(r.flat(rep.baselines)) for r in rep.rows]
+    return wandb.Table(columns=keys, data=[[r[k] for k in keys] for r in rows])
 
 
 def multipliers_table(wandb: Any, rep: ReportInput) -> Any | None:
@@ -69,25 +64,13 @@ def multipliers_table(wandb: Any, rep: ReportInput) -> Any | None:
     return wandb.Table(columns=columns, data=data)
 
 
-def _init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
-    try:
-        return wandb.init(
-            mode=mode, settings=wandb.Settings(init_timeout=60, **WANDB_SETTINGS), **kwargs
-        )
-    except Exception as e:  # no login, no network
-        if mode == "offline":
-            raise
-        warn(f"W&B online init failed ({str(e).splitlines()[0]}); logging the report offline")
-        return wandb.init(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
-
-
 def log_report(rep: ReportInput, dest: Path, mode: str = "online") -> Path | None:
     """Log the report written in `dest` as one W&B run; its local run dir, or None on failure."""
-    import wandb
+    import wandb  # imported only when the report is logged to W&B
 
     logger = _logger_settings(rep)
     kwargs = dict(
-        project=logger.get("project") or DEFAULT_PROJECT,
+        project=logger.get("project") or LoggerConfig.project,
         entity=logger.get("entity"),
         group=_group(rep),
         job_type="report",
@@ -101,7 +84,7 @@ def log_report(rep: ReportInput, dest: Path, mode: str = "online") -> Path | Non
         },
     )
     try:
-        run = _init(wandb, mode, kwargs)
+        run = wandb_init(wandb, mode, kwargs)
         record = {"results": results_table(wandb, rep)}
         if (multipliers := multipliers_table(wandb, rep)) is not None:
             record["multipliers"] = multipliers
@@ -115,7 +98,7 @@ def log_report(rep: ReportInput, dest: Path, mode: str = "online") -> Path | Non
         run_dir, offline = Path(run.dir).parent, run.settings.mode == "offline"
         run.finish()
     except Exception as e:
-        warn(f"W&B report failed ({str(e).splitlines()[0]}); the files in {dest} hold all of it")
+        warn(f"W&B report failed ({one_line(e)}); the files in {dest} hold all of it")
         return None
     if offline:
         print(f"W&B report saved offline; upload it with: wandb sync {run_dir}", flush=True)

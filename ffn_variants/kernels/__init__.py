@@ -9,15 +9,12 @@ triton_available() says whether the fused kernels are what runs.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
-import torch
-
+from ffn_variants.kernels.availability import HAS_TRITON, kernels_interpreted, triton_available
 from ffn_variants.kernels.names import KERNEL_ACTIVATIONS, check_activation
 from ffn_variants.kernels.ops import gated_activation, gated_activation_packed
 
 __all__ = [
+    "HAS_TRITON",
     "KERNEL_ACTIVATIONS",
     "check_activation",
     "gated_activation",
@@ -25,49 +22,3 @@ __all__ = [
     "kernels_interpreted",
     "triton_available",
 ]
-
-
-def _find_triton() -> bool:
-    # find_spec rather than try/except ImportError around the import of gated.py: a real bug
-    # in gated.py must not be mistaken for "Triton is not installed".
-    try:
-        return importlib.util.find_spec("triton") is not None
-    except (ImportError, ValueError):  # ValueError: a module in sys.modules without __spec__
-        return False
-
-
-HAS_TRITON = _find_triton()
-
-
-def kernels_interpreted() -> bool:
-    """True if the kernels were built for Triton's interpreter (TRITON_INTERPRET=1 at import).
-
-    Triton picks compiled vs interpreted when `@triton.jit` runs, i.e. when the kernel module is
-    first imported; setting the variable later does not change these kernels.
-    """
-    if not HAS_TRITON:
-        return False
-    from ffn_variants.kernels import gated
-
-    return gated.kernels_interpreted()
-
-
-def _interpret_env() -> bool:
-    # Same truthy spellings Triton's own knob accepts.
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
-
-
-def triton_available(device: torch.device | str | None = None) -> bool:
-    """Whether the fused Triton kernels (not the PyTorch fallback) run on `device`.
-
-    True when Triton is importable and either the device is CUDA (and CUDA is up) or
-    TRITON_INTERPRET=1 was set before the kernels were first imported (the interpreter).
-    """
-    if not HAS_TRITON:
-        return False
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return True
-    return _interpret_env() and kernels_interpreted()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from ffn_variants.activations import gated_torch, gated_torch_backward
+from ffn_variants.kernels.availability import fused_on
 from ffn_variants.kernels.names import check_activation
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -36,17 +37,10 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # ---------------------------------------------------------------------------------------------
 
 
-def _fused(x: torch.Tensor) -> bool:
-    """Whether the Triton kernels run on x's device: CUDA, or a CPU under the interpreter."""
-    from ffn_variants.kernels import HAS_TRITON, kernels_interpreted
-
-    return HAS_TRITON and (x.is_cuda or kernels_interpreted())
-
-
 def _forward(gate: torch.Tensor, value: torch.Tensor, out: torch.Tensor, activation: str) -> None:
     """out[...] = act(gate) * value; all three [rows, F] with unit column stride."""
-    if _fused(gate):
-        from ffn_variants.kernels.gated import launch_forward
+    if fused_on(gate):
+        from ffn_variants.kernels.gated import launch_forward  # imports triton: only where it runs
 
         launch_forward(gate, value, out, activation)
     else:
@@ -63,8 +57,8 @@ def _backward(
     activation: str,
 ) -> None:
     """d_gate, d_value of act(gate) * value given dout; they may be gate and value themselves."""
-    if _fused(gate):
-        from ffn_variants.kernels.gated import launch_backward
+    if fused_on(gate):
+        from ffn_variants.kernels.gated import launch_backward  # imports triton: only where it runs
 
         launch_backward(dout, gate, value, d_gate, d_value, activation)
     else:
@@ -75,8 +69,8 @@ def _backward(
 
 def _rows(x: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, bool]:
     """x as [rows, n_cols] for _forward/_backward, and whether that took a copy."""
-    if _fused(x):
-        from ffn_variants.kernels.gated import rows_view
+    if fused_on(x):
+        from ffn_variants.kernels.gated import rows_view  # imports triton: only where it runs
 
         return rows_view(x, n_cols)
     x2 = x.reshape(-1, n_cols)  # PyTorch takes any layout; a view where one exists

@@ -85,7 +85,7 @@ def tokenize(
     batches: Batches, enc: Any, path: Path, cfg: DataConfig, progress: bool
 ) -> _TokenStream:
     """Every document's tokens and an EOT, into one uint16 file at ``path``."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # only when a cache is built
 
     stream = _TokenStream(path, enc.eot_token, cfg.max_tokens)
     bar = tqdm(

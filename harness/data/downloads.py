@@ -43,7 +43,7 @@ def file_lock(path: Path) -> Iterator[None]:
     """Exclusive lock so parallel runs (a sweep) don't build the same file at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import fcntl
+        import fcntl  # POSIX only: imported where the lock is taken
     except ImportError:  # not POSIX: no lock; the atomic renames still keep files whole
         yield
         return

@@ -129,7 +129,7 @@ def resolve_files(cfg: DataConfig) -> tuple[list[str], str]:
 @contextlib.contextmanager
 def _datasets_progress(enabled: bool) -> Iterator[None]:
     """Silence the datasets library's own bars when the caller asked for quiet."""
-    import datasets
+    import datasets  # slow to import (pyarrow): only when a corpus is read
 
     was_enabled = datasets.is_progress_bar_enabled()
     if not enabled:
@@ -184,7 +184,7 @@ def _loaded_texts(load: Any, text_field: str, where: str, hint: str, progress: b
 
 
 def hub_documents(cfg: DataConfig, progress: bool) -> tuple[Batches, dict]:
-    import datasets
+    import datasets  # slow to import (pyarrow): only when a corpus is read
 
     where = f"hub dataset {cfg.path!r}"
     hint = (
@@ -206,7 +206,7 @@ def hub_documents(cfg: DataConfig, progress: bool) -> tuple[Batches, dict]:
 def file_documents(
     cfg: DataConfig, files: list[str], fmt: str, progress: bool
 ) -> tuple[Batches, dict]:
-    import datasets
+    import datasets  # slow to import (pyarrow): only when a corpus is read
 
     where = f"{fmt} files {cfg.path!r}"
     hint = f"could not read {where}: {{err}}; check the files, data.format and data.text_field"

@@ -65,7 +65,7 @@ def visible_gpus() -> list[str]:
     if listed is not None:
         return [d.strip() for d in listed.split(",") if d.strip()]
     try:
-        import torch
+        import torch  # heavy: imported where the launcher counts devices, not at plugin discovery
 
         return [str(i) for i in range(torch.cuda.device_count())]  # NVML: no CUDA context here
     except ImportError:
@@ -119,8 +119,8 @@ def exit_on_sigterm(signum: int, _frame: Any) -> None:
 def run_in_child(payload: bytes, environment: dict[str, str], conn: Any) -> None:
     """A job in its own process: the environment first, then torch's threads, then the job."""
     os.environ.update(environment)
-    import cloudpickle
-    import torch
+    import cloudpickle  # only when jobs are handed to child processes
+    import torch  # heavy: imported where the launcher counts devices, not at plugin discovery
 
     torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))  # before the job's first op
     from hydra_plugins.ffn_variants_launcher.job import execute_job
@@ -181,7 +181,7 @@ class PoolLauncher(Launcher):
         self, job_overrides: list, first: int, slots: list[Slot], running: dict
     ) -> list[JobReturn]:
         """Start a job whenever a slot is free, keeping it in `running` until it ends."""
-        import cloudpickle
+        import cloudpickle  # only when jobs are handed to child processes
 
         context = mp.get_context("spawn")
         waiting = deque(enumerate(job_overrides))
@@ -217,7 +217,7 @@ class PoolLauncher(Launcher):
     @staticmethod
     def _collect(process: Any, receive: Any, overrides: Sequence[str]) -> JobReturn:
         """The job's JobReturn, or a failed one if its process died without sending it."""
-        import cloudpickle
+        import cloudpickle  # only when jobs are handed to child processes
 
         try:
             result = cloudpickle.loads(receive.recv_bytes()) if receive.poll() else None

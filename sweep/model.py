@@ -1,0 +1,50 @@
+"""The report's data model: what every report section, the plots and the W&B run are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweep.runs import Run
+from sweep.scaling import Fit, Multiplier, Point
+from sweep.table import Row
+
+
+@dataclass
+class Scaling:
+    """The compute-multiplier analysis of a sweep over model sizes."""
+
+    points: list[Point]
+    fits: dict[str, Fit]
+    multipliers: dict[str, list[Multiplier]]  # baseline -> rows
+
+
+@dataclass
+class ReportInput:
+    """Everything a report section may show."""
+
+    name: str
+    root: Path
+    runs: Sequence[Run]
+    rows: Sequence[Row]
+    baselines: list[str]
+    plots: dict[str, str | None]  # file name -> None if written, else why not
+    table_1: dict[str, Any] | None = None
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    scaling: Scaling | None = None
+    scaling_skipped: str = ""  # why there is no scaling section
+
+    @property
+    def ok(self) -> list[Run]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def bad(self) -> list[Run]:
+        return [r for r in self.runs if not r.ok]
+
+    @property
+    def present_baselines(self) -> list[str]:
+        variants = {r.variant for r in self.rows}
+        return [b for b in self.baselines if b in variants]

@@ -1,0 +1,96 @@
+"""The project's import graph: no cycles (counting imports inside functions too), and the
+library never imports the harness."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import REPO
+
+PACKAGES = ("ffn_variants", "harness", "sweep", "bench", "hydra_plugins")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {
+        module_name(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py") if p.is_file()
+    }
+
+
+def imports_of(path: Path, name: str, known: set[str]) -> set[str]:
+    """The project modules `path` imports anywhere in its body (a `from pkg import mod` counts as
+    importing pkg.mod where that is a module, else pkg)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for a in node.names:
+                out.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
+    # importing a.b.c runs a and a.b first; only the named module counts as the edge here
+    return {m for m in out if m in known and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    known = set(modules)
+    return {name: imports_of(path, name, known) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path a -> ... -> a, or None."""
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    f = tmp_path / "pkg" / "mod.py"
+    f.write_text("def f():\n    from pkg import other\n    from . import third\n")
+    known = {"pkg", "pkg.mod", "pkg.other", "pkg.third"}
+    assert imports_of(f, "pkg.mod", known) == {"pkg.other", "pkg.third"}
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_library_imports_no_harness_code():
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith("ffn_variants"):
+            outside = {d for d in deps if not d.startswith("ffn_variants")}
+            assert not outside, f"{name} imports {outside}"
