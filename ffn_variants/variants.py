@@ -117,7 +117,7 @@ class GatedFFN(nn.Module):
         if self.impl == "auto":
             if not x.is_cuda:
                 return "torch"
-            from ffn_variants.kernels import triton_available
+            from ffn_variants.kernels import triton_available  # registers the ops: only on CUDA
 
             return "triton" if triton_available(x.device) else "torch"
         return self.impl
@@ -126,7 +126,9 @@ class GatedFFN(nn.Module):
         """act(gate) * value from the packed [..., 2 * d_ff] projection."""
         impl = self._resolved_impl(packed)
         if impl == "triton":
-            from ffn_variants.kernels import gated_activation_packed
+            from ffn_variants.kernels import (
+                gated_activation_packed,  # registers the ops: only when fused
+            )
 
             # packed is this module's own projection output, read by nothing after the product
             # (nn.Linear saves its input, not its output): the backward may overwrite it.

@@ -191,12 +191,9 @@ _COMPUTE_DTYPES = {
 }
 
 
-def kernels_interpreted() -> bool:
-    """True if the kernels were built for the Triton interpreter (TRITON_INTERPRET=1 at import).
-
-    Triton picks compiled vs interpreted when `@triton.jit` runs, i.e. when this module is first
-    imported; setting the variable later does not change these kernels.
-    """
+def built_for_interpreter() -> bool:
+    """True if these kernels were built for the Triton interpreter (TRITON_INTERPRET=1 when this
+    module was first imported); ffn_variants.kernels.kernels_interpreted() asks it."""
     return not isinstance(_gated_fwd_kernel, triton.runtime.JITFunction)
 
 
@@ -284,7 +281,7 @@ def _launch(kernel: Any, tensors: tuple[torch.Tensor, ...], activation: str) -> 
     if tensors[0].numel() == 0:
         return
     grid, args, kwargs = launch_config(kernel, tensors, activation)
-    if kernels_interpreted():
+    if built_for_interpreter():
         kwargs.pop("enable_fp_fusion")  # a compiler option: the interpreter has no compiler
     with _device_guard(tensors[0]):
         kernel[grid](*args, **kwargs)
