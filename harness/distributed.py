@@ -53,6 +53,10 @@ def init() -> DistEnv:
     _from_submitit()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            # Before any collective: NCCL builds each rank's communicator on the current device,
+            # and without this every rank's would be on GPU 0 (NCCL then refuses the duplicate).
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return current()
 

@@ -21,7 +21,9 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
     # H100 SXM: 1,979 with sparsity (the same datasheet); torchtitan tools/utils.py uses 989.
     ("H100", 989.0),
-    # H200 datasheet (nvidia.com/en-us/data-center/h200): 1,979 with sparsity, as H100 SXM.
+    # H200 datasheet (nvidia.com/en-us/data-center/h200): NVL (PCIe card) 1,671 with sparsity.
+    ("H200 NVL", 835.0),
+    # The same datasheet, H200 SXM: 1,979 with sparsity, as H100 SXM.
     ("H200", 989.0),
     # DGX B200 / HGX B200: 4.5 PFLOPS bf16 with sparsity per GPU; torchtitan uses 2,250 dense.
     ("B200", 2250.0),

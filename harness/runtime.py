@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import torch
 
@@ -19,6 +20,8 @@ def pick_device(name: str, local_rank: int | None = None) -> torch.device:
         if not torch.cuda.is_available():
             return torch.device("cpu")
         device = torch.device("cuda", local_rank or 0)
+    elif name == "cuda" and local_rank is not None:
+        device = torch.device("cuda", local_rank)  # one GPU per process, not all on cuda:0
     else:
         device = torch.device(name)
     if device.type == "cuda":
@@ -29,6 +32,25 @@ def pick_device(name: str, local_rank: int | None = None) -> torch.device:
         if device.index is not None:
             torch.cuda.set_device(device)  # Triton and NCCL launch on the current device
     return device
+
+
+# cuBLAS is deterministic only with a fixed workspace; PyTorch raises at the first matmul under
+# deterministic algorithms without it. Read when cuBLAS creates its handle (the first matmul).
+CUBLAS_WORKSPACE = ":4096:8"
+_DETERMINISTIC_WORKSPACES = (":4096:8", ":16:8")
+
+
+def use_deterministic_algorithms() -> None:
+    """trainer.deterministic=true: deterministic kernels, and the cuBLAS workspace they need
+    (CUBLAS_WORKSPACE_CONFIG, set here unless the environment already sets a valid one). Call
+    before the first CUDA matmul."""
+    value = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    if value not in _DETERMINISTIC_WORKSPACES:
+        raise UserInputError(
+            f"trainer.deterministic=true needs CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE} (or "
+            f":16:8) and the environment sets {value!r}; unset it or use one of those"
+        )
+    torch.use_deterministic_algorithms(True)
 
 
 def compute_dtype(cfg: TrainerConfig, device: torch.device) -> torch.dtype:

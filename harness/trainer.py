@@ -47,6 +47,7 @@ from harness.runtime import (
     make_optimizer,
     pick_device,
     planned_steps,
+    use_deterministic_algorithms,
 )
 from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
@@ -82,9 +83,9 @@ class Trainer:
         t = self.cfg.trainer
         self.dist = distributed.init()
         self.state.world_size = self.dist.world_size
-        self.device = pick_device(t.device, self.dist.local_rank if self.dist.enabled else None)
         if t.deterministic:
-            torch.use_deterministic_algorithms(True)
+            use_deterministic_algorithms()
+        self.device = pick_device(t.device, self.dist.local_rank if self.dist.enabled else None)
         torch.manual_seed(self.cfg.seed)  # the same initial weights in every process
         self.autocast = autocast(t, self.device)
         self.setup_data()
