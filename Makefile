@@ -11,9 +11,10 @@ SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head 
 
 .PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
 
-install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest
+install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest; then the GPT-2 BPE ranks and the built-in corpus into data/ (the tests need no network after this)
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e ".[dev,sweep,kernels]"
+	$(PYTHON) -m harness.tools.fetch_sources
 
 data:  ## tokenize the built-in corpus once (later runs reuse the cache in data/)
 	$(PYTHON) -m harness.tools.prepare_data

