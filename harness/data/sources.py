@@ -203,13 +203,33 @@ def hub_documents(cfg: DataConfig, progress: bool) -> tuple[Batches, dict]:
     return _loaded_texts(load, cfg.text_field, where, hint, progress), info
 
 
+def _plain_texts(files: list[str], hint: str) -> Iterator[list[str | None]]:
+    """Uncompressed text files, one document each, read as datasets' text loader reads them with
+    sample_by="document" (utf-8, universal newlines), without importing datasets: a machine
+    with no datasets (or no network for it) still trains on local text."""
+    for start in range(0, len(files), BATCH_DOCUMENTS):
+        batch: list[str | None] = []
+        for path in files[start : start + BATCH_DOCUMENTS]:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    batch.append(f.read())
+            except (OSError, UnicodeDecodeError) as e:
+                raise UserInputError(hint.format(err=one_line(e))) from e
+        yield batch
+
+
 def file_documents(
     cfg: DataConfig, files: list[str], fmt: str, progress: bool
 ) -> tuple[Batches, dict]:
-    import datasets  # slow to import (pyarrow): only when a corpus is read
-
     where = f"{fmt} files {cfg.path!r}"
     hint = f"could not read {where}: {{err}}; check the files, data.format and data.text_field"
+    info = {"files": files, "format": fmt}
+    if fmt == Format.text and not any(f.lower().endswith(_COMPRESSIONS) for f in files):
+        _check_text_column(["text"], cfg.text_field, where)  # datasets' one text column
+        say(progress, f"tokenizing {len(files)} {fmt} file(s) from {cfg.path}...")
+        return _plain_texts(files, hint), info
+
+    import datasets  # slow to import (pyarrow): only when a corpus is read
 
     def load() -> Any:
         # A text file is one document (sample_by="document"), not one per line: an EOT after
@@ -220,7 +240,6 @@ def file_documents(
         )
 
     say(progress, f"tokenizing {len(files)} {fmt} file(s) from {cfg.path}...")
-    info = {"files": files, "format": fmt}
     return _loaded_texts(load, cfg.text_field, where, hint, progress), info
 
 
