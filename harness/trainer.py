@@ -236,7 +236,10 @@ class Trainer:
             x, y = (b.to(self.device, non_blocking=True) for b in batch)
             hooks = contextlib.nullcontext()
             if watch and micro == 0 and self.dist.main:
-                hooks = activation_stats(self.model)
+                if self.cfg.trainer.compile:
+                    stats.update(self.eager_activation_stats(x, y))
+                else:
+                    hooks = activation_stats(self.model)
             # Gradients are averaged over processes once, after the last micro-batch.
             last = micro == accum - 1
             sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
@@ -248,6 +251,19 @@ class Trainer:
             loss_sum += loss.detach()
         s.train_loss = distributed.mean(loss_sum / accum).item()
         return stats
+
+    @torch.no_grad()
+    def eager_activation_stats(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Under trainer.compile: the activation statistics of a separate forward of the eager
+        module over the same batch, without gradients. Inside the compiled graph the hooks'
+        host syncs (.tolist()) would break it, and adding and removing hooks would recompile it;
+        so the compiled forward never sees them. Costs one forward per logged step; the RNG
+        (dropout) is restored, so training draws the same numbers as without it."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self.autocast:
+            with activation_stats(self.model) as recorded:
+                self.model(x, y)
+        return dict(recorded)
 
     def optimizer_step(self) -> bool:
         """Clip and apply the gradients; False if they were non-finite and the step was skipped."""
