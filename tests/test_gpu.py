@@ -14,6 +14,15 @@ GATED_FUSED = sorted(n for n, v in VARIANTS.items() if v.gated and v.activation 
 # bf16 outputs: 2^-8 relative; the two paths round the product differently (the kernel once,
 # PyTorch after the activation and after the product), so allow a few ulps.
 BF16 = {"rtol": 2**-6, "atol": 2**-6}
+# Gradients in bf16 are compared as whole tensors, relative to their norm: elementwise, values
+# near zero differ by many ulps (and tiny gradients would pass any absolute tolerance).
+GRAD_REL = 2e-2
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected||, in float32."""
+    expected = expected.float()
+    return ((actual.float() - expected).norm() / expected.norm().clamp_min(1e-30)).item()
 
 
 @pytest.mark.parametrize("name", GATED_FUSED)
@@ -30,28 +39,32 @@ def test_fused_ffn_matches_the_pytorch_ffn_in_bf16(name):
     grads = torch.autograd.grad(out.float().square().mean(), [x, *ffn.parameters()])
     torch.testing.assert_close(out, expected, **BF16)
     for g, e in zip(grads, expected_grads, strict=True):
-        torch.testing.assert_close(g, e, rtol=0.05, atol=1e-4)
+        assert e.norm() > 0 and rel_err(g, e) < GRAD_REL
 
 
 @pytest.mark.parametrize("compile_model", [False, True], ids=["eager", "compiled"])
 def test_a_training_step_with_the_fused_op_matches_pytorch(compile_model):
-    """Loss and every parameter after one AdamW step, triton vs torch, bf16 autocast."""
+    """Loss and every parameter's gradient, before any optimizer step, triton vs torch, bf16
+    autocast. (Parameters after an AdamW step are no test: its first step moves each element by
+    about +-lr whatever the gradient's size, so bf16 noise that flips a tiny gradient's sign
+    shows as a 2 lr difference.)"""
     cfg = GPTConfig(n_layer=4, n_head=6, d_model=384, d_ff=1536, block_size=256, multiple_of=128)
     x = torch.randint(0, 50257, (8, 256), device="cuda")
     results = {}
     for impl in ("torch", "triton"):
         torch.manual_seed(0)
         model = GPT(cfg, FFNSpec(name="swiglu", impl=impl)).cuda()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
         forward = torch.compile(model) if compile_model else model
         with torch.autocast("cuda", dtype=torch.bfloat16):
             _, loss = forward(x, x)
         loss.backward()
-        optimizer.step()
-        results[impl] = (loss.item(), [p.detach().clone() for p in model.parameters()])
-    assert results["triton"][0] == pytest.approx(results["torch"][0], rel=1e-3)
-    for a, b in zip(results["triton"][1], results["torch"][1], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+        results[impl] = (
+            loss.item(),
+            {n: p.grad.detach().clone() for n, p in model.named_parameters()},
+        )
+    assert results["triton"][0] == pytest.approx(results["torch"][0], rel=2**-8)
+    errors = {n: rel_err(g, results["torch"][1][n]) for n, g in results["triton"][1].items()}
+    assert max(errors.values()) < GRAD_REL, errors
 
 
 def test_the_triton_path_is_what_runs_on_cuda():

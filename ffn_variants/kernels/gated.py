@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 # Tile shape. Each program handles a BLOCK_R x BLOCK_C tile: wide rows are split over several
 # column blocks (a 2-D grid keeps many programs in flight for few, wide rows), narrow rows are
@@ -54,12 +55,25 @@ FP_FUSION = True
 
 
 @triton.jit
-def _act(g, ACTIVATION: tl.constexpr):
+def _normal_cdf(g, ERFC: tl.constexpr):
+    """Phi(g). Compiled: 0.5 * erfc(-g / sqrt 2), with no cancellation where Phi(g) is small
+    (1 + erf(g / sqrt 2) loses its relative accuracy for g below about -2.5, where the GPU's erf,
+    within 2 ulp, would put errors of order 1e-7 * |g| into gelu and its gradient). The interpreter
+    has no libdevice: it takes 1 + erf (its erf is Python's, correctly rounded)."""
+    if ERFC:
+        cdf = 0.5 * libdevice.erfc(g * -0.7071067811865476)
+    else:
+        cdf = 0.5 * (1.0 + tl.math.erf(g * 0.7071067811865476))
+    return cdf
+
+
+@triton.jit
+def _act(g, ACTIVATION: tl.constexpr, ERFC: tl.constexpr):
     """act(g), g already in the compute dtype."""
     if ACTIVATION == "silu":
         a = g * tl.sigmoid(g)
     elif ACTIVATION == "gelu":
-        a = 0.5 * g * (1.0 + tl.math.erf(g * 0.7071067811865476))  # g * Phi(g)
+        a = g * _normal_cdf(g, ERFC)
     elif ACTIVATION == "gelu_tanh":
         # 0.5 * (1 + tanh(z)) == sigmoid(2z): no tanh needed, and no cancellation in 1 + tanh.
         a = g * tl.sigmoid(1.5957691216057308 * (g + 0.044715 * g * g * g))
@@ -76,14 +90,14 @@ def _act(g, ACTIVATION: tl.constexpr):
 
 
 @triton.jit
-def _act_and_grad(g, ACTIVATION: tl.constexpr):
+def _act_and_grad(g, ACTIVATION: tl.constexpr, ERFC: tl.constexpr):
     """(act(g), act'(g)), sharing the transcendental work between the two."""
     if ACTIVATION == "silu":
         s = tl.sigmoid(g)
         a = g * s
         da = s * (1.0 + g * (1.0 - s))
     elif ACTIVATION == "gelu":
-        cdf = 0.5 * (1.0 + tl.math.erf(g * 0.7071067811865476))
+        cdf = _normal_cdf(g, ERFC)
         a = g * cdf
         da = cdf + g * 0.3989422804014327 * tl.exp(-0.5 * g * g)  # Phi(g) + g * phi(g)
     elif ACTIVATION == "gelu_tanh":
@@ -120,6 +134,7 @@ def _gated_fwd_kernel(
     out_row_stride,
     ACTIVATION: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
+    ERFC: tl.constexpr,
     ALIGN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
@@ -134,7 +149,8 @@ def _gated_fwd_kernel(
 
     g = tl.load(g_ptr + rows * g_row_stride * ALIGN + cols, mask=mask, other=0.0)
     u = tl.load(u_ptr + rows * u_row_stride * ALIGN + cols, mask=mask, other=0.0)
-    out = _act(g.to(COMPUTE_DTYPE), ACTIVATION) * u.to(COMPUTE_DTYPE)  # one rounding, at the store
+    # One rounding, at the store.
+    out = _act(g.to(COMPUTE_DTYPE), ACTIVATION, ERFC) * u.to(COMPUTE_DTYPE)
     out_ptrs = out_ptr + rows * out_row_stride * ALIGN + cols
     tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -155,6 +171,7 @@ def _gated_bwd_kernel(
     du_row_stride,
     ACTIVATION: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
+    ERFC: tl.constexpr,
     ALIGN: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
@@ -170,7 +187,7 @@ def _gated_bwd_kernel(
     u = tl.load(u_ptr + rows * u_row_stride * ALIGN + cols, mask=mask, other=0.0)
     dout, g, u = dout.to(COMPUTE_DTYPE), g.to(COMPUTE_DTYPE), u.to(COMPUTE_DTYPE)
 
-    a, da = _act_and_grad(g, ACTIVATION)  # recomputed: forward saved no activation
+    a, da = _act_and_grad(g, ACTIVATION, ERFC)  # recomputed: forward saved no activation
     dg = dout * u * da
     du = dout * a
     dg_ptrs = dg_ptr + rows * dg_row_stride * ALIGN + cols
@@ -263,6 +280,7 @@ def launch_config(
     kwargs = dict(
         ACTIVATION=activation,
         COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype],
+        ERFC=not built_for_interpreter(),
         ALIGN=align,
         BLOCK_R=block_r,
         BLOCK_C=block_c,
