@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ffn_variants.model import FFNSpec, GPTConfig
 from ffn_variants.sizing import matched_d_ff
 from harness.data.config import DataConfig
+from harness.data.tokenizer import AUTO, auto_tokenizer, offline_size
 from harness.errors import UserInputError
 
 
@@ -43,9 +44,11 @@ class LoggerMode(StrEnum):
 
 @dataclass
 class ModelConfig(GPTConfig):
-    """GPTConfig's defaults are the `tiny` model; the other model/ files override them."""
+    """GPTConfig's defaults with GPT-2's BPE cut to 8192 tokens are the `tiny` model (where the
+    FFN does about a quarter of the training FLOPs); the other model/ files override them."""
 
     name: str = "tiny"
+    vocab_size: int = 8192
 
 
 @dataclass
@@ -148,6 +151,22 @@ class TrainConfig:
         f, m = self.ffn, self.model
         # Raises ValueError (with the fix) where no width keeps the variant within 1%.
         matched_d_ff(f.name, m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
+        self.data.tokenizer = tokenizer_for(self.data.tokenizer, m.vocab_size)
+
+
+def tokenizer_for(name: str, vocab_size: int) -> str:
+    """data.tokenizer for a model of `vocab_size` rows: auto follows the model; a named one whose
+    size is known must fit (an unknown size is checked once the tokenizer is loaded)."""
+    if name == AUTO:
+        return auto_tokenizer(vocab_size)
+    size = offline_size(name)
+    if size is not None and size > vocab_size:
+        raise ValueError(
+            f"data.tokenizer={name} has {size} tokens but model.vocab_size={vocab_size}; use "
+            f"data.tokenizer=auto ({auto_tokenizer(vocab_size)} for this model) or "
+            f"model.vocab_size>={size}"
+        )
+    return name
 
 
 def _at_least(prefix: str, node: Any, **minimum: float) -> None:

@@ -184,13 +184,16 @@ def test_nonfinite_skip_counts_skipped_steps(token_cache, tmp_path):
 
 
 def _corrupt_cache(cache: Path) -> Path:
-    """A private copy of the fixture corpus's token cache with a flipped byte in train.bin."""
+    """A private copy of the fixture corpus's token cache (the tokenizer tiny_overrides get)
+    with a flipped byte in train.bin."""
     from harness.data import DataConfig, prepare_tokens
 
     text = cache / "corpus.txt"
     text.write_text((REPO / "tests" / "fixtures" / "tiny.txt").read_text())
     data = prepare_tokens(
-        DataConfig(name="c", source="files", path=str(text), cache_dir=str(cache))
+        DataConfig(
+            name="c", source="files", path=str(text), tokenizer="r50k_8k", cache_dir=str(cache)
+        )
     )
     train_bin = data.directory / "train.bin"
     raw = bytearray(train_bin.read_bytes())

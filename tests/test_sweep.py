@@ -22,6 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cli import compose_checked
 from harness.config import register_configs
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores
 from tests.helpers import fresh_cache, tiny_overrides, wandb_run
@@ -97,8 +98,10 @@ def child_pids(pid: int) -> list[int]:
 def test_glu_table_sweeps_table_1_and_relu2_over_five_seeds(model):
     cfg = compose_train(["experiment=glu_table"] + ([f"model={model}"] if model else []))
     assert cfg.experiment == "glu_table"
-    assert cfg.model.name == (model or "cpu_d128")
-    assert (cfg.data.tokenizer, cfg.ffn.match) == ("r50k_8k", "params")
+    assert cfg.model.name == (model or "tiny")
+    assert cfg.ffn.match == "params"
+    typed = compose_checked(["experiment=glu_table"] + ([f"model={model}"] if model else []))
+    assert typed.data.tokenizer == ("r50k_base" if model else "r50k_8k")  # follows the model
     assert 0 < cfg.trainer.max_steps <= 1000  # a CPU-sized default budget
     assert cfg.hydra.sweep.dir.startswith("multirun/glu_table/")
     values = sweep_values(cfg.hydra.sweeper.params)
@@ -123,22 +126,21 @@ def test_lr_scan_sweeps_learning_rates_per_variant():
 
 
 def test_scaling_sweeps_variants_sizes_and_seeds_with_a_token_budget():
-    from harness.cli import compose_checked
-
     cfg = compose_train(["experiment=scaling"])
     values = sweep_values(cfg.hydra.sweeper.params)
     assert values == {
         "ffn": ["relu", "relu2", "gelu", "geglu", "swiglu"],
-        "model": ["cpu_d64", "cpu_d96", "cpu_d128"],
+        "model": ["cpu_d64", "cpu_d96", "tiny"],
         "seed": ["0", "1", "2"],
     }
     assert cfg.trainer.max_steps is None and cfg.trainer.tokens_per_param == 1.5
-    assert cfg.optim.warmup_fraction == 0.05 and cfg.data.tokenizer == "r50k_8k"
+    assert cfg.optim.warmup_fraction == 0.05
     params = []
     for model in values["model"]:
         job = compose_checked(["experiment=scaling", f"model={model}", "ffn=swiglu"])
         assert job.model.d_model == 32 * job.model.n_layer == 32 * job.model.n_head
         assert (job.model.d_ff, job.model.vocab_size) == (4 * job.model.d_model, 8192)
+        assert job.data.tokenizer == "r50k_8k"  # one tokenizer for every rung
         params.append(12 * job.model.n_layer * job.model.d_model**2)
     assert params == sorted(params) and params[-1] / params[0] > 5  # a ladder, not a step
 

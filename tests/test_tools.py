@@ -15,11 +15,11 @@ def whole_model_row(table: str, variant: str) -> str:
 
 
 def test_sizes_table_prints_the_ffn_share_of_training_flops():
-    table = sizes_report(compose(["model=cpu_d128", "data.tokenizer=r50k_8k"]))
-    assert whole_model_row(table, "relu").endswith("| 26.7% |")  # the CPU FFN regime
-    tiny = sizes_report(compose(["model=tiny"]))
-    assert whole_model_row(tiny, "relu").endswith("| 7.1% |")  # the 50k-token head dominates
+    tiny = sizes_report(compose([]))  # the default run: model=tiny with the 8k-token BPE
+    assert whole_model_row(tiny, "relu").endswith("| 26.7% |")  # the CPU FFN regime
     assert "| swiglu | 344 |" in tiny  # gated width, 2/3 rule rounded to a multiple of 8
+    full_vocab = sizes_report(compose(["model.vocab_size=50304"]))
+    assert whole_model_row(full_vocab, "relu").endswith("| 7.1% |")  # the 50k head dominates
 
 
 def test_sizes_of_an_unknown_model_is_a_one_line_error():

