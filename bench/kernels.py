@@ -1,12 +1,14 @@
 """Benchmark the fused gated activations against eager, torch.compile and Liger-Kernel.
 
-    python -m bench.kernels [--quick] [--out DIR]
+    python -m bench.kernels [--quick | --case ACT:NxF ...] [--append] [--out DIR]
 
 CUDA only (exits with code 2 without it). For each activation and [tokens, F] shape, bf16:
 median forward and forward+backward times (triton.testing.do_bench), achieved GB/s counted
 from the minimal traffic of the op, that as a percentage of the device-to-device copy
 bandwidth measured in the same run, and peak extra memory. Writes
-results/kernels/bench_<gpu>.json and .md.
+results/kernels/bench_<gpu>.json and .md, rewritten after every case; an implementation that
+raises gets a row with its error and the others go on. --append keeps the rows already in the
+JSON and skips their cases (bench.gpu_check restarts it that way after a crash).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ MODEL_FEATURES = (344, 1024, 2048)  # the gated widths of model=tiny, small and 
 LLM_FEATURES = (2752, 11008, 14336, 32768)
 QUICK_FEATURES = (2048, 11008)
 TOKENS = 8192
+# make gpu-check's cases: SwiGLU at the gated widths of model=small (a batch of 32 x 256 tokens)
+# and gpt2_124m (16 x 1024), GEGLU (exact GELU) at gpt2_124m's, and Liger-Kernel's published
+# shape (B=4, S=2048, F=32768).
+ACCEPTANCE_CASES = (
+    ("silu", 8192, 1024),
+    ("silu", 16384, 2048),
+    ("gelu", 16384, 2048),
+    ("silu", 8192, 32768),
+)
 ACTIVATIONS = ("silu", "gelu_tanh", "gelu")
 COPY_BUFFER_BYTES = 1 << 30
 
@@ -75,8 +86,8 @@ def markdown_report(meta: dict, rows: list[dict]) -> str:
         " move more (eager stores act(g)) show an effective rate.",
         "",
         "| activation | N x F | impl | fwd ms | fwd GB/s | fwd % copy | fwd+bwd ms "
-        "| fwd+bwd GB/s | fwd+bwd % copy | peak fwd MiB | peak fwd+bwd MiB | max err |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| fwd+bwd GB/s | fwd+bwd % copy | peak fwd MiB | peak fwd+bwd MiB | max err | error |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
@@ -86,7 +97,7 @@ def markdown_report(meta: dict, rows: list[dict]) -> str:
             f"| {_fmt(r['fwdbwd_ms'], '.4f')} | {_fmt(r['fwdbwd_gbps'], '.0f')} "
             f"| {_fmt(r['fwdbwd_pct_copy'], '.1f')} "
             f"| {_fmt(r['fwd_peak_mib'], '.1f')} | {_fmt(r['fwdbwd_peak_mib'], '.1f')} "
-            f"| {_fmt(r['max_err'], '.2e')} |"
+            f"| {_fmt(r['max_err'], '.2e')} | {(r.get('error') or '').replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -94,6 +105,39 @@ def markdown_report(meta: dict, rows: list[dict]) -> str:
 def bench_shapes(quick: bool) -> list[tuple[int, int]]:
     features = QUICK_FEATURES if quick else MODEL_FEATURES + LLM_FEATURES
     return [(TOKENS, f) for f in features]
+
+
+def case_name(activation: str, n_rows: int, n_cols: int) -> str:
+    """'silu:8192x1024', the form --case takes."""
+    return f"{activation}:{n_rows}x{n_cols}"
+
+
+def parse_case(text: str) -> tuple[str, int, int]:
+    """'silu:8192x1024' -> ('silu', 8192, 1024)."""
+    try:
+        activation, shape = text.split(":")
+        n_rows, n_cols = (int(v) for v in shape.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--case {text!r}: expected ACTIVATION:NxF, e.g. silu:8192x1024"
+        ) from None
+    return activation, n_rows, n_cols
+
+
+def error_row(activation: str, n_rows: int, n_cols: int, impl: str, error: str) -> dict:
+    """A row for an implementation (or a whole case, impl '*') that raised: no numbers."""
+    keys = ("fwd_ms", "fwdbwd_ms", "fwd_peak_mib", "fwdbwd_peak_mib", "max_err")
+    keys += ("fwd_gbps", "fwdbwd_gbps", "fwd_pct_copy", "fwdbwd_pct_copy")
+    row = {"activation": activation, "n_rows": n_rows, "n_cols": n_cols, "impl": impl}
+    return {**row, **dict.fromkeys(keys), **moved_mb(n_rows, n_cols), "error": error}
+
+
+def moved_mb(n_rows: int, n_cols: int, elem_size: int = 2) -> dict[str, float]:
+    """The minimal traffic of forward, and of forward + backward, in MB (1e6 bytes)."""
+    return {
+        "fwd_mb": gated_bytes(n_rows, n_cols, elem_size) / 1e6,
+        "fwdbwd_mb": gated_bytes(n_rows, n_cols, elem_size, backward=True) / 1e6,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,16 +254,27 @@ def bench_case(
     fwd_bytes, fwdbwd_bytes = (gated_bytes(n_rows, n_cols, elem, b) for b in (False, True))
     rows = []
     for name, (form, fn) in _implementations(activation, liger).items():
-        inputs = _inputs(form, packed, g, u)
-        with torch.no_grad():
-            max_err = (fn(*inputs).float() - reference).abs().max().item()
+        try:
+            inputs = _inputs(form, packed, g, u)
+            with torch.no_grad():
+                max_err = (fn(*inputs).float() - reference).abs().max().item()
+            measured = _measure(fn, inputs, dout)
+        except Exception as e:  # one implementation failing loses its row, not the table
+            error = (
+                f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            )
+            rows.append(error_row(activation, n_rows, n_cols, name, error[:300]))
+            print(f"{activation:>9} {n_rows}x{n_cols:<6} {name:<26} failed: {error}", flush=True)
+            continue
         r = {
             "activation": activation,
             "n_rows": n_rows,
             "n_cols": n_cols,
             "impl": name,
-            **_measure(fn, inputs, dout),
+            **measured,
             "max_err": max_err,
+            **moved_mb(n_rows, n_cols, elem),
+            "error": None,
         }
         r["fwd_gbps"], r["fwdbwd_gbps"] = (
             gbps(fwd_bytes, r["fwd_ms"]),
@@ -261,7 +316,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.kernels",
         description="Time the fused gated activations against eager, torch.compile and Liger.",
     )
-    parser.add_argument("--quick", action="store_true", help="two shapes instead of six")
+    parser.add_argument("--quick", action="store_true", help="two shapes instead of seven")
+    parser.add_argument(
+        "--case",
+        action="append",
+        type=parse_case,
+        metavar="ACT:NxF",
+        help="time only these cases (repeatable), e.g. --case silu:8192x1024",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows already in the output JSON and skip their cases",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("results/kernels"), help="output folder for JSON/MD"
     )
@@ -274,6 +341,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def planned_cases(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    if args.case:
+        return list(args.case)
+    return [(a, n, f) for n, f in bench_shapes(args.quick) for a in args.activations]
+
+
+def write_results(stem: Path, meta: dict, rows: list[dict]) -> None:
+    """The JSON and the markdown table, written whole (each replaces its file atomically)."""
+    for path, text in (
+        (stem.with_suffix(".json"), json.dumps({"meta": meta, "rows": rows}, indent=2)),
+        (stem.with_suffix(".md"), markdown_report(meta, rows)),
+    ):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not torch.cuda.is_available():
@@ -282,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     from ffn_variants.kernels import kernels_interpreted, triton_available
     from ffn_variants.kernels.names import check_activation
 
-    for name in args.activations:
+    cases = planned_cases(args)
+    for name in {a for a, _, _ in cases}:
         check_activation(name)
     if not triton_available("cuda"):
         print("benchmark needs Triton, which is not installed", file=sys.stderr)
@@ -296,17 +381,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.cuda.empty_cache()
     print(f"{torch.cuda.get_device_name()}: device-to-device copy {copy_gbps:.0f} GB/s")
     liger = _liger_functions()
-    rows = []
-    for n_rows, n_cols in bench_shapes(args.quick):
-        for activation in args.activations:
-            rows.extend(bench_case(activation, n_rows, n_cols, copy_gbps, liger, dtype))
-            torch.cuda.empty_cache()  # this case's buffers are out of scope now
-
     meta = run_metadata(copy_gbps, dtype)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"bench_{slugify(meta['gpu'])}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    stem.with_suffix(".md").write_text(markdown_report(meta, rows))
+    rows: list[dict] = []
+    if args.append and stem.with_suffix(".json").exists():
+        rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    done = {(r["activation"], r["n_rows"], r["n_cols"]) for r in rows}
+    for activation, n_rows, n_cols in cases:
+        if (activation, n_rows, n_cols) in done:
+            continue
+        try:
+            rows.extend(bench_case(activation, n_rows, n_cols, copy_gbps, liger, dtype))
+        except Exception as e:  # the case's set-up (say, out of memory): one row says so
+            error = f"{type(e).__name__}: {str(e).strip()[:300]}"
+            rows.append(error_row(activation, n_rows, n_cols, "*", error))
+            print(f"{case_name(activation, n_rows, n_cols)} failed: {error}", flush=True)
+        torch.cuda.empty_cache()  # this case's buffers are out of scope now
+        write_results(stem, meta, rows)
+    write_results(stem, meta, rows)
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 

@@ -40,7 +40,14 @@ else:
         "test module?), so its kernels are compiled-only and cannot run on CPU; set the variable "
         "in tests/conftest.py when CUDA is absent"
     )
-needs_kernels = pytest.mark.skipif(not triton_available(DEVICE), reason=_SKIP_REASON)
+_skip_without_kernels = pytest.mark.skipif(not triton_available(DEVICE), reason=_SKIP_REASON)
+
+
+def needs_kernels(test):
+    """A test that runs the kernels: on the GPU where there is one (the `gpu` mark: make
+    gpu-check runs it), else under the interpreter; skipped where neither can run them."""
+    return pytest.mark.gpu(_skip_without_kernels(test))
+
 
 if HAS_TRITON:
     from ffn_variants.kernels import gated
@@ -515,3 +522,32 @@ def test_bench_cli():
     assert args.quick and str(args.out) == "x"
     if not torch.cuda.is_available():
         assert bench.main(["--quick"]) == 2
+
+
+def test_bench_cases_and_a_failing_implementation_loses_only_its_row(monkeypatch):
+    assert bench.parse_case("silu:8192x1024") == ("silu", 8192, 1024)
+    assert bench.case_name("gelu", 16384, 2048) == "gelu:16384x2048"
+    args = bench.parse_args(["--case", "silu:8x16", "--case", "gelu:4x32", "--append"])
+    assert bench.planned_cases(args) == [("silu", 8, 16), ("gelu", 4, 32)] and args.append
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--case", "silu-8x16"])
+    assert bench.moved_mb(16384, 2048) == {"fwd_mb": 201.326592, "fwdbwd_mb": 536.870912}
+
+    def broken(g, u):
+        raise RuntimeError("no kernel image for this device\nmore")
+
+    impls = {"eager": ("pair", lambda g, u: gated_torch(g, u, "silu")), "liger": ("pair", broken)}
+    monkeypatch.setattr(bench, "_implementations", lambda activation, liger: impls)
+    times = {"fwd_ms": 1.0, "fwdbwd_ms": 3.0, "fwd_peak_mib": 1.0, "fwdbwd_peak_mib": 2.0}
+    monkeypatch.setattr(bench, "_measure", lambda fn, inputs, dout: dict(times))
+    rows = bench.bench_case("silu", 8, 16, 1000.0, {}, torch.float32, device="cpu")
+    assert [r["impl"] for r in rows] == ["eager", "liger"]
+    assert rows[0]["error"] is None and rows[0]["fwd_ms"] == 1.0
+    assert rows[1]["error"] == "RuntimeError: no kernel image for this device"
+    assert rows[1]["fwd_ms"] is None
+    text = bench.markdown_report(
+        {"gpu": "G", "date": "d", "torch": "t", "triton": "t", "liger_kernel": "l"}
+        | {"dtype": "float32", "copy_gbps": 1000.0},
+        rows,
+    )
+    assert "| RuntimeError: no kernel image for this device |" in text
