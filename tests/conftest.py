@@ -52,8 +52,40 @@ def _has(path: Path, sha256: str, sha256_file) -> bool:
     return path.is_file() and sha256_file(path) == sha256
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--shard",
+        metavar="K/N",
+        help="run only share K (0..N-1) of N of the selected tests: make gpu-check runs N "
+        "pytest processes at once (each module's tests are cut into N contiguous runs, so "
+        "neighbouring parametrisations, which compile the same kernels, stay together)",
+    )
+
+
+def _shard(config, items) -> None:
+    spec = config.getoption("--shard")
+    if not spec:
+        return
+    k, n = (int(v) for v in spec.split("/"))
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    kept = []
+    for module_items in by_module.values():
+        size = len(module_items)
+        kept += module_items[k * size // n : (k + 1) * size // n]
+    kept_ids = {id(item) for item in kept}
+    dropped = [item for item in items if id(item) not in kept_ids]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
 def pytest_collection_modifyitems(config, items):
-    """Tests marked cuda skip, saying why, where there is no CUDA GPU."""
+    """--shard K/N keeps its share; tests marked cuda skip, saying why, where there is no CUDA
+    GPU."""
+    _shard(config, items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (make gpu-check runs these)")
