@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -173,7 +173,10 @@ def compose_config(overrides: list[str], hydra_node: bool = False) -> DictConfig
 
 def compose_checked(overrides: list[str]) -> TrainConfig:
     """The typed, checked config for `overrides`; UserInputError (one line) if anything is bad."""
-    cfg = compose_config(overrides)
+    return _typed(compose_config(overrides))
+
+
+def _typed(cfg: DictConfig) -> TrainConfig:
     try:
         return to_train_config(cfg)
     except OmegaConfBaseException as e:
@@ -185,27 +188,30 @@ def _fixed_part(path: str) -> Path:
     return Path(path.split("${")[0] or ".").absolute()
 
 
-def planned_output_dir(argv: list[str]) -> Path:
-    """Where this command's run (or sweep) dir will be, as far as it can be known in advance.
+def _output_key(argv: list[str]) -> str:
+    return "hydra.sweep.dir" if "-m" in argv or "--multirun" in argv else "hydra.run.dir"
 
-    The composed hydra.run.dir (hydra.sweep.dir for -m), with ${now:...} resolved to now;
-    where it cannot be resolved here, its fixed part before the first interpolation.
-    """
-    multirun = "-m" in argv or "--multirun" in argv
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+
+def hydra_overrides(argv: list[str]) -> list[str]:
+    """The hydra.* and hydra/<group> overrides of a command line."""
+    return [a for a in argv if not a.startswith("-") and "=" in a and a not in user_overrides(argv)]
+
+
+def _planned(cfg: DictConfig | None, argv: list[str]) -> Path:
+    key = _output_key(argv)
     try:
-        cfg = compose_config(overrides, hydra_node=True)
-        return Path(str(OmegaConf.select(cfg, key))).absolute()
-    except (UserInputError, OmegaConfBaseException):
-        raw = next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), "outputs")
-        return _fixed_part(raw)
+        if cfg is not None:
+            return Path(str(OmegaConf.select(cfg, key))).absolute()
+    except OmegaConfBaseException:
+        pass
+    raw = next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), "outputs")
+    return _fixed_part(raw)
 
 
 def check_output_dir(argv: list[str]) -> None:
     """UserInputError if the run's output dir cannot be created: before Hydra tries and fails."""
     multirun = "-m" in argv or "--multirun" in argv
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    key = _output_key(argv)
     value = next(
         (a.split("=", 1)[1] for a in argv if a.startswith(key + "=")),
         "multirun" if multirun else "outputs",
@@ -225,12 +231,26 @@ def check_output_dir(argv: list[str]) -> None:
         ) from None
 
 
-def check_command_line(argv: list[str]) -> None:
-    """Compose each distinct choice on the command line; UserInputError on the first bad one."""
-    for overrides in override_sets(user_overrides(argv)):
+def check_command_line(argv: list[str]) -> Path:
+    """Compose each distinct choice on the command line once; UserInputError on the first bad
+    one. Returns the planned run (or sweep) dir, read from the first choice's composition."""
+    sets = override_sets(user_overrides(argv))
+    try:
+        first = compose_config(sets[0] + hydra_overrides(argv), hydra_node=True)
+    except UserInputError:
+        first = None  # a bad hydra.* override: Hydra reports it; the keys are checked below
+    if first is None:
+        compose_checked(sets[0])
+    else:
+        planned = _planned(first, argv)
+        with open_dict(first):
+            del first["hydra"]
+        _typed(first)
+    for overrides in sets[1:]:
         compose_checked(overrides)
     if not INFO_FLAGS & set(argv):  # those print and exit: nothing is written
         check_output_dir(argv)
+    return planned if first is not None else _planned(None, argv)
 
 
 def fail(message: str) -> typing.NoReturn:

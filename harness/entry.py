@@ -1,0 +1,131 @@
+"""What train.py does around a training: the pre-flight before Hydra starts, and the routing of
+each job's outcome (a summary, a preemption, an error) to the console, summary.json and the exit
+code.
+
+    python train.py ...           one run: an error is one line, exit 2 for bad input (nothing
+                                  left behind), 1 otherwise
+    python train.py -m ...        a sweep: a failed job is recorded in its summary.json and the
+                                  rest go on; harness.callbacks.SweepStatus lists it at the end
+    torchrun ... train.py ...     every process trains one run in rank 0's run dir
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from harness import distributed
+from harness.cli import check_command_line, fail
+from harness.config import to_train_config
+from harness.errors import UserInputError
+from harness.preemption import Preempted
+from harness.rundir import NewDirs
+from harness.summary import RunStatus, RunSummary, run_name
+from harness.trainer import NonFiniteError, Trainer
+
+
+class TrainCommand:
+    """One invocation of train.py: `preflight` before Hydra, `run_job` for each job it runs."""
+
+    def __init__(self) -> None:
+        # The directories this command will create on the way to its run dir, noted before
+        # Hydra creates them: a run that fails on bad input removes those and nothing else.
+        self.new_dirs: NewDirs | None = None
+
+    def preflight(self, argv: list[str]) -> list[str]:
+        """Check the command line (each distinct choice composed once) before Hydra writes
+        anything; the overrides to add to it. Bad input: one line on stderr and exit 2."""
+        env = distributed.init()  # under torchrun every process joins here
+        try:
+            planned = check_command_line(argv)
+            extra = one_run_dir(argv, planned, env) if env.enabled else []
+        except UserInputError as e:
+            if env.main:
+                fail(str(e))
+            sys.exit(2)
+        self.new_dirs = NewDirs(planned)
+        return extra
+
+    def run_job(self, cfg: DictConfig) -> float | None:
+        """Train one job; its final val loss (Hydra's return value), or None if it failed."""
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        multirun = hc.mode == RunMode.MULTIRUN
+        group = f"{cfg.experiment}-{Path(hc.sweep.dir).name}" if multirun else None
+        try:
+            summary = Trainer(to_train_config(cfg), run_dir, group=group).train()
+        except Preempted as e:
+            pass_on(e)
+        except (UserInputError, NonFiniteError) as e:
+            if not multirun:
+                self.fail_single_run(e, run_dir)
+            name = run_name(cfg.ffn.name, cfg.seed)
+            print(f"error: job {hc.job.num} ({name}): {e}", file=sys.stderr, flush=True)
+            record_failure(run_dir, cfg, str(e))
+            return None
+        except Exception as e:
+            if not multirun:
+                raise
+            # One broken job must not end the sweep: it is recorded as failed and the rest go
+            # on; harness.callbacks.SweepStatus lists it when the sweep ends.
+            traceback.print_exc()
+            record_failure(run_dir, cfg, f"{type(e).__name__}: {e}")
+            return None
+        if distributed.current().main:
+            print(summary.console(run_dir), flush=True)
+        return summary.final_val_loss
+
+    def fail_single_run(self, e: Exception, run_dir: Path) -> NoReturn:
+        """A single run's error: one line (from rank 0 alone in a data-parallel run), exit 2 for
+        bad input (leaving nothing behind), else 1."""
+        if distributed.current().main:
+            if isinstance(e, UserInputError) and self.new_dirs is not None:
+                self.new_dirs.remove_failed_run(run_dir)
+            print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(e, UserInputError) else 1)
+
+    def close(self) -> None:
+        distributed.shutdown()
+
+
+def record_failure(run_dir: Path, cfg: DictConfig, error: str) -> None:
+    """A job that failed before the trainer wrote its summary still gets one, saying why."""
+    if not (run_dir / "summary.json").exists():
+        failed = RunSummary(cfg.ffn.name, cfg.seed, status=RunStatus.failed, error=error)
+        failed.write(run_dir)
+
+
+def pass_on(e: Preempted) -> NoReturn:
+    """Hand a preemption signal to the handler the trainer replaced: submitit's requeues the job.
+
+    Without one (a plain process), exit as the signal would have, after the checkpoint.
+    """
+    handler = signal.getsignal(e.signum)
+    if callable(handler):
+        handler(e.signum, None)
+    print(f"preempted: {e}; continue with trainer.resume=auto in the same run dir", flush=True)
+    sys.exit(128 + e.signum)
+
+
+def one_run_dir(argv: list[str], planned: Path, env: distributed.DistEnv) -> list[str]:
+    """Overrides that put every process of a torchrun run in rank 0's run dir (its ${now}
+    included); the other ranks write no Hydra files there."""
+    if "-m" in argv or "--multirun" in argv:
+        raise UserInputError(
+            "torchrun trains one run over several processes, not a sweep: drop -m (a sweep of "
+            "data-parallel runs: hydra/launcher=slurm_ddp)"
+        )
+    run_dir = distributed.broadcast(str(planned) if env.main else None)
+    extra = (
+        [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
+    )
+    if not env.main:
+        extra += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    return extra
