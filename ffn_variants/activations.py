@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -29,6 +30,77 @@ def _relu_squared(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x).square()
 
 
+LEAKY_SLOPE = 0.5  # LeakyReLU(x, 0.5)^2, as nanochat trains it
+
+
+def _leaky_relu_squared(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, LEAKY_SLOPE).square()
+
+
+# xIELU's fixed constants and initial alphas (Huang & Schlag 2024, arXiv:2411.13010), as in the
+# reference implementation, transformers.activations.XIELUActivation.
+XIELU_BETA = 0.5
+XIELU_EPS = -1e-6
+XIELU_ALPHA_INIT = 0.8
+
+
+def xielu(
+    x: torch.Tensor,
+    alpha_p: float | torch.Tensor = XIELU_ALPHA_INIT,
+    alpha_n: float | torch.Tensor = XIELU_ALPHA_INIT,
+    beta: float = XIELU_BETA,
+    eps: float = XIELU_EPS,
+) -> torch.Tensor:
+    """xIELU: alpha_p x^2 + beta x for x > 0, alpha_n (expm1(min(x, eps)) - x) + beta x otherwise.
+
+    Positive inputs get a quadratic (like ReLU^2) with a linear term, so the gradient there grows
+    with x; negative ones a gradient that goes from beta - alpha_n near 0 to beta for large |x|.
+    min(x, eps) keeps expm1 off the positive half, where torch.where would still evaluate it.
+    """
+    positive = alpha_p * x * x + beta * x
+    negative = alpha_n * (torch.expm1(torch.clamp(x, max=eps)) - x) + beta * x
+    return torch.where(x > 0, positive, negative)
+
+
+def _inverse_softplus(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+class XIELU(nn.Module):
+    """xIELU with its two scalars learned: alpha_p = softplus(a_p), alpha_n = beta + softplus(a_n).
+
+    The softplus keeps alpha_p > 0 and alpha_n > beta, as the paper requires; a_p and a_n start
+    where alpha_p = alpha_n = 0.8. They are 0-dimensional, so the optimizer's weight-decay groups
+    leave them undecayed like the norm gains (harness.runtime.make_optimizer).
+    """
+
+    def __init__(
+        self,
+        alpha_p: float = XIELU_ALPHA_INIT,
+        alpha_n: float = XIELU_ALPHA_INIT,
+        beta: float = XIELU_BETA,
+        eps: float = XIELU_EPS,
+    ) -> None:
+        super().__init__()
+        if alpha_n <= beta:
+            raise ValueError(f"xIELU needs alpha_n > beta, got alpha_n={alpha_n}, beta={beta}")
+        self.a_p = nn.Parameter(torch.tensor(_inverse_softplus(alpha_p)))
+        self.a_n = nn.Parameter(torch.tensor(_inverse_softplus(alpha_n - beta)))
+        self.beta, self.eps = beta, eps
+
+    def alphas(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_p, alpha_n), 0-dimensional tensors."""
+        return F.softplus(self.a_p), self.beta + F.softplus(self.a_n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The alphas in x's dtype: a bf16 activation stays bf16 under autocast.
+        alpha_p, alpha_n = (a.to(x.dtype) for a in self.alphas())
+        return xielu(x, alpha_p, alpha_n, self.beta, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, eps={self.eps}"
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "relu": F.relu,
     "gelu": F.gelu,  # exact, erf-based
@@ -37,7 +109,12 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": torch.sigmoid,
     "identity": _identity,
     "relu2": _relu_squared,
+    "leaky_relu2": _leaky_relu_squared,
+    "xielu": xielu,  # at its initial alphas; the FFN learns them (XIELU, LEARNED_ACTIVATIONS)
 }
+
+# Activations with learned parameters: name -> the module the FFN builds for it.
+LEARNED_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"xielu": XIELU}
 
 
 def get_activation(name: str) -> Activation:
@@ -82,6 +159,17 @@ def _sigmoid_grad(g: torch.Tensor) -> torch.Tensor:
     return s * (1 - s)
 
 
+def _leaky_relu_squared_grad(g: torch.Tensor) -> torch.Tensor:
+    return 2 * F.leaky_relu(g, LEAKY_SLOPE) * torch.where(g > 0, 1.0, LEAKY_SLOPE).to(g.dtype)
+
+
+def _xielu_grad(g: torch.Tensor) -> torch.Tensor:
+    """d xielu/dg at the initial alphas: 2 a g + b above 0, a (e^g [g < eps] - 1) + b below."""
+    a, b = XIELU_ALPHA_INIT, XIELU_BETA
+    below = a * (torch.where(g < XIELU_EPS, torch.exp(g), 0.0) - 1) + b
+    return torch.where(g > 0, 2 * a * g + b, below)
+
+
 # d act / d g, written out (the op's backward runs below autograd, so it cannot ask autograd).
 ACTIVATION_GRADS: dict[str, Activation] = {
     "relu": lambda g: (g > 0).to(g.dtype),
@@ -91,6 +179,8 @@ ACTIVATION_GRADS: dict[str, Activation] = {
     "sigmoid": _sigmoid_grad,
     "identity": torch.ones_like,
     "relu2": lambda g: 2 * F.relu(g),
+    "leaky_relu2": _leaky_relu_squared_grad,
+    "xielu": _xielu_grad,
 }
 
 

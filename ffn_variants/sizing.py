@@ -35,7 +35,14 @@ ACTIVATION_FLOPS = {
     "sigmoid": 4,
     "identity": 0,
     "swish_beta": 5,
+    "leaky_relu2": 3,  # compare, scale, square
+    # torch.where computes both halves: alpha_p x x + beta x (4), alpha_n (expm1(clamp(x)) - x)
+    # + beta x (6), then the compare and the select (2).
+    "xielu": 12,
 }
+
+# Learned scalars per layer that an activation adds: swish_beta's beta, xIELU's a_p and a_n.
+ACTIVATION_SCALARS = {"swish_beta": 1, "xielu": 2}
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,7 @@ def ffn_params(variant: str, d_model: int, d_ff: int, bias: bool = False) -> int
     count = d_model * n_in + d_ff * d_model
     if bias:
         count += n_in + d_model
-    if v.activation == "swish_beta":
-        count += 1
-    return count
+    return count + ACTIVATION_SCALARS.get(v.activation, 0)
 
 
 def ffn_flops(variant: str, d_model: int, d_ff: int) -> int:

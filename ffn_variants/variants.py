@@ -1,8 +1,9 @@
 """Feed-forward blocks: dense act(x W1) W2 and gated (act(x W) * x V) W2, and the variant registry.
 
-The rows of Shazeer (2020), "GLU Variants Improve Transformer", Table 1, plus ReLU^2 and a Swish
-gate with a learnable beta. One name per variant everywhere: registry key, config file in
-configs/ffn/, W&B tag and report row.
+The rows of Shazeer (2020), "GLU Variants Improve Transformer", Table 1, plus ReLU^2, a Swish
+gate with a learnable beta, and two later contenders: LeakyReLU(0.5)^2 (nanochat, 2026) and xIELU
+(Huang & Schlag 2024, arXiv:2411.13010) with its two scalars learned per layer. One name per
+variant everywhere: registry key, config file in configs/ffn/, W&B tag and report row.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from enum import StrEnum
 import torch
 import torch.nn as nn
 
-from ffn_variants.activations import gated_torch_packed, get_activation
+from ffn_variants.activations import LEARNED_ACTIVATIONS, gated_torch_packed, get_activation
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("gelu", False, "gelu", "GELU(xW1) W2"),
         Variant("swish", False, "silu", "Swish_1(xW1) W2"),
         Variant("relu2", False, "relu2", "max(0, xW1)^2 W2"),
+        Variant("leaky_relu2", False, "leaky_relu2", "LeakyReLU_0.5(xW1)^2 W2"),
+        Variant("xielu", False, "xielu", "xIELU(xW1) W2, alpha_p and alpha_n learned"),
         Variant("glu", True, "sigmoid", "(sigmoid(xW) * xV) W2"),
         Variant("bilinear", True, "identity", "(xW * xV) W2"),
         Variant("reglu", True, "relu", "(max(0, xW) * xV) W2"),
@@ -59,14 +62,15 @@ def get_variant(name: str) -> Variant:
 
 
 class DenseFFN(nn.Module):
-    """act(x W1) W2."""
+    """act(x W1) W2; an activation with learned parameters (xIELU) is a submodule, `act`."""
 
     def __init__(
         self, d_model: int, d_ff: int, activation: str, bias: bool = False, dropout: float = 0.0
     ) -> None:
         super().__init__()
         self.activation = activation
-        self.act = get_activation(activation)
+        learned = LEARNED_ACTIVATIONS.get(activation)
+        self.act = learned() if learned is not None else get_activation(activation)
         self.w_in = nn.Linear(d_model, d_ff, bias=bias)
         self.w_out = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)

@@ -18,6 +18,8 @@ FORMULAS = {
     "gelu": _gelu_exact,
     "swish": lambda x: x / (1 + torch.exp(-x)),
     "relu2": lambda x: torch.clamp(x, min=0) ** 2,
+    "leaky_relu2": lambda x: torch.where(x > 0, x, 0.5 * x) ** 2,
+    "xielu": None,  # depends on the learned alphas; checked below
     "glu": lambda x: 1 / (1 + torch.exp(-x)),
     "bilinear": lambda x: x,
     "reglu": lambda x: torch.clamp(x, min=0),
@@ -58,7 +60,13 @@ def test_variant_matches_its_formula(name, bias):
         hidden = act * value
     else:
         assert isinstance(ffn, DenseFFN) and w_in.shape == (d_ff, d_model)
-        hidden = FORMULAS[name](x @ w_in.T + b_in)
+        h = x @ w_in.T + b_in
+        if name == "xielu":  # alpha_p = softplus(a_p), alpha_n = beta + softplus(a_n), beta = 0.5
+            a_p, a_n = (torch.log1p(torch.exp(a)) for a in (ffn.act.a_p, ffn.act.a_n))
+            negative = (0.5 + a_n) * (torch.exp(torch.clamp(h, max=-1e-6)) - 1 - h) + 0.5 * h
+            hidden = torch.where(h > 0, a_p * h * h + 0.5 * h, negative)
+        else:
+            hidden = FORMULAS[name](h)
     expected = hidden @ ffn.w_out.weight.T + b_out
     torch.testing.assert_close(ffn(x), expected, rtol=1e-10, atol=1e-10)
 
