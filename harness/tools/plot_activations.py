@@ -95,7 +95,7 @@ def draw(out: Path) -> Path:
         ax.set_visible(False)
     fig.suptitle(
         "FFN activations (solid), their derivatives by autograd (dashed), and the gated "
-        "products act(g)·u; swiglu_beta at its initial β = 1",
+        "products act(g)·u; swiglu_beta at its initial β = 1, xielu at its initial α_p = α_n = 0.8",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
