@@ -9,7 +9,12 @@ LAUNCHER ?= basic
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train test test-all sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-wheels plot-activations lint format
+.PHONY: install data train help test sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-run gpu-wheels plot-activations lint format
+
+.DEFAULT_GOAL := help
+
+help:  ## this list
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 18
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest; then the GPT-2 BPE ranks and the built-in corpus into data/ (the tests need no network after this)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -25,9 +30,6 @@ train:  ## one run: make train FFN=geglu
 test:  ## the test suite (minutes on 2 CPU cores)
 	$(PYTHON) -m pytest -q
 
-test-all:  ## including tests marked slow
-	$(PYTHON) -m pytest -q -m ""
-
 sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus]
 	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER)
 
@@ -41,7 +43,10 @@ plot-activations:  ## every variant's activation, its derivative and the gated p
 sizes:  ## the matched-parameter table: make sizes MODEL=small
 	$(PYTHON) -m harness.tools.sizes model=$(MODEL)
 
-bench: bench-kernels bench-telemetry bench-parallel
+bench:  ## every benchmark this machine can run (the kernel benchmark needs a CUDA GPU)
+	@if $(PYTHON) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(MAKE) bench-kernels; else echo "bench: no CUDA GPU here; skipping bench-kernels"; fi
+	$(MAKE) bench-telemetry bench-parallel
 
 bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
 	$(PYTHON) -m bench.kernels
@@ -49,14 +54,19 @@ bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
 bench-parallel:  ## a 4-job sweep one after another vs with hydra/launcher=parallel -> results/parallel/
 	$(PYTHON) -m bench.parallel_sweep --oversubscribed
 
-gpu-check:  ## the acceptance run for a CUDA machine: tests, kernel benchmark, trainings -> results/gpu/
-	$(PYTHON) -m bench.gpu_check
+gpu-check:  ## the acceptance run for a CUDA machine (~6 min): GPU tests, kernel benchmark, trainings -> results/gpu/ [GPU_CHECK_ARGS=--full|--dry-run|--budget-s N]
+	$(PYTHON) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
-gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check, into .whl/
+gpu-run:  ## gpu-check on a bare offline GPU machine: wheels from .whl/ into .gpu-site/, then the run, packed into results/gpu/<gpu>.tar.gz
+	PYTHON=$(PYTHON) bash bench/gpu_run.sh $(GPU_CHECK_ARGS)
+
+gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check (Python 3.12, x86_64), into .whl/
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation py --implementation cp -d .whl \
 		hydra-core==1.3.8 omegaconf==2.3.1 liger-kernel==0.8.5
 	$(PYTHON) -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_17_x86_64 -d .whl pyyaml==6.0.2
 
 bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
 	$(PYTHON) -m bench.telemetry model=$(MODEL)
@@ -65,5 +75,5 @@ lint:  ## ruff: lint rules and formatting (make format applies the formatting)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
-format:
+format:  ## apply ruff's formatting
 	$(PYTHON) -m ruff format .
