@@ -4,6 +4,11 @@ Both are sampled at the log interval only. Activation statistics come from forwa
 attached for one forward pass and removed right after, so steps in between pay nothing.
 For a gated FFN the hooks see the packed projection (gate x W and value x V, before the fused
 product) and the input of W2 (the product); for a dense FFN the input of W2 is the activation.
+
+Outliers: the input of W2 also gets its excess kurtosis (see tensor_stats), and a gated FFN the
+alignment of its gate and value weights (gate_value_alignment), which Fishman et al. (2024,
+"Scaling FP8 training to trillion-token LLMs") found to grow in SwiGLU and to make its products'
+outliers.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ffn_variants.variants import GatedFFN
 
@@ -47,20 +53,65 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
     return out
 
 
+STAT_NAMES = ("mean", "std", "rms", "absmax", "frac_zero")
+
+
+def excess_kurtosis(x: torch.Tensor) -> torch.Tensor:
+    """E[(x - mean)^4] / Var(x)^2 - 3 over all elements (population moments): 0 for a Gaussian,
+    3 for a Laplace, large where a few elements are far out; NaN for a constant tensor.
+
+    The tail measure of the outlier telemetry: it is scale-free (a layer whose activations grow
+    as a whole does not move it, so layers, steps and variants compare directly) and its fourth
+    power makes it dominated by the largest |x|, which is what breaks low-precision formats;
+    absmax alone grows with the number of elements and with the scale. Quantisation studies
+    track the same quantity (Bondarenko et al. 2023, "Quantizable Transformers"). A ReLU-type
+    activation is skewed by its mass at 0, so compare a variant with itself over training or
+    across layers rather than one variant's level with another's.
+    """
+    centred = x - x.mean()
+    var = centred.square().mean()
+    return centred.square().square().mean() / var.square() - 3
+
+
 @torch.no_grad()
-def tensor_stats(x: torch.Tensor) -> dict[str, float]:
-    """mean, std, rms, max |x| and the fraction of |x| < NEAR_ZERO, in float32."""
+def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
+    """mean, std, rms, max |x| and the fraction of |x| < NEAR_ZERO, in float32; with `tail`,
+    also the excess kurtosis ("kurtosis")."""
     x = x.detach().float()
-    stats = torch.stack(
-        [
-            x.mean(),
-            x.std(),
-            x.square().mean().sqrt(),
-            x.abs().max(),
-            (x.abs() < NEAR_ZERO).float().mean(),
-        ]
-    ).tolist()
-    return dict(zip(("mean", "std", "rms", "absmax", "frac_zero"), stats, strict=True))
+    parts = [
+        x.mean(),
+        x.std(),
+        x.square().mean().sqrt(),
+        x.abs().max(),
+        (x.abs() < NEAR_ZERO).float().mean(),
+    ]
+    names = STAT_NAMES
+    if tail:
+        parts.append(excess_kurtosis(x))
+        names = (*names, "kurtosis")
+    return dict(zip(names, torch.stack(parts).tolist(), strict=True))
+
+
+def gate_value_alignment(ffn: GatedFFN) -> torch.Tensor:
+    """The mean |cos| between matching rows of the gate weights W and the value weights V.
+
+    Row j of W and of V make hidden unit j's gate and value; where they align, act(x W_j) * x V_j
+    grows like a square of x V_j (Fishman et al. 2024). About sqrt(2 / (pi d_model)) for
+    independent random rows (0.07 at d_model 128), 1 where every W_j is parallel to V_j.
+    """
+    weight = ffn.w_in.weight.detach().float()
+    gate, value = weight[: ffn.d_ff], weight[ffn.d_ff :]
+    return F.cosine_similarity(gate, value, dim=1).abs().mean()
+
+
+@torch.no_grad()
+def weight_stats(model: nn.Module) -> dict[str, float]:
+    """act/L<i>/gate_value/alignment of every gated FFN layer (nothing for dense ones)."""
+    gated = [(i, f) for i, f in enumerate(ffn_layers(model)) if isinstance(f, GatedFFN)]
+    if not gated:
+        return {}
+    values = torch.stack([gate_value_alignment(f) for _, f in gated]).tolist()
+    return {f"act/L{i}/gate_value/alignment": v for (i, _), v in zip(gated, values, strict=True)}
 
 
 def ffn_layers(model: nn.Module) -> list[nn.Module]:
@@ -72,10 +123,12 @@ def ffn_layers(model: nn.Module) -> list[nn.Module]:
 def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
     """Within this context, forward passes record statistics of every FFN layer's activations.
 
-    Yields a dict filled with keys like "act/L0/gate/rms" (gated) or "act/L0/act/rms" (dense);
-    the hooks are removed when the context ends.
+    Yields a dict filled with keys like "act/L0/gate/rms" (gated) or "act/L0/act/rms" (dense),
+    "act/L0/product/kurtosis" or "act/L0/act/kurtosis" for the input of W2, and (gated, from the
+    weights as they are on entry) "act/L0/gate_value/alignment"; the hooks are removed when the
+    context ends.
     """
-    stats: dict[str, float] = {}
+    stats: dict[str, float] = weight_stats(model)
     handles = []
     for i, ffn in enumerate(ffn_layers(model)):
         if isinstance(ffn, GatedFFN):
@@ -91,7 +144,7 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
         part = "product" if isinstance(ffn, GatedFFN) else "act"
 
         def on_hidden(_module, inputs, i=i, part=part):
-            for k, v in tensor_stats(inputs[0]).items():
+            for k, v in tensor_stats(inputs[0], tail=True).items():
                 stats[f"act/L{i}/{part}/{k}"] = v
 
         handles.append(ffn.w_out.register_forward_pre_hook(on_hidden))
