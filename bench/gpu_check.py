@@ -201,6 +201,7 @@ NEEDED_MODULES = {
     "pytest": "pytest",
     "tiktoken": "tiktoken",
     "tqdm": "tqdm",
+    "yaml": "PyYAML (.whl/)",
     "omegaconf": "omegaconf (.whl/)",
     "hydra": "hydra-core (.whl/)",
     "antlr4": "antlr4-python3-runtime (.whl/)",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,29 @@ def test_without_cuda_it_exits_2_with_one_line():
     assert lines == [
         "error: gpu-check needs a CUDA GPU and torch sees none (torch.cuda.is_available() is False)"
     ]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without CUDA")
+def test_the_offline_recipe_gets_to_the_cuda_check_with_every_import_satisfied(tmp_path):
+    """bash bench/gpu_run.sh: the wheels of .whl/ (where make gpu-wheels put them) into a target
+    dir on PYTHONPATH, gpu-check's imports, then exit 2 at "no CUDA", with nothing to pack.
+    (Checked by hand in a venv shaped like the GPU machine: see docs/kernels.md.)"""
+    wheels = tmp_path / "wheels"  # the pure-Python ones (.whl/'s PyYAML is for Python 3.12)
+    wheels.mkdir()
+    for wheel in (REPO / ".whl").glob("*-py3-none-any.whl"):
+        shutil.copy(wheel, wheels)
+    env = {**os.environ, "GPU_SITE": str(tmp_path / "site"), "GPU_WHEELS": str(wheels)}
+    env.update(PYTHON=sys.executable, PIP_NO_INDEX="1")
+    proc = subprocess.run(
+        ["bash", "bench/gpu_run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: gpu-check needs a CUDA GPU and torch sees none (torch.cuda.is_available() is False)"
+    )
+    assert "cannot import" not in proc.stderr and "packed" not in proc.stdout
+    if list(wheels.glob("hydra_core-*.whl")):
+        assert (tmp_path / "site" / "hydra").is_dir()
 
 
 def test_steady_state_is_the_median_of_the_second_half():
