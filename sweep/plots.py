@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
+from sweep import colors as palette  # noqa: E402
 from sweep.scaling import fit_band  # noqa: E402
 from sweep.stats import aligned_mean_ci  # noqa: E402
 from sweep.table import Row  # noqa: E402
@@ -38,10 +39,10 @@ ACT_STATS = [
 ]
 
 
-def variant_colors(variants: Sequence[str]) -> dict[str, tuple]:
-    """A stable colour per variant (alphabetical order into tab10)."""
-    cmap = plt.get_cmap("tab10")
-    return {v: cmap(i % 10) for i, v in enumerate(sorted(variants))}
+def variant_colors(variants: Sequence[str]) -> dict[str, str]:
+    """A stable colour per variant (alphabetical order into tab10): sweep.colors, the one source
+    the W&B views (sweep.dashboard) use too."""
+    return palette.variant_colors(variants)
 
 
 def series(records: Records, key: str) -> dict[int, float]:
@@ -72,7 +73,7 @@ def _x_of(steps: np.ndarray, tok: Mapping[int, float]) -> tuple[np.ndarray, str]
 def plot_val_loss(
     runs_by_variant: Mapping[str, Sequence[Records]],
     path: Path,
-    colors: Mapping[str, tuple],
+    colors: Mapping[str, str],
     order: Sequence[str],
 ) -> str | None:
     """Validation loss vs tokens: mean over seeds (aligned by step) with a 95% CI band."""
@@ -129,7 +130,7 @@ def plot_val_loss(
     return None
 
 
-def _final_loss_point(ax, i: int, row: Row, seeds: list[float], color: tuple) -> None:
+def _final_loss_point(ax, i: int, row: Row, seeds: list[float], color: str) -> None:
     """One variant at x = i: its seeds (grey), the mean with its CI, and the numbers."""
     m, h = row.final_val_loss_mean, row.final_val_loss_ci_half_width
     jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
@@ -153,7 +154,7 @@ def plot_final_loss(
     rows: Sequence[Row],
     seeds_by_variant: Mapping[str, Mapping[object, float]],
     path: Path,
-    colors: Mapping[str, tuple],
+    colors: Mapping[str, str],
     baselines: Sequence[str] = (),
 ) -> str | None:
     """Final val loss per variant (sorted best first): mean with 95% CI error bars, plus seeds,
@@ -210,7 +211,7 @@ def _act_series(runs: Sequence[Records], parts: str, stat: str) -> list[dict[int
 def plot_activations(
     runs_by_variant: Mapping[str, Sequence[Records]],
     path: Path,
-    colors: Mapping[str, tuple],
+    colors: Mapping[str, str],
     order: Sequence[str],
 ) -> str | None:
     """Small multiples of activation statistics over training (rows: stat, cols: part).
