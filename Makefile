@@ -9,7 +9,7 @@ LAUNCHER ?= basic
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train help test sweep report sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: install data train help test sweep report dashboard sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -18,7 +18,7 @@ help:  ## this list
 
 install:  ## torch first (pinned: a CPU build here; an unpinned one pulls GBs of CUDA), then the rest; then the GPT-2 BPE ranks and the built-in corpus into data/ (the tests need no network after this)
 	$(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install -e ".[dev,sweep,kernels]"
+	$(PYTHON) -m pip install -e ".[dev,sweep,kernels,wandb]"
 	$(PYTHON) -m harness.tools.fetch_sources
 
 data:  ## tokenize the built-in corpus once (later runs reuse the cache in data/)
@@ -36,6 +36,10 @@ sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=par
 report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...]
 	@test -n "$(SWEEP_DIR)" || { echo "make report: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
 	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b))
+
+dashboard:  ## W&B workspace and Report of the newest sweep, as JSON specs under results/<name>/wandb/ [SWEEP_DIR=...] [SAVE=1: save them to W&B]
+	@test -n "$(SWEEP_DIR)" || { echo "make dashboard: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
+	$(PYTHON) -m sweep.dashboard $(SWEEP_DIR) $(if $(SAVE),--save)
 
 plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/
 	$(PYTHON) -m harness.tools.plot_activations
