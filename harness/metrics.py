@@ -142,11 +142,12 @@ class WandbLogger:
 
     def _define_metrics(self) -> None:
         """Tokens seen as the x-axis of train/ and val/ charts (runs of different batch sizes line
-        up), and val/loss summarised by its minimum."""
+        up), and val/loss and val/bpb summarised by their minima."""
         self.run.define_metric("tokens")
         for prefix in ("train/*", "val/*", "grad_norm/*", "act/*"):
             self.run.define_metric(prefix, step_metric="tokens")
         self.run.define_metric("val/loss", step_metric="tokens", summary="min")
+        self.run.define_metric("val/bpb", step_metric="tokens", summary="min")
 
     @property
     def id(self) -> str | None:

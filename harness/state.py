@@ -27,12 +27,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# Fields that older checkpoints lack; every other one a checkpoint must have.
+ADDED_LATER = frozenset({"val_bpb", "best_val_bpb"})
+
+
 @dataclass
 class TrainState:
     step: int = 0
     tokens: int = 0  # tokens trained on, over all processes
     val_loss: float = math.nan
     best_val_loss: float = math.inf
+    val_bpb: float = math.nan  # bits per UTF-8 byte of the validation text
+    best_val_bpb: float = math.inf
     train_loss: float = math.nan
     skipped_steps: int = 0
     wandb_id: str | None = None
@@ -45,6 +51,8 @@ class TrainState:
 
     def load_state_dict(self, state: dict[str, Any], rank: int = 0) -> None:
         for f in dataclasses.fields(self):
+            if f.name in ADDED_LATER and f.name not in state:
+                continue  # a checkpoint from before the field existed: keep its default
             setattr(self, f.name, state[f.name])
         set_rng_state(state["rng"][rank])
 

@@ -72,6 +72,8 @@ class RunSummary:
     wall_time_s: float | None = None
     final_val_loss: float | None = None
     best_val_loss: float | None = None
+    final_val_bpb: float | None = None  # bits per UTF-8 byte of the validation text
+    best_val_bpb: float | None = None
     final_train_loss: float | None = None
     skipped_steps: int = 0
 
@@ -114,6 +116,7 @@ class RunSummary:
             f"{_fmt(self.peak_tflops, '.3g')} ({self.peak_source})",
             f"val loss   final {_fmt(self.final_val_loss)}  best {_fmt(self.best_val_loss)}"
             f"  (train {_fmt(self.final_train_loss)})",
+            f"val bpb    final {_fmt(self.final_val_bpb)}  best {_fmt(self.best_val_bpb)}",
             f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",
         ]
         width = max(len(line) for line in lines)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -35,6 +36,7 @@ from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
+from harness.data.bpb import bits_per_byte, nats_and_bytes
 from harness.data.tokenizer import TRUNCATED
 from harness.errors import UserInputError, one_line
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
@@ -119,6 +121,12 @@ class Trainer:
             data.train, t.batch_size, m.block_size, self.cfg.seed, shard
         )
         self.val_batches = BatchSampler(data.val, t.batch_size, m.block_size, VAL_SEED)
+        # val/bpb's denominator: the UTF-8 bytes of every validation target, looked up once.
+        table = torch.from_numpy(data.token_bytes).to(self.device)
+        targets = (self.val_batches.get(i)[1] for i in range(t.eval_batches))
+        self.val_target_bytes = [table[y.to(self.device)] for y in targets]
+        self.data_info["val_tokens"] = sum(b.numel() for b in self.val_target_bytes)
+        self.data_info["val_bytes"] = int(sum(b.sum() for b in self.val_target_bytes))
 
     def setup_model(self) -> None:
         t, m = self.cfg.trainer, self.cfg.model
@@ -303,7 +311,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> None:
-        """Mean loss over the fixed validation batches; logged, and kept in the state.
+        """Loss and bits per byte over the fixed validation batches; logged, and kept in the state.
 
         Rank 0 alone, on the plain model (no collective): the other processes go on and wait for
         it in the next step's gradient all-reduce.
@@ -311,18 +319,33 @@ class Trainer:
         s = self.state
         if not self.dist.main:
             return
+        metrics = self.validation_metrics()
+        s.val_loss, s.val_bpb = metrics["val/loss"], metrics["val/bpb"]
+        s.best_val_loss = min(s.best_val_loss, s.val_loss)
+        s.best_val_bpb = min(s.best_val_bpb, s.val_bpb)
+        self.log({**metrics, "val/best_loss": s.best_val_loss, "val/best_bpb": s.best_val_bpb})
+        train_part = f"train {s.train_loss:.4f}  " if s.step else ""
+        self.bar.write(f"step {s.step:>6}  {train_part}val {s.val_loss:.4f} ({s.val_bpb:.4f} bpb)")
+
+    @torch.no_grad()
+    def validation_metrics(self) -> dict[str, float]:
+        """val/loss: the mean loss per token over the validation batches, in nats. val/bpb: the
+        loss summed over their targets in bits, per UTF-8 byte of the text those targets decode
+        to (harness.data.bpb; end-of-text targets count in neither sum)."""
         self.model.eval()
-        losses = []
-        for i in range(self.cfg.trainer.eval_batches):
+        losses, nats = [], []
+        for i, target_bytes in enumerate(self.val_target_bytes):
             x, y = (b.to(self.device, non_blocking=True) for b in self.val_batches.get(i))
             with self.autocast:
-                losses.append(self.model(x, y)[1].float())
+                logits, loss = self.model(x, y)
+            losses.append(loss.float())
+            per_token = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+            nats.append(nats_and_bytes(per_token, target_bytes.flatten())[0])
         self.model.train()
-        s.val_loss = torch.stack(losses).mean().item()
-        s.best_val_loss = min(s.best_val_loss, s.val_loss)
-        self.log({"val/loss": s.val_loss, "val/best_loss": s.best_val_loss})
-        train_part = f"train {s.train_loss:.4f}  " if s.step else ""
-        self.bar.write(f"step {s.step:>6}  {train_part}val {s.val_loss:.4f}")
+        return {
+            "val/loss": torch.stack(losses).mean().item(),
+            "val/bpb": bits_per_byte(torch.stack(nats).sum().item(), self.data_info["val_bytes"]),
+        }
 
     def log(self, record: dict[str, float]) -> None:
         if record:
@@ -466,6 +489,8 @@ class Trainer:
             model_tflops=tflops,
             final_val_loss=s.val_loss,
             best_val_loss=s.best_val_loss,
+            final_val_bpb=s.val_bpb,
+            best_val_bpb=s.best_val_bpb,
             final_train_loss=s.train_loss,
             skipped_steps=s.skipped_steps,
             peak_memory_mib=peak_memory_mib(self.device),

