@@ -309,7 +309,7 @@ def run_tests(report: Report, out: Path, stage: Stage) -> None:
     deadline = time.monotonic() + stage_timeout(stage.estimate_s)
     procs = []
     for k in range(SHARDS):
-        log = open(folder / f"shard-{k}.log", "w")  # noqa: SIM115 (closed below)
+        log = open(folder / f"shard-{k}.log", "w")  # closed once the process is done
         cmd = test_command(folder / f"shard-{k}.xml", (k, SHARDS), TEST_FILES)
         procs.append((subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log, env=env), log))
     stopped = []
@@ -360,7 +360,9 @@ def run_kernels(report: Report, out: Path, stage: Stage, cases: list[tuple[str, 
     log = out / "kernels.log"
     log.unlink(missing_ok=True)
     per_case, start = ESTIMATES["kernels:case"], ESTIMATES["kernels:start"]
-    fits = max(0, min(len(cases), int((CLOCK.left() - start) // per_case)))
+    left = CLOCK.left()
+    fits = len(cases) if left == float("inf") else max(0, int((left - start) // per_case))
+    fits = min(len(cases), fits)
     todo, skipped = cases[:fits], cases[fits:]
     crashed: list[dict] = []
     began = time.monotonic()
@@ -373,9 +375,11 @@ def run_kernels(report: Report, out: Path, stage: Stage, cases: list[tuple[str, 
         todo = [c for c in todo if c not in done]
         if rc == 0 or not todo:
             break
+        why, last = ("timed out" if rc == 124 else f"exit {rc}"), tail(log, 1)
+        if rc == 2:  # it could not start (no CUDA, no Triton): the same for every case
+            crashed += [error_row(*c, "*", f"the benchmark could not start: {last}") for c in todo]
+            break
         dead = todo.pop(0)  # the case it was in when it died: recorded, and the rest go on
-        why = "timed out" if rc == 124 else f"exit {rc}"
-        last = tail(log, 1)
         crashed.append(error_row(*dead, "*", f"the benchmark process died ({why}): {last}"))
         say(f"kernel case {case_name(*dead)} crashed the benchmark ({why}); going on")
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
