@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from harness.diskfull import DiskFullError, is_disk_full, state_nbytes
 from harness.errors import UserInputError
 from harness.metrics import warn
 
@@ -26,14 +27,22 @@ def checkpoint_path(directory: Path, step: int) -> Path:
 
 def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Save `state` as step_<step>.pt via temp file, fsync and rename; keep the newest `keep`."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(directory, step)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)  # a partial file holds the space that ran out
+        if is_disk_full(e):
+            raise DiskFullError(
+                f"the checkpoint of step {step}", path, state_nbytes(state), cause=e
+            ) from e
+        raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable

@@ -29,6 +29,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
+from harness import tuned
 from harness.config import TrainConfig, register_configs, to_train_config
 from harness.errors import UserInputError, one_line
 
@@ -188,7 +189,7 @@ def _fixed_part(path: str) -> Path:
     return Path(path.split("${")[0] or ".").absolute()
 
 
-def _output_key(argv: list[str]) -> str:
+def output_key(argv: list[str]) -> str:
     return "hydra.sweep.dir" if "-m" in argv or "--multirun" in argv else "hydra.run.dir"
 
 
@@ -198,7 +199,7 @@ def hydra_overrides(argv: list[str]) -> list[str]:
 
 
 def _planned(cfg: DictConfig | None, argv: list[str]) -> Path:
-    key = _output_key(argv)
+    key = output_key(argv)
     try:
         if cfg is not None:
             return Path(str(OmegaConf.select(cfg, key))).absolute()
@@ -211,7 +212,7 @@ def _planned(cfg: DictConfig | None, argv: list[str]) -> Path:
 def check_output_dir(argv: list[str]) -> None:
     """UserInputError if the run's output dir cannot be created: before Hydra tries and fails."""
     multirun = "-m" in argv or "--multirun" in argv
-    key = _output_key(argv)
+    key = output_key(argv)
     value = next(
         (a.split("=", 1)[1] for a in argv if a.startswith(key + "=")),
         "multirun" if multirun else "outputs",
@@ -243,6 +244,8 @@ def check_command_line(argv: list[str]) -> Path:
         compose_checked(sets[0])
     else:
         planned = _planned(first, argv)
+        multirun = "-m" in argv or "--multirun" in argv
+        tuned.check_sweep(first, user_overrides(argv), compose_config, multirun)
         with open_dict(first):
             del first["hydra"]
         _typed(first)

@@ -3,7 +3,8 @@ each job's outcome (a summary, a preemption, an error) to the console, summary.j
 code.
 
     python train.py ...           one run: an error is one line, exit 2 for bad input (nothing
-                                  left behind), 1 otherwise
+                                  left behind), 3 for a full disk or quota (harness.diskfull:
+                                  the run dir kept, resumable), 1 otherwise
     python train.py -m ...        a sweep: a failed job is recorded in its summary.json and the
                                   rest go on; harness.callbacks.SweepStatus lists it at the end
     torchrun ... train.py ...     every process trains one run in rank 0's run dir
@@ -11,6 +12,7 @@ code.
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import traceback
@@ -22,8 +24,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.cli import check_command_line, fail
+from harness.cli import INFO_FLAGS, check_command_line, fail, output_key
 from harness.config import to_train_config
+from harness.diskfull import (
+    DISK_FULL_EXIT,
+    MIN_FREE_TO_START,
+    DiskFullError,
+    as_disk_full,
+    free_bytes,
+    is_disk_full,
+)
 from harness.errors import UserInputError
 from harness.preemption import Preempted
 from harness.rundir import NewDirs
@@ -45,12 +55,28 @@ class TrainCommand:
         env = distributed.init()  # under torchrun every process joins here
         try:
             planned = check_command_line(argv)
-            extra = one_run_dir(argv, planned, env) if env.enabled else []
+            if env.main and not INFO_FLAGS & set(argv):
+                check_free_space(planned)
         except UserInputError as e:
             if env.main:
                 fail(str(e))
             sys.exit(2)
+        except DiskFullError as e:
+            if env.main:
+                print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(DISK_FULL_EXIT)
         self.new_dirs = NewDirs(planned)
+        extra = []
+        if env.main and not INFO_FLAGS & set(argv) and not user_set_output_dir(argv):
+            # ${now:} has one-second resolution: two commands started in the same second would
+            # share a dir (and with trainer.resume=auto, one would resume the other's run).
+            # The claimed name is passed on even when it is the planned one: Hydra would resolve
+            # ${now:} again, maybe a second later.
+            planned = claim_dir(planned)
+            self.new_dirs.created.add(planned.absolute())
+            extra.append(f"{output_key(argv)}={planned}")
+        if env.enabled:
+            extra += one_run_dir(argv + extra, planned, env)
         return extra
 
     def run_job(self, cfg: DictConfig) -> float | None:
@@ -63,7 +89,7 @@ class TrainCommand:
             summary = Trainer(to_train_config(cfg), run_dir, group=group).train()
         except Preempted as e:
             pass_on(e)
-        except (UserInputError, NonFiniteError) as e:
+        except (UserInputError, NonFiniteError, DiskFullError) as e:
             if not multirun:
                 self.fail_single_run(e, run_dir)
             name = run_name(cfg.ffn.name, cfg.seed)
@@ -71,6 +97,13 @@ class TrainCommand:
             record_failure(run_dir, cfg, str(e))
             return None
         except Exception as e:
+            if is_disk_full(e):  # e.g. Hydra's or the token cache's writes
+                full = as_disk_full(e, "the run's files", run_dir)
+                if not multirun:
+                    self.fail_single_run(full, run_dir)
+                print(f"error: job {hc.job.num}: {full}", file=sys.stderr, flush=True)
+                record_failure(run_dir, cfg, str(full))
+                return None
             if not multirun:
                 raise
             # One broken job must not end the sweep: it is recorded as failed and the rest go
@@ -89,6 +122,8 @@ class TrainCommand:
             if isinstance(e, UserInputError) and self.new_dirs is not None:
                 self.new_dirs.remove_failed_run(run_dir)
             print(f"error: {e}", file=sys.stderr, flush=True)
+        if isinstance(e, DiskFullError):
+            sys.exit(DISK_FULL_EXIT)
         sys.exit(2 if isinstance(e, UserInputError) else 1)
 
     def close(self) -> None:
@@ -99,7 +134,40 @@ def record_failure(run_dir: Path, cfg: DictConfig, error: str) -> None:
     """A job that failed before the trainer wrote its summary still gets one, saying why."""
     if not (run_dir / "summary.json").exists():
         failed = RunSummary(cfg.ffn.name, cfg.seed, status=RunStatus.failed, error=error)
-        failed.write(run_dir)
+        try:
+            failed.write(run_dir)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            print(f"error: {run_dir}/summary.json could not be written either (disk full)")
+
+
+def check_free_space(planned: Path) -> None:
+    """DiskFullError when the filesystem of the planned run dir has too little space for even
+    Hydra's config copy (the run would fail inside Hydra, before the trainer starts)."""
+    free = free_bytes(planned)
+    if free < MIN_FREE_TO_START:
+        raise DiskFullError(
+            "the run dir", planned, MIN_FREE_TO_START, cause=OSError(errno.ENOSPC, "no space")
+        )
+
+
+def user_set_output_dir(argv: list[str]) -> bool:
+    return any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in argv)
+
+
+def claim_dir(planned: Path) -> Path:
+    """`planned`, created now, or if it exists `<planned>-2`, `-3`, ...: the first name this
+    command creates itself (mkdir is atomic, so two commands never get the same one)."""
+    planned.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = planned if n == 1 else planned.with_name(f"{planned.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise UserInputError(f"{planned} and 998 numbered variants of it exist; set hydra.run.dir")
 
 
 def pass_on(e: Preempted) -> NoReturn:

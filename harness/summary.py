@@ -32,8 +32,12 @@ class RunStatus(StrEnum):
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON through a temp file and a rename, so a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def run_name(variant: str | None, seed: int | None) -> str:

@@ -38,6 +38,14 @@ from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
 from harness.data.bpb import bits_per_byte, nats_and_bytes
 from harness.data.tokenizer import TRUNCATED
+from harness.diskfull import (
+    DiskFullError,
+    as_disk_full,
+    free_bytes,
+    human_bytes,
+    is_disk_full,
+    state_nbytes,
+)
 from harness.errors import UserInputError, one_line
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
@@ -73,6 +81,7 @@ class Trainer:
         self.cfg, self.run_dir, self.group = cfg, run_dir, group
         self.state = TrainState()
         self.sink: MetricsSink | None = None
+        self.last_checkpoint: tuple[int, Path] | None = None  # (step, path): for a disk-full error
         self.setup()
 
     # ------------------------------------------------------------------------------- set-up
@@ -168,7 +177,14 @@ class Trainer:
 
     def train(self) -> RunSummary:
         """Train to trainer.max_steps, from the checkpoint trainer.resume names if any."""
-        self.open_logs(resumed=self.resume())
+        resumed = self.resume()
+        try:
+            self.open_logs(resumed)
+        except OSError as e:
+            if is_disk_full(e):
+                raise self.disk_full(e) from None
+            raise
+        self.warn_if_short_of_space()
         with self.finishing(), PreemptionFlag() as preempt:
             if self.state.step == 0:
                 self.evaluate()  # the loss at initialisation: where every curve starts
@@ -373,10 +389,42 @@ class Trainer:
             return
         state = self.state_dict()  # a collective: every rank's RNG state
         if self.dist.main:
-            save_checkpoint(
+            path = save_checkpoint(
                 self.run_dir / "checkpoints", self.state.step, state, t.keep_checkpoints
             )
+            self.last_checkpoint = (self.state.step, path)
         distributed.barrier()
+
+    def checkpoint_bytes(self) -> int:
+        """About one checkpoint's size: the weights and AdamW's two moments, in float32."""
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return 3 * weights + state_nbytes(dict(self.model.named_buffers()))
+
+    def warn_if_short_of_space(self) -> None:
+        """Warn (never refuse) when the run dir's filesystem has less free space than the
+        checkpoints will take: keep_checkpoints of them plus the one being written."""
+        t = self.cfg.trainer
+        if not (t.checkpoint and self.dist.main):
+            return
+        if t.keep_checkpoints > 0:
+            count = t.keep_checkpoints + 1
+        else:
+            count = 1 + (self.max_steps // t.ckpt_interval if t.ckpt_interval > 0 else 0)
+        size = self.checkpoint_bytes()
+        free = free_bytes(self.run_dir)
+        if free < count * size:
+            warn(
+                f"{human_bytes(free)} free under {self.run_dir}, and the checkpoints need about "
+                f"{human_bytes(count * size)} ({count} x {human_bytes(size)}); the run may stop "
+                "on a full disk: free space, or set trainer.keep_checkpoints / "
+                "trainer.ckpt_interval, or another hydra.run.dir"
+            )
+
+    def disk_full(self, e: BaseException) -> DiskFullError:
+        """A disk-full error anywhere in the run, naming the last good checkpoint."""
+        return as_disk_full(e, "the run's files", self.run_dir).with_checkpoint(
+            self.last_checkpoint
+        )
 
     def resume(self) -> bool:
         """Load the checkpoint trainer.resume names, if any; True if the run continues one."""
@@ -384,6 +432,9 @@ class Trainer:
         if found is None:
             return False
         path, state = found
+        if self.cfg.trainer.resume == "auto":
+            check_same_config(state.get("config", {}), as_plain_dict(self.cfg), path)
+        self.last_checkpoint = (int(state.get("train_state", {}).get("step", 0)), path)
         saved_world = state.get("train_state", {}).get("world_size", 1)
         if saved_world != self.dist.world_size:
             raise UserInputError(
@@ -466,6 +517,10 @@ class Trainer:
             status, error = RunStatus.diverged, str(e)
             raise
         except BaseException as e:
+            if is_disk_full(e):
+                full = self.disk_full(e)
+                status, error = RunStatus.failed, str(full)
+                raise full from None
             status, error = RunStatus.failed, f"{type(e).__name__}: {e}"
             raise
         finally:
@@ -497,10 +552,55 @@ class Trainer:
             ended_at=time.time(),
         )
         if self.dist.main:
-            self.summary.write(self.run_dir)
+            try:
+                self.summary.write(self.run_dir)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                warn(f"summary.json could not record status {status} either (disk full)")
         self.sink.close(self.summary)
 
     def utilisation(self, tokens_per_s: float) -> tuple[float, float]:
         """(MFU, model TFLOP/s) of one device, from the run's tokens/s over all processes."""
         per_device = tokens_per_s / self.dist.world_size
         return mfu(per_device, self.summary.flops_per_token["train"], self.peak)
+
+
+# What may change between a run and its resumption: how it is logged, shown and checkpointed, and
+# where its data cache lives. Anything else would resume one run's checkpoints into another.
+RESUMABLE_CHANGES = (
+    "logger.",
+    "trainer.resume",
+    "trainer.progress",
+    "trainer.keep_checkpoints",
+    "trainer.ckpt_interval",
+    "data.cache_dir",
+)
+
+
+def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out |= flat_config(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """UserInputError (one line) when trainer.resume=auto finds a checkpoint of a run started
+    with another config: the run dir belongs to a different run."""
+    old, new = flat_config(saved), flat_config(current)
+    differ = [
+        k
+        for k in sorted(old.keys() & new.keys())
+        if old[k] != new[k] and not k.startswith(RESUMABLE_CHANGES)
+    ]
+    if differ:
+        shown = ", ".join(f"{k}={old[k]} (now {new[k]})" for k in differ[:4])
+        more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+        raise UserInputError(
+            f"the run dir's checkpoint {path} is of a run with another config: {shown}{more}; "
+            "rerun with the same overrides to resume it, or use another hydra.run.dir, or "
+            "trainer.resume=never to start over there"
+        )
