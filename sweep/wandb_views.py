@@ -201,6 +201,5 @@ def report(sweep: Sweep, entity: str, online: bool) -> wr.Report:
         project=sweep.project,
         title=f"FFN variant sweep: {sweep.name}"[:128],
         description=f"W&B group {sweep.group}; every number is from {sweep.report_path}.",
-        blocks=blocks,
-        width="fluid",
+        blocks=blocks,  # the default width: wandb-workspaces reads no other back
     )
