@@ -432,8 +432,6 @@ class Trainer:
         if found is None:
             return False
         path, state = found
-        if self.cfg.trainer.resume == "auto":
-            check_same_config(state.get("config", {}), as_plain_dict(self.cfg), path)
         self.last_checkpoint = (int(state.get("train_state", {}).get("step", 0)), path)
         saved_world = state.get("train_state", {}).get("world_size", 1)
         if saved_world != self.dist.world_size:
@@ -442,6 +440,8 @@ class Trainer:
                 f"has {self.dist.world_size}; resume it with the same number (torchrun "
                 f"--nproc_per_node={saved_world}), or use another run dir or trainer.resume=never"
             )
+        if self.cfg.trainer.resume == "auto":
+            check_same_config(state.get("config", {}), as_plain_dict(self.cfg), path)
         try:
             self.load_state_dict(state)
         except (RuntimeError, ValueError, KeyError) as e:

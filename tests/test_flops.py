@@ -52,13 +52,14 @@ def test_peak_table_names():
     assert table_peak("NVIDIA H100 PCIe") == ("H100 PCIe", 756.0)
     assert table_peak("NVIDIA H100 NVL") == ("H100 NVL", 835.0)
     assert table_peak("NVIDIA H200") == ("H200", 989.0)
+    assert table_peak("NVIDIA H200 NVL") == ("H200 NVL", 835.0)
     assert table_peak("NVIDIA A100-SXM4-80GB") == ("A100", 312.0)
     assert table_peak("NVIDIA L40S") == ("L40S", 362.0)
     assert table_peak("NVIDIA L4") == ("L4", 121.0)
     assert table_peak("NVIDIA GeForce RTX 4090") == ("RTX 4090", 165.2)
     assert table_peak("NVIDIA B200") == ("B200", 2250.0)
     assert table_peak("Tesla T4") is None
-    assert len(PEAK_BF16_TFLOPS) == 9
+    assert len(PEAK_BF16_TFLOPS) == 10
 
 
 def test_a_cpu_gets_a_measured_peak():
