@@ -59,6 +59,7 @@ RUN_COLUMNS = [
     ("status", "summary:status"),
 ]
 
+WANDB_DIR = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(\w+)$")
 ACT_KEY = re.compile(r"^act/L(\d+)/([^/]+)/([^/]+)$")
 # Activation charts side by side: the nonlinearity's output ("gate" in a gated FFN, "act" in a
 # dense one, one column as in the report's plot), the value, and their product (W2's input).
@@ -213,15 +214,15 @@ def read_config(run: Run) -> dict[str, Any]:
 
 def wandb_run(run_dir: Path) -> WandbRun | None:
     """The W&B run under a job's wandb/ dir (the newest id if there are several)."""
-    dirs = sorted(
-        (p for p in (run_dir / "wandb").glob("*run-*-*") if p.is_dir() and not p.is_symlink()),
-        key=lambda p: p.name.split("-", 2)[-1],  # the timestamp-id part, so by time
-    )
-    dirs = [d for d in dirs if d.name.startswith(("offline-run-", "run-"))]
-    if not dirs:
+    found = []  # (time, id, dir) of each offline-run-<time>-<id> and run-<time>-<id>
+    for d in (run_dir / "wandb").glob("*run-*"):
+        m = WANDB_DIR.match(d.name)
+        if m and d.is_dir() and not d.is_symlink():
+            found.append((m.group(1), m.group(2), d))
+    if not found:
         return None
-    run_id = dirs[-1].name.rsplit("-", 1)[-1]
-    mine = [d for d in dirs if d.name.rsplit("-", 1)[-1] == run_id]
+    run_id = max(found)[1]
+    mine = [d for _, i, d in sorted(found) if i == run_id]
     offline = [d for d in mine if d.name.startswith("offline-run-")]
     files = [f for d in offline for f in d.glob("*.wandb")]
     synced = all(f.with_suffix(".wandb.synced").exists() for f in files)

@@ -32,6 +32,7 @@ from tests.helpers import (  # noqa: E402
     wandb_records,
     wandb_run,
 )
+from tests.helpers.fake_runs import write_run  # noqa: E402
 
 GROUP = "glu_table-sweep"  # experiment-<sweep dir name>
 SECTIONS = ["Loss", "Compute", "Gradients", "Activations", "Run table"]
@@ -349,3 +350,35 @@ def test_save_with_unsynced_offline_runs_says_sync_first(sweep, tmp_path):
     assert rc == 0
     assert "not saved to W&B: 4 of the sweep's W&B runs are offline, not synced yet" in stdout
     assert "wandb sync " in stdout
+
+
+def test_a_sweep_over_models_groups_by_variant_then_model(tmp_path):
+    """Fabricated run dirs (no W&B): grouping follows the overrides the sweep varies, and each
+    group's colour is its report plot's (variants as in the scaling plot, rows as elsewhere)."""
+    from sweep.plots import variant_colors
+
+    root = tmp_path / "sweep"
+    jobs = [(v, m, s) for v in ("relu", "swiglu") for m in ("cpu_d64", "tiny") for s in (0, 1)]
+    for i, (variant, model, seed) in enumerate(jobs):
+        job = root / f"{i}_{variant}-s{seed}"
+        write_run(job, variant, seed, final=5.0, overrides=(f"model={model}",))
+        config = {"ffn": {"name": variant}, "model": {"name": model}, "seed": seed}
+        (job / ".hydra" / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    sweep = dashboard.load(root, tmp_path / "results")
+    assert sweep.grouping == ["ffn.name", "model.name"]
+    labels = variant_colors({r.label for r in sweep.runs})  # the val-loss plot's rows
+    variants = variant_colors(["relu", "swiglu"])  # the scaling plot's variants
+    assert sweep.group_colors() == {
+        ("relu",): variants["relu"],
+        ("swiglu",): variants["swiglu"],
+        **{(v, m): labels[f"{v} (model={m})"] for v, m, _ in jobs},
+    }
+    assert sweep.wandb == {} and [s.name for s in sweep.sections] == SECTIONS
+    rc, stdout = build(root, tmp_path / "results")
+    assert rc == 0 and "no job of this sweep logged to W&B" in stdout
+    from sweep.wandb_views import workspace_from_json
+
+    ws = (tmp_path / "results" / "glu_table-test" / "wandb" / "workspace.json").read_text()
+    view = workspace_from_json(ws)
+    assert [g.name for g in view.runset_settings.groupby] == ["ffn.name", "model.name"]
+    assert len(view.runset_settings.group_colors) == 6  # 2 variants + 4 (variant, model)
