@@ -48,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.fmt import or_na
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_FILES = ("tests/test_compile.py", "tests/test_gpu.py", "tests/test_kernels.py")
 TEST_MARKS = "gpu or cuda"
@@ -569,10 +571,6 @@ def goals(report: Report) -> list[tuple[str, bool | None, str]]:
     return _kernel_goals(report.kernels) + _training_goals(report.trainings)
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
 def markdown(report: Report, kernel_md: str = "") -> str:
     v = report.versions
     budget = "none" if report.budget_s is None else f"{report.budget_s:.0f} s"
@@ -587,7 +585,7 @@ def markdown(report: Report, kernel_md: str = "") -> str:
         "| stage | status | estimate s | took s | note |",
         "|---|---|---:|---:|---|",
         *(
-            f"| {s.name} | {s.status} | {s.estimate_s:.0f} | {_fmt(s.wall_s, '.0f')} | {s.note} |"
+            f"| {s.name} | {s.status} | {s.estimate_s:.0f} | {or_na(s.wall_s, '.0f')} | {s.note} |"
             for s in report.stages
         ),
         "",
@@ -614,9 +612,9 @@ def markdown(report: Report, kernel_md: str = "") -> str:
     for t in report.trainings:
         mem = None if t.peak_memory_mib is None else t.peak_memory_mib / 1024
         lines.append(
-            f"| {t.model} | {t.impl} | {t.compile} | {t.steps} | {_fmt(t.tokens_per_s, ',.0f')} "
-            f"| {_fmt(t.mfu, '.1%')} | {_fmt(t.model_tflops, '.1f')} | {_fmt(mem, '.2f')} "
-            f"| {_fmt(t.final_val_loss, '.4f')} | {t.status} | {_fmt(t.wall_s, '.0f')} |"
+            f"| {t.model} | {t.impl} | {t.compile} | {t.steps} | {or_na(t.tokens_per_s, ',.0f')} "
+            f"| {or_na(t.mfu, '.1%')} | {or_na(t.model_tflops, '.1f')} | {or_na(mem, '.2f')} "
+            f"| {or_na(t.final_val_loss, '.4f')} | {t.status} | {or_na(t.wall_s, '.0f')} |"
         )
     for t in report.trainings:
         if t.error:
@@ -692,7 +690,7 @@ def plan(report: Report, out: Path, full: bool) -> list[Planned]:
                 report.timings[key] = t.wall_s
             stage.status = "done" if t.status == "completed" else "failed"
             stage.note = (
-                f"{_fmt(t.tokens_per_s, ',.0f')} tokens/s, MFU {_fmt(t.mfu, '.1%')}"
+                f"{or_na(t.tokens_per_s, ',.0f')} tokens/s, MFU {or_na(t.mfu, '.1%')}"
                 if t.status == "completed"
                 else f"{t.status}: {(t.error.splitlines() or [''])[-1][:160]}"
             )

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ffn_variants.activations import gated_torch
+from harness.fmt import or_na
 
 MODEL_FEATURES = (344, 1024, 2048)  # the gated widths of model=tiny, small and gpt2_124m
 # LLaMA-style widths, and Liger-Kernel's published SwiGLU shape (B=4, S=2048, F=32768).
@@ -70,10 +71,6 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
 def markdown_report(meta: dict, rows: list[dict]) -> str:
     """Markdown: a header with the run's metadata, then one table row per (case, impl)."""
     lines = [
@@ -92,12 +89,12 @@ def markdown_report(meta: dict, rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['activation']} | {r['n_rows']} x {r['n_cols']} | {r['impl']} "
-            f"| {_fmt(r['fwd_ms'], '.4f')} | {_fmt(r['fwd_gbps'], '.0f')} "
-            f"| {_fmt(r['fwd_pct_copy'], '.1f')} "
-            f"| {_fmt(r['fwdbwd_ms'], '.4f')} | {_fmt(r['fwdbwd_gbps'], '.0f')} "
-            f"| {_fmt(r['fwdbwd_pct_copy'], '.1f')} "
-            f"| {_fmt(r['fwd_peak_mib'], '.1f')} | {_fmt(r['fwdbwd_peak_mib'], '.1f')} "
-            f"| {_fmt(r['max_err'], '.2e')} | {(r.get('error') or '').replace('|', '/')} |"
+            f"| {or_na(r['fwd_ms'], '.4f')} | {or_na(r['fwd_gbps'], '.0f')} "
+            f"| {or_na(r['fwd_pct_copy'], '.1f')} "
+            f"| {or_na(r['fwdbwd_ms'], '.4f')} | {or_na(r['fwdbwd_gbps'], '.0f')} "
+            f"| {or_na(r['fwdbwd_pct_copy'], '.1f')} "
+            f"| {or_na(r['fwd_peak_mib'], '.1f')} | {or_na(r['fwdbwd_peak_mib'], '.1f')} "
+            f"| {or_na(r['max_err'], '.2e')} | {(r.get('error') or '').replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
 

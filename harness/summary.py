@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from harness.fmt import or_na
 from harness.json_safe import dumps, json_safe
 
 FILENAME = "summary.json"
@@ -116,16 +117,12 @@ class RunSummary:
             f"{f['ffn_share']:.1%})",
             f"trained    {self.steps} steps, {self.tokens:,} tokens in "
             f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s)",
-            f"MFU        {_fmt(self.mfu, '.1%')}: {_fmt(self.model_tflops, '.3g')} TFLOP/s of "
-            f"{_fmt(self.peak_tflops, '.3g')} ({self.peak_source})",
-            f"val loss   final {_fmt(self.final_val_loss)}  best {_fmt(self.best_val_loss)}"
-            f"  (train {_fmt(self.final_train_loss)})",
-            f"val bpb    final {_fmt(self.final_val_bpb)}  best {_fmt(self.best_val_bpb)}",
+            f"MFU        {or_na(self.mfu, '.1%')}: {or_na(self.model_tflops, '.3g')} TFLOP/s of "
+            f"{or_na(self.peak_tflops, '.3g')} ({self.peak_source})",
+            f"val loss   final {or_na(self.final_val_loss)}  best {or_na(self.best_val_loss)}"
+            f"  (train {or_na(self.final_train_loss)})",
+            f"val bpb    final {or_na(self.final_val_bpb)}  best {or_na(self.best_val_bpb)}",
             f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",
         ]
         width = max(len(line) for line in lines)
         return "\n".join(["=" * width, *lines, "=" * width])
-
-
-def _fmt(value: float | None, spec: str = ".4f") -> str:
-    return "n/a" if value is None else format(value, spec)
