@@ -15,7 +15,7 @@ from wandb_workspaces import expr
 from wandb_workspaces.reports.v2 import internal as report_internal
 from wandb_workspaces.workspaces import internal as workspace_internal
 
-from sweep.dashboard import NOTE, RUN_COLUMNS, VARIANT_KEY, X_AXIS, Chart, Sweep
+from sweep.dashboard_plan import NOTE, RUN_COLUMNS, VARIANT_KEY, X_AXIS, Chart, Sweep
 
 GRID_WIDTH = 24  # a Report panel grid is 24 units wide
 CHART_HEIGHT = 8
