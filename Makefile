@@ -5,11 +5,19 @@ MODEL ?= tiny
 EXPERIMENT ?= glu_table
 BASELINES ?= relu relu2
 LAUNCHER ?= basic
+# make tune: the lr grid (TUNE_POINTS rates TUNE_FACTOR apart, centred on the experiment's
+# optim.lr, or TUNE_GRID=1e-3,2e-3,... as given) and its seeds; make sweep TUNED=<tuned.yaml>
+TUNE_POINTS ?= 5
+TUNE_FACTOR ?= 2
+TUNE_SEEDS ?= 0
+TUNE_GRID ?=
+TUNED ?=
+TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 # make report: the newest sweep of EXPERIMENT when it is given, else the newest sweep of any
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train help test sweep report dashboard sizes bench bench-kernels bench-telemetry bench-parallel gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: install data train help test tune sweep report dashboard sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -30,12 +38,21 @@ train:  ## one run: make train FFN=geglu
 test:  ## the test suite (minutes on 2 CPU cores)
 	$(PYTHON) -m pytest -q
 
-sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus]
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER)
+tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid at 1 seed -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=2 TUNE_SEEDS=0 TUNE_GRID=...]
+	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
+	test -n "$$grid" || exit 2; \
+	echo "make tune: experiment=$(EXPERIMENT) optim.lr=$$grid seed=$(TUNE_SEEDS) -> $(TUNE_DIR)"; \
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) "optim.lr=$$grid" \
+		"seed=$(TUNE_SEEDS)" hydra.sweep.dir=$(TUNE_DIR); \
+	rc=$$?; test $$rc -le 1 || exit $$rc; \
+	$(PYTHON) -m sweep.tune $(TUNE_DIR) --name $(EXPERIMENT)_tune
 
-report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...]
+sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus] [TUNED=results/<e>_tune/tuned.yaml: each variant at its own tuned lr]
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(if $(TUNED),hydra.sweeper.tuned=$(TUNED))
+
+report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...] [SHARED=<a shared-lr sweep>] [THROUGHPUT=<file>] [Y=bpb]
 	@test -n "$(SWEEP_DIR)" || { echo "make report: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
-	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b))
+	$(PYTHON) -m sweep.report $(SWEEP_DIR) $(foreach b,$(BASELINES),--baseline $(b)) $(if $(SHARED),--shared $(SHARED)) $(if $(THROUGHPUT),--throughput $(THROUGHPUT)) $(if $(Y),--y $(Y))
 
 dashboard:  ## W&B workspace and Report of the newest sweep, as JSON specs under results/<name>/wandb/ [SWEEP_DIR=...] [SAVE=1: save them to W&B]
 	@test -n "$(SWEEP_DIR)" || { echo "make dashboard: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
@@ -71,6 +88,9 @@ gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check (Python
 	$(PYTHON) -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_17_x86_64 -d .whl pyyaml==6.0.2
+
+bench-throughput:  ## tokens/s and MFU of every variant and size of EXPERIMENT in one process, interleaved; run it with nothing else running -> results/<e>_throughput/
+	$(PYTHON) -m bench.throughput experiment=$(EXPERIMENT)
 
 bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
 	$(PYTHON) -m bench.telemetry model=$(MODEL)

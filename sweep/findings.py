@@ -1,15 +1,20 @@
-"""The report's sections that interpret the numbers: compute multipliers across model sizes, the
-comparison with the literature, and what this sweep's regime can and cannot tell."""
+"""The report's sections that interpret the numbers: compute multipliers across model sizes (in
+training FLOPs and in training seconds), the ranking beside a sweep at another learning-rate
+policy, the comparison with the literature, and what this sweep's regime can and cannot tell
+(the seeds a difference of a given size would need included)."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
+from typing import Any
 
 from sweep.fmt import p_value, percent, pm, si, table
-from sweep.model import ReportInput
+from sweep.model import Comparison, ReportInput
 from sweep.scaling import Multiplier
-from sweep.table import by_setting
+from sweep.stats import CONFIDENCE, seeds_to_resolve
+from sweep.table import Row, by_setting
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
 FFN_SHARE_THAT_MATTERS = 0.25
@@ -25,6 +30,14 @@ def _multiplier_cell(m: Multiplier) -> str:
     return f"{m.value:.2f}x{interval}"
 
 
+def _seconds_cell(m: Multiplier) -> str:
+    if m.seconds_value is None:
+        return "n/a" + (f" ({m.note})" if m.value is None else " (no tokens/s)")
+    if m.seconds_low is None:
+        return f"{m.seconds_value:.2f}x"
+    return f"{m.seconds_value:.2f}x [{m.seconds_low:.2f}, {m.seconds_high:.2f}]"
+
+
 def compute_multipliers(rep: ReportInput) -> list[str]:
     s = rep.scaling
     if s is None:
@@ -35,10 +48,11 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
         else [f"**{v}**", "n/a", "n/a", "n/a", f"no fit: {f.reason}"]
         for v, f in sorted(s.fits.items())
     ]
+    y = s.y_label
     lines = [
         "## Compute multipliers",
         "",
-        "Per variant, final val loss against training compute C (training FLOPs per token × "
+        f"Per variant, {y} against training compute C (training FLOPs per token × "
         "tokens) over the model sizes, fitted with L(C) = E + A·(C / C₀)^−α (C₀: the smallest "
         "compute in the sweep). Residual RMS: the seeds' scatter about the fit.",
         "",
@@ -47,7 +61,14 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
     ]
     for baseline, rows in s.multipliers.items():
         body = [
-            [f"**{m.variant}**", m.size, si(m.compute), f"{m.loss:.4f}", _multiplier_cell(m)]
+            [
+                f"**{m.variant}**",
+                m.size,
+                si(m.compute),
+                f"{m.loss:.4f}",
+                _multiplier_cell(m),
+                _seconds_cell(m),
+            ]
             for m in rows
         ]
         lines += [
@@ -58,8 +79,9 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
                     "variant",
                     "model",
                     "training FLOPs",
-                    "mean final loss",
-                    f"multiplier vs {baseline} [95% CI]",
+                    f"mean {y}",
+                    f"in training FLOPs vs {baseline} [95% CI]",
+                    "in training seconds [95% CI]",
                 ],
                 body,
             ),
@@ -74,8 +96,80 @@ def compute_multipliers(rep: ReportInput) -> list[str]:
         "compute; where it cannot be made, or a variant's loss is below the baseline fit's floor, "
         "the table says so instead of giving a number.",
         "",
+        "In training seconds: the baseline's seconds to reach the variant's loss over the "
+        "variant's, i.e. the FLOPs multiplier × the variant's achieved training FLOP/s (tokens/s "
+        "× training FLOPs per token) over the baseline's at the same size; a variant that wins per "
+        "FLOP can lose per second. Its interval is the FLOPs interval scaled alike (seed noise of "
+        f"the losses, not of the timing). Tokens/s from: {_seconds_sources(rep)}.",
+        "",
     ]
     return lines
+
+
+def _seconds_sources(rep: ReportInput) -> str:
+    sources = sorted({r.throughput_source for r in rep.rows if r.throughput_source})
+    return "; ".join(sources) or "none recorded"
+
+
+# --------------------------------------------------------------------------- beside another sweep
+
+
+def _ranked(rows: Sequence[Row]) -> dict[tuple[str, str], tuple[Row, int]]:
+    """(size, variant) -> (row, its rank by mean final val loss among the rows of its size)."""
+    ordered = sorted(
+        (r for r in rows if math.isfinite(r.final_val_loss_mean)),
+        key=lambda r: r.final_val_loss_mean,
+    )
+    out: dict[tuple[str, str], tuple[Row, int]] = {}
+    for r in ordered:
+        rank = 1 + sum(1 for size, _ in out if size == r.model)
+        out.setdefault((r.model, r.variant), (r, rank))
+    return out
+
+
+def _lr_policy(tuned: bool, lrs: Sequence[float]) -> str:
+    if tuned:
+        return "tuned per variant"
+    return f"shared lr {lrs[0]:g}" if len(lrs) == 1 else "lr " + ", ".join(f"{x:g}" for x in lrs)
+
+
+def side_by_side(rep: ReportInput) -> list[str]:
+    """This sweep's ranking beside another sweep's of the same experiment (--shared)."""
+    other: Comparison | None = rep.shared
+    if other is None:
+        return []
+    mine_tuned = bool(rep.ok) and all(r.tuned_from for r in rep.ok)
+    mine = _lr_policy(mine_tuned, sorted({r.lr for r in rep.ok if r.lr}))
+    theirs = _lr_policy(other.tuned, other.lrs)
+    a, b = _ranked(rep.rows), _ranked(other.rows)
+    keys = sorted(a.keys() | b.keys(), key=lambda k: (k[0], (a.get(k) or b[k])[1]))
+    body = []
+    for k in keys:
+        size, variant = k
+        cells = [variant, size or "?"]
+        for got in (a.get(k), b.get(k)):
+            if got is None:
+                cells += ["—", "not in this sweep", "—"]
+                continue
+            r, rank = got
+            lr = f"{r.lr:g}" if math.isfinite(r.lr) else "n/a"
+            cells += [lr, pm(r.final_val_loss_mean, r.final_val_loss_ci_half_width), str(rank)]
+        body.append(cells)
+    head = ["variant", "model", "lr", f"final val loss ({mine})", "rank", "lr"]
+    head += [f"final val loss ({theirs})", "rank"]
+    moved = sum(1 for k in keys if k in a and k in b and a[k][1] != b[k][1])
+    return [
+        "## The ranking at each learning-rate policy",
+        "",
+        f"This sweep ({mine}) beside `{other.root}` ({theirs}); ranks within each model size, "
+        "by mean final val loss, ± the 95% CI over seeds.",
+        "",
+        *table(head, body),
+        "",
+        f"{moved} of {sum(1 for k in keys if k in a and k in b)} variants change rank between "
+        "the two; a change of rank between means whose intervals overlap is not a finding.",
+        "",
+    ]
 
 
 # --------------------------------------------------------------------------- the literature
@@ -216,6 +310,80 @@ def _resolution_line(rep: ReportInput) -> str:
     )
 
 
+DELTAS = (0.01, 0.02)
+
+
+def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
+    """Per baseline and metric (nats per token, bits per byte): the paired standard deviations
+    measured here and the seeds that would resolve a difference of each of DELTAS at 95%.
+
+    n(δ) is the smallest n >= 2 with t_{0.975, n-1} · sd / √n < δ (sweep.stats.seeds_to_resolve):
+    at that many seeds a true difference δ has a paired interval that excludes 0, given the
+    seed-to-seed sd of the paired differences measured in this sweep (its median over the
+    variants compared with the baseline, and its largest)."""
+    out = []
+    for b in rep.present_baselines:
+        for metric, unit, attr in (("loss", "nats", "diffs"), ("bpb", "bits/byte", "bpb_diffs")):
+            sds = [
+                getattr(r, attr)[b].sd for r in rep.rows if r.variant != b and b in getattr(r, attr)
+            ]
+            sds = [x for x in sds if math.isfinite(x)]
+            if not sds:
+                continue
+            median, worst = statistics.median(sds), max(sds)
+            out.append(
+                {
+                    "baseline": b,
+                    "metric": metric,
+                    "unit": unit,
+                    "pairs": len(sds),
+                    "sd_median": median,
+                    "sd_max": worst,
+                    "seeds": {
+                        str(d): {
+                            "at_median_sd": seeds_to_resolve(median, d, CONFIDENCE),
+                            "at_max_sd": seeds_to_resolve(worst, d, CONFIDENCE),
+                        }
+                        for d in DELTAS
+                    },
+                }
+            )
+    return out
+
+
+def _n(x: int | None) -> str:
+    return "> 10,000" if x is None else f"{x:,}"
+
+
+def _seeds_needed_table(rep: ReportInput) -> list[str]:
+    needs = seeds_needed(rep)
+    if not needs:
+        return []
+    body = [
+        [
+            e["baseline"],
+            e["unit"],
+            f"{e['sd_median']:.4f} (up to {e['sd_max']:.4f}, {e['pairs']} variants)",
+            *(
+                f"{_n(e['seeds'][str(d)]['at_median_sd'])} (up to "
+                f"{_n(e['seeds'][str(d)]['at_max_sd'])})"
+                for d in DELTAS
+            ),
+        ]
+        for e in needs
+    ]
+    head = ["baseline", "unit", "paired sd (median)", *(f"seeds for Δ = {d}" for d in DELTAS)]
+    return [
+        "",
+        "Seeds a user needs: from the paired standard deviations measured here, the seeds at "
+        "which a true difference of 0.01 or 0.02 (in nats per token, and in bits per byte) would "
+        "have a paired 95% interval that excludes 0: the smallest n with t₀.₉₇₅,ₙ₋₁ · sd / √n < Δ, "
+        "at the median sd over the variants compared with each baseline (and at the largest).",
+        "",
+        *table(head, body),
+    ]
+
+
 def scope(rep: ReportInput) -> list[str]:
     if not rep.ok:
         return []
@@ -240,4 +408,4 @@ def scope(rep: ReportInput) -> list[str]:
             f"- **Sizes:** {sizes} model sizes pin a 3-parameter fit loosely: multipliers are "
             "trustworthy within the measured compute range, extrapolations beyond it are not."
         )
-    return [*lines, ""]
+    return [*lines, *_seeds_needed_table(rep), ""]

@@ -11,6 +11,7 @@ from sweep.model import ReportInput
 from sweep.runs import summary_values, varying_keys
 from sweep.stats import spread_percent, t_critical
 from sweep.table import Row, best_settings, by_setting
+from sweep.throughput import SOURCE as BENCH
 
 PLOT_TITLES = {
     "val_loss.png": "Validation loss vs tokens",
@@ -55,6 +56,70 @@ def matching_line(rep: ReportInput) -> str:
     )
 
 
+def _rate_list(pairs: Sequence[tuple[str, str, float]], edge: set[tuple[str, str]]) -> str:
+    """'relu 0.006, swiglu 0.003 (grid edge)' per size, sizes joined by '; '."""
+    by_size: dict[str, list[str]] = {}
+    for size, variant, lr in pairs:
+        mark = " (grid edge)" if (size, variant) in edge else ""
+        by_size.setdefault(size, []).append(f"{variant} {lr:g}{mark}")
+    if len(by_size) == 1:
+        return ", ".join(next(iter(by_size.values())))
+    return "; ".join(f"{size}: {', '.join(v)}" for size, v in by_size.items())
+
+
+def lr_line(rep: ReportInput) -> str:
+    """Whether the variants trained at one shared learning rate or each at its own tuned one."""
+    ok = rep.ok
+    tuned = [r for r in ok if r.tuned_from]
+    if tuned and len(tuned) < len(ok):
+        return (
+            f"- **Learning rate:** mixed: {len(tuned)} runs at per-variant tuned rates, "
+            f"{len(ok) - len(tuned)} at a shared rate; the comparison is not like for like."
+        )
+    if tuned:
+        rates = sorted({(str(r.summary.model), str(r.variant), r.lr) for r in tuned if r.lr})
+        t = rep.tuned
+        if t is None:
+            source = f"`{tuned[0].tuned_from}` ({rep.tuned_problem or 'not readable'})"
+            edge: set[tuple[str, str]] = set()
+        else:
+            grids = {tuple(g) for by_v in t.grid.values() for g in by_v.values()}
+            grid = (
+                ", ".join(f"{x:g}" for x in grids.pop())
+                if len(grids) == 1
+                else ("one per variant" if grids else "not recorded")
+            )
+            seeds = " ".join(map(str, t.seeds)) or "?"
+            steps = span(sorted(t.steps))
+            source = (
+                f"`{t.path}`, chosen by the tuning sweep `{t.tuning_sweep}` (grid {grid}; seeds "
+                f"{seeds}; {steps} steps): each variant's rate with the lowest mean final val loss"
+            )
+            edge = {(size, v) for size, vs in t.at_edge.items() for v in vs}
+        warn = (
+            " — **at the grid's edge** for some: their best rate may lie outside it"
+            if edge & {(s, v) for s, v, _ in rates}
+            else ""
+        )
+        return (
+            f"- **Learning rate:** per-variant tuned rates, from {source}. Rates: "
+            f"{_rate_list(rates, edge)}{warn}."
+        )
+    lrs = sorted({r.lr for r in ok if r.lr is not None})
+    if not lrs:
+        return "- **Learning rate:** not recorded by the runs."
+    if len(lrs) == 1:
+        return (
+            f"- **Learning rate:** one shared rate for every variant, optim.lr={lrs[0]:g} (not "
+            "tuned per variant: make tune, then make sweep TUNED=..., compares each at its own)."
+        )
+    scanned = "optim.lr" in varying_keys(rep.runs)
+    values = ", ".join(f"{x:g}" for x in lrs)
+    return f"- **Learning rate:** {'scanned' if scanned else 'differs between runs'}: {values}" + (
+        " (one row per rate)." if scanned else "."
+    )
+
+
 def header(rep: ReportInput) -> list[str]:
     ok, bad = rep.ok, rep.bad
     tokens = span(summary_values(ok, "tokens"), lambda t: f"{int(t):,}")
@@ -68,6 +133,7 @@ def header(rep: ReportInput) -> list[str]:
         f"- **Model:** {span(summary_values(ok, 'model'))}; **steps:** "
         f"{span(summary_values(ok, 'steps'))}; **tokens per run:** {tokens}",
         f"- **Matching:** {matching_line(rep)}",
+        lr_line(rep),
         f"- **Baselines:** {', '.join(rep.baselines)}"
         + (
             f" — **not in this sweep:** {', '.join(missing_bases)} (no completed run, so no "
@@ -82,11 +148,11 @@ def header(rep: ReportInput) -> list[str]:
     return [*lines, ""]
 
 
-def _difference_cells(row: Row, baseline: str) -> list[str]:
-    d = row.diffs[baseline]
+def _difference_cells(row: Row, baseline: str, bpb: bool = False) -> list[str]:
+    d = (row.bpb_diffs if bpb else row.diffs).get(baseline)
     if row.variant == baseline:
         return ["(baseline)", ""]
-    if d.n_pairs == 0:
+    if d is None or d.n_pairs == 0:
         return ["no common seeds", "n/a"]
     diff = pm(d.mean, d.ci_half_width, signed=True)
     return [f"{diff} (n={d.n_pairs})", p_value(d.p_value)]
@@ -107,23 +173,32 @@ def results(rep: ReportInput) -> list[str]:
         "final val loss",
         "best val loss",
     ]
+    tuned, bpb = any(r.lr_tuned for r in rep.rows), has_bpb(rep.rows)
+    if tuned:
+        head.insert(1, "tuned lr")
+    if bpb:
+        head.append("final val bpb")
     for b in rep.present_baselines:
         head += [f"Δ final vs {b}", "p (paired t)"]
     body = []
     for r in rep.rows:
-        tps = r.tokens_per_s_mean
+        shared = " (shared)" if r.throughput_source.endswith("shared machine") else ""
         cells = [
             f"**{r.variant}**" + (f" ({r.setting})" if r.setting else ""),
             si(r.params_total),
             si(r.params_ffn),
             si(r.flops_per_token),
             percent(r.ffn_share),
-            f"{tps:,.0f}" if math.isfinite(tps) else "n/a",
-            percent(r.mfu_mean),
+            (f"{r.tokens_per_s:,.0f}" if math.isfinite(r.tokens_per_s) else "n/a") + shared,
+            percent(r.mfu) + (shared if math.isfinite(r.mfu) else ""),
             str(r.n_seeds),
             pm(r.final_val_loss_mean, r.final_val_loss_ci_half_width),
             pm(r.best_val_loss_mean, r.best_val_loss_ci_half_width),
         ]
+        if tuned:
+            cells.insert(1, f"{r.lr:g}" if math.isfinite(r.lr) else "n/a")
+        if bpb:
+            cells.append(pm(r.final_val_bpb_mean, r.final_val_bpb_ci_half_width))
         for b in rep.present_baselines:
             cells += _difference_cells(r, b)
         body.append([*cells, str(r.rank)])
@@ -136,9 +211,73 @@ def results(rep: ReportInput) -> list[str]:
         "(Student t, df = n − 1). Rank 1 = lowest mean final val loss. FLOPs/token is the "
         "forward pass; FFN share is the FFN matmuls' share of the training FLOPs; MFU is the "
         "training FLOPs achieved over the device's peak (harness.mfu: "
-        f"{peak_sources(rep)}).",
-        *best_setting(rep),
+        f"{peak_sources(rep)})."
+        + (" val bpb: the validation loss in bits per UTF-8 byte of the text." if bpb else ""),
         "",
+        throughput_line(rep),
+        *best_setting(rep),
+        *ranked_by_bpb(rep),
+        "",
+    ]
+
+
+def has_bpb(rows: Sequence[Row]) -> bool:
+    return any(math.isfinite(r.final_val_bpb_mean) for r in rows)
+
+
+def throughput_line(rep: ReportInput) -> str:
+    """Where the tokens/s and MFU columns come from, row by row."""
+    n = len(rep.rows)
+    bench = sum(r.throughput_source == BENCH for r in rep.rows)
+    shared = sum(r.throughput_source.endswith("shared machine") for r in rep.rows)
+    parts = []
+    if bench:
+        parts.append(
+            f"{'all' if bench == n else bench} rows from {BENCH} {rep.throughput_note} (one "
+            "process, every variant and size interleaved, after warm-up)"
+        )
+    if bench < n:
+        runs = "the others" if bench else ("all rows" if n > 1 else "the row")
+        parts.append(f"{runs} from the runs' own summaries (mean over seeds)")
+    line = "Tokens/s and MFU: " + "; ".join(parts) + "."
+    if shared:
+        line += (
+            " **(shared)**: the runs of that row trained while other runs used the same machine "
+            "(a parallel launcher), so their speed measures the contention as much as the "
+            "variant; `python -m bench.throughput experiment=<e>` measures each apart."
+        )
+    return line
+
+
+def ranked_by_bpb(rep: ReportInput) -> list[str]:
+    """The rows ranked by final val bpb, with paired differences in bpb."""
+    if not has_bpb(rep.rows):
+        return []
+    ordered = sorted(
+        rep.rows,
+        key=lambda r: (not math.isfinite(r.final_val_bpb_mean), r.final_val_bpb_mean, r.label),
+    )
+    head = ["variant", "final val bpb", "best val bpb"]
+    for b in rep.present_baselines:
+        head += [f"Δ bpb vs {b}", "p (paired t)"]
+    body = []
+    for i, r in enumerate(ordered, 1):
+        cells = [
+            r.variant + (f" ({r.setting})" if r.setting else ""),
+            pm(r.final_val_bpb_mean, r.final_val_bpb_ci_half_width),
+            pm(r.best_val_bpb_mean, r.best_val_bpb_ci_half_width),
+        ]
+        for b in rep.present_baselines:
+            cells += _difference_cells(r, b, bpb=True)
+        body.append([*cells, str(i) if math.isfinite(r.final_val_bpb_mean) else "n/a"])
+    return [
+        "",
+        "### Ranked by bits per byte",
+        "",
+        "The same runs in bits per UTF-8 byte of the validation text, which compares across "
+        "tokenizers (a loss per token does not); Δ pairs by seed as above.",
+        "",
+        *table([*head, "rank"], body),
     ]
 
 
@@ -235,6 +374,7 @@ def render_markdown(rep: ReportInput) -> str:
     sections = (
         header,
         results,
+        findings.side_by_side,
         findings.compute_multipliers,
         findings.against_the_literature,
         findings.scope,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.tuned import TunedRates
 from sweep.runs import Run
 from sweep.scaling import Fit, Multiplier, Point
 from sweep.table import Row
@@ -19,6 +20,21 @@ class Scaling:
     points: list[Point]
     fits: dict[str, Fit]
     multipliers: dict[str, list[Multiplier]]  # baseline -> rows
+    metric: str = "final_val_loss"  # the fitted y: final_val_loss (nats) or final_val_bpb
+
+    @property
+    def y_label(self) -> str:
+        return "final val bpb" if self.metric == "final_val_bpb" else "final val loss"
+
+
+@dataclass
+class Comparison:
+    """Another sweep of the same experiment, ranked beside this one (e.g. at one shared rate)."""
+
+    root: Path
+    rows: Sequence[Row]
+    lrs: list[float]  # the rates its runs trained at
+    tuned: bool = False
 
 
 @dataclass
@@ -35,6 +51,11 @@ class ReportInput:
     claims: list[dict[str, Any]] = field(default_factory=list)
     scaling: Scaling | None = None
     scaling_skipped: str = ""  # why there is no scaling section
+    tuned: TunedRates | None = None  # the per-variant rates the runs trained at, if tuned
+    tuned_problem: str = ""  # why the tuned-rates file named by the runs could not be read
+    throughput_note: str = ""  # where tokens/s and MFU come from, when a bench file is used
+    throughput_rows: int = 0  # rows whose tokens/s and MFU come from it
+    shared: Comparison | None = None  # a sweep of the same experiment at one shared rate
 
     @property
     def ok(self) -> list[Run]:

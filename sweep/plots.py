@@ -25,7 +25,10 @@ from sweep.stats import aligned_mean_ci  # noqa: E402
 from sweep.table import Row  # noqa: E402
 
 Records = list[dict]  # one run's metrics.jsonl lines
-ACT_KEY = re.compile(r"^act/L(\d+)/(gate|value|product|act)/(mean|std|rms|absmax|frac_zero)$")
+ACT_KEY = re.compile(
+    r"^act/L(\d+)/(gate|value|product|act|gate_value)/"
+    r"(mean|std|rms|absmax|frac_zero|kurtosis|alignment)$"
+)
 # The nonlinearity's output is "gate" in gated variants and "act" in dense ones: one column.
 ACT_COLUMNS = [
     ("gate|act", "gate (GLU) / act (dense)"),
@@ -36,6 +39,12 @@ ACT_STATS = [
     ("rms", "RMS"),
     ("frac_zero", "fraction near zero (|x| < 1e-3)"),
     ("absmax", "max |x|"),
+]
+# Outliers (ffn_variants.telemetry), one row of their own: the excess kurtosis of W2's input (act
+# in dense variants, the product in gated ones), and the gate/value weight alignment of gated ones.
+OUTLIER_PANELS = [
+    ("kurtosis", "act|product", "W2 input (act / gate x value): excess kurtosis"),
+    ("alignment", "gate_value", "gate/value weights (GLU): mean |cos| of matching rows"),
 ]
 
 
@@ -208,39 +217,57 @@ def _act_series(runs: Sequence[Records], parts: str, stat: str) -> list[dict[int
     return out
 
 
+def activation_panels(
+    runs_by_variant: Mapping[str, Sequence[Records]], order: Sequence[str]
+) -> list[tuple[str, str, str, dict]]:
+    """The activation plot's panels: (row, column, title, {variant: ((x, x label), mean)}); rows
+    are the ACT_STATS and, last, "outliers" (OUTLIER_PANELS), where some run logged them."""
+
+    def lines_of(parts: str, stat: str) -> dict:
+        lines = {}
+        for v in order:
+            runs = runs_by_variant.get(v, [])
+            ser = _act_series(runs, parts, stat)
+            if ser:
+                steps, mean, _, _ = aligned_mean_ci(ser)
+                lines[v] = (_x_of(steps, _tokens_by_step(runs)), mean)
+        return lines
+
+    stat_label, part_label = dict(ACT_STATS), dict(ACT_COLUMNS)
+    panels = []
+    for stat, _ in ACT_STATS:
+        for parts, _ in ACT_COLUMNS:
+            if lines := lines_of(parts, stat):
+                panels.append((stat, parts, f"{part_label[parts]}: {stat_label[stat]}", lines))
+    for i, (stat, parts, title) in enumerate(OUTLIER_PANELS):
+        if lines := lines_of(parts, stat):
+            panels.append(("outliers", ACT_COLUMNS[i][0], title, lines))
+    return panels
+
+
 def plot_activations(
     runs_by_variant: Mapping[str, Sequence[Records]],
     path: Path,
     colors: Mapping[str, str],
     order: Sequence[str],
 ) -> str | None:
-    """Small multiples of activation statistics over training (rows: stat, cols: part).
+    """Small multiples of activation statistics over training (rows: stat, cols: part), and a
+    last row for the outlier measures (W2 input kurtosis, gate/value alignment) where logged.
 
     Each line is one variant, averaged over layers and then over seeds (aligned by step).
     """
-    panels = []  # (row_stat, col_part, {variant: (x, mean)})
-    for stat, _ in ACT_STATS:
-        for parts, _ in ACT_COLUMNS:
-            lines = {}
-            for v in order:
-                runs = runs_by_variant.get(v, [])
-                ser = _act_series(runs, parts, stat)
-                if ser:
-                    steps, mean, _, _ = aligned_mean_ci(ser)
-                    lines[v] = (_x_of(steps, _tokens_by_step(runs)), mean)
-            if lines:
-                panels.append((stat, parts, lines))
+    panels = activation_panels(runs_by_variant, order)
     if not panels:
         return "no run logged act/L*/... activation statistics"
-    stats_used = [s for s, _ in ACT_STATS if any(p[0] == s for p in panels)]
+    row_keys = [s for s, _ in ACT_STATS] + ["outliers"]
+    stats_used = [s for s in row_keys if any(p[0] == s for p in panels)]
     parts_used = [c for c, _ in ACT_COLUMNS if any(p[1] == c for p in panels)]
     nr, nc = len(stats_used), len(parts_used)
     fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 2.9 * nr), squeeze=False)
     for ax in axes.flat:
         ax.set_visible(False)
-    stat_label, part_label = dict(ACT_STATS), dict(ACT_COLUMNS)
     seen = set()
-    for stat, parts, lines in panels:
+    for stat, parts, title, lines in panels:
         ax = axes[stats_used.index(stat), parts_used.index(parts)]
         ax.set_visible(True)
         for v, ((x, xlabel), mean) in lines.items():
@@ -248,7 +275,7 @@ def plot_activations(
             seen.add(v)
             ax.set_xlabel(xlabel, fontsize=8)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_title(f"{part_label[parts]}: {stat_label[stat]}", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     handles, labels = [], []
@@ -307,7 +334,7 @@ def plot_scaling(scaling: Any, path: Path, baselines: Sequence[str]) -> str | No
         )
     ax.set_xscale("log")
     ax.set_xlabel("training compute (FLOPs)")
-    ax.set_ylabel("final val loss")
+    ax.set_ylabel(scaling.y_label)
     ax.set_title("Loss vs compute: runs, fits L = E + A·(C/C₀)^−α, 95% bands over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -1,12 +1,16 @@
 """Turn a Hydra multirun sweep into a results table with confidence intervals, a CSV and plots.
 
     python -m sweep.report MULTIRUN_DIR [--name NAME] [--out results] [--baseline relu]
-                           [--baseline relu2] [--wandb [online|offline]]
+                           [--baseline relu2] [--shared SWEEP_DIR] [--throughput FILE]
+                           [--y loss|bpb] [--wandb [online|offline]]
 
-It reads only the files each run writes (``summary.json``, ``metrics.jsonl``,
-``.hydra/overrides.yaml``) and writes ``report.md``, ``report.csv``, ``summary.json`` and PNG plots
-under ``<out>/<name>/``. Runs that did not complete are listed, never silently dropped, and are
-excluded from the statistics. A sweep over model sizes also gets compute multipliers. With
+It reads only the files each run writes (``summary.json``, ``metrics.jsonl``, ``.hydra/``) and
+writes ``report.md``, ``report.csv``, ``summary.json`` and PNG plots under ``<out>/<name>/``. Runs
+that did not complete are listed, never silently dropped, and are excluded from the statistics. A
+sweep over model sizes also gets compute multipliers (in training FLOPs and seconds; --y bpb fits
+bits per byte instead of nats). Tokens/s and MFU come from bench.throughput's file where there is
+one (--throughput, or <out>/<experiment>_throughput/), else from the runs. --shared ranks this
+sweep beside another of the same experiment (a tuned sweep beside one at a shared rate). With
 --wandb the report is also logged as one W&B run in the sweep's group.
 """
 
@@ -24,13 +28,18 @@ from typing import Any
 from ffn_variants.variants import VARIANTS
 from harness.errors import UserInputError
 from harness.json_safe import dumps, json_safe
+from harness.tuned import TunedRates
+from sweep import throughput
+from sweep.findings import seeds_needed
 from sweep.literature import check_claims, compare_with_table_1
 from sweep.markdown import render_markdown
-from sweep.model import ReportInput, Scaling
+from sweep.model import Comparison, ReportInput, Scaling
 from sweep.runs import Run, load_sweep, summary_values
 from sweep.scaling import multipliers, points_from_runs
 from sweep.stats import CONFIDENCE
 from sweep.table import Row, best_settings, build_rows, columns
+
+METRICS = {"loss": "final_val_loss", "bpb": "final_val_bpb"}  # --y: the scaling fit's y-axis
 
 
 def _cell(x: Any) -> Any:
@@ -65,15 +74,39 @@ def default_name(root: Path, runs: Sequence[Run]) -> str:
     return re.sub(r"[^\w.\-]+", "_", name).strip("_") or "sweep"
 
 
-def scaling_analysis(runs: Sequence[Run], baselines: Sequence[str]) -> tuple[Scaling | None, str]:
+def scaling_analysis(
+    runs: Sequence[Run], baselines: Sequence[str], metric: str = "final_val_loss"
+) -> tuple[Scaling | None, str]:
     """Fits and multipliers when the sweep varies the model size, else None and why not."""
-    points, why = points_from_runs(runs)
+    points, why = points_from_runs(runs, metric)
     if not points:
         return None, why
     fits, by_baseline = {}, {}
     for b in baselines:
         fits, by_baseline[b] = multipliers(points, b)
-    return Scaling(points, fits, by_baseline), ""
+    return Scaling(points, fits, by_baseline, metric), ""
+
+
+def tuned_rates(runs: Sequence[Run]) -> tuple[TunedRates | None, str]:
+    """The tuned-rates file the runs trained from (None if none), and why it could not be read."""
+    files = sorted({r.tuned_from for r in runs if r.ok and r.tuned_from})
+    if not files:
+        return None, ""
+    if len(files) > 1:
+        return None, f"the runs name {len(files)} files: {', '.join(files)}"
+    try:
+        return TunedRates.load(files[0]), ""
+    except UserInputError as e:
+        return None, str(e)
+
+
+def comparison(root: Path, baselines: Sequence[str], out: Path) -> Comparison:
+    """Another sweep (--shared), tabulated like this one."""
+    runs = load_sweep(Path(root), exclude=Path(out))
+    ok = [r for r in runs if r.ok]
+    lrs = sorted({r.lr for r in ok if r.lr is not None})
+    tuned = bool(ok) and all(r.tuned_from for r in ok)
+    return Comparison(Path(root), build_rows(runs, baselines), lrs, tuned)
 
 
 def make_plots(rep: ReportInput, dest: Path) -> dict[str, str | None]:
@@ -135,9 +168,34 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
             },
         }
     )
+    ok = rep.ok
+    learning_rate = {
+        "tuned": bool(ok) and all(r.tuned_from for r in ok),
+        "tuned_file": rep.tuned.path if rep.tuned else None,
+        "tuning_sweep": rep.tuned.tuning_sweep if rep.tuned else None,
+        "tuning_seeds": rep.tuned.seeds if rep.tuned else None,
+        "tuning_grid": rep.tuned.grid if rep.tuned else None,
+        "rates": sorted(
+            {(str(r.summary.model), str(r.variant), r.lr) for r in ok if r.lr is not None}
+        ),
+    }
+    shared = (
+        None
+        if rep.shared is None
+        else {
+            "sweep_dir": str(rep.shared.root),
+            "tuned": rep.shared.tuned,
+            "lrs": rep.shared.lrs,
+            "rows": [r.flat(rep.baselines) for r in rep.shared.rows],
+        }
+    )
     return {
         "name": rep.name,
         "sweep_dir": str(rep.root),
+        "learning_rate": learning_rate,
+        "throughput": {"bench": rep.throughput_note or None, "rows": rep.throughput_rows},
+        "seeds_needed": seeds_needed(rep),
+        "shared_rate_comparison": shared,
         "baselines": rep.baselines,
         "baselines_present": rep.present_baselines,
         "confidence": CONFIDENCE,
@@ -173,9 +231,14 @@ def make_report(
     name: str | None = None,
     baselines: Sequence[str] = ("relu",),
     log: Callable[[str], None] = print,
+    shared: Path | None = None,
+    throughput_file: Path | None = None,
+    y: str = "loss",
 ) -> tuple[Path, ReportInput]:
     """Read the sweep under ``root``, write the report files; the output dir and the report."""
     baselines = check_baselines(baselines)
+    if y not in METRICS:
+        raise UserInputError(f"--y {y}: use one of {', '.join(METRICS)}")
     root = Path(root)
     runs = load_sweep(root, exclude=Path(out))
     n_ok = sum(r.ok for r in runs)
@@ -187,7 +250,17 @@ def make_report(
     dest = Path(out) / name
     dest.mkdir(parents=True, exist_ok=True)
     rows = build_rows(runs, baselines)
-    scaling, skipped = scaling_analysis(runs, baselines)
+    bench = (
+        throughput.load(throughput_file)
+        if throughput_file is not None
+        else throughput.find(Path(out), [r.experiment for r in runs if r.ok])
+    )
+    covered = throughput.attach(rows, bench)
+    if bench is not None:
+        log(f"tokens/s and MFU of {covered}/{len(rows)} rows from {bench.path}")
+    scaling, skipped = scaling_analysis(runs, baselines, METRICS[y])
+    throughput.seconds_multipliers(scaling, rows)
+    tuned, tuned_problem = tuned_rates(runs)
     rep = ReportInput(
         name,
         root,
@@ -199,6 +272,11 @@ def make_report(
         check_claims(runs),
         scaling,
         skipped,
+        tuned=tuned,
+        tuned_problem=tuned_problem,
+        throughput_note=bench.describe() if bench is not None else "",
+        throughput_rows=covered,
+        shared=comparison(shared, baselines, Path(out)) if shared is not None else None,
     )
     rep.plots = make_plots(rep, dest)
     for fname, why in rep.plots.items():
@@ -251,6 +329,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: relu)",
     )
     ap.add_argument(
+        "--shared",
+        type=Path,
+        default=None,
+        metavar="SWEEP_DIR",
+        help="another sweep of the same experiment (e.g. at one shared learning rate) to rank "
+        "beside this one (e.g. at per-variant tuned rates)",
+    )
+    ap.add_argument(
+        "--throughput",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="tokens/s and MFU from this bench.throughput file (default: "
+        "<out>/<experiment>_throughput/throughput.json when it exists; else the runs' own)",
+    )
+    ap.add_argument(
+        "--y",
+        choices=sorted(METRICS),
+        default="loss",
+        help="the scaling fit's y-axis: final val loss (nats per token) or final val bpb "
+        "(bits per byte, comparable across tokenizers); default loss",
+    )
+    ap.add_argument(
         "--wandb",
         nargs="?",
         const="online",
@@ -265,7 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (2 on bad input)."""
     args = parse_args(argv)
     try:
-        dest, rep = make_report(args.sweep_dir, args.out, args.name, args.baseline or ["relu"])
+        dest, rep = make_report(
+            args.sweep_dir,
+            args.out,
+            args.name,
+            args.baseline or ["relu"],
+            shared=args.shared,
+            throughput_file=args.throughput,
+            y=args.y,
+        )
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,10 @@
 """The runs of a sweep, as found on disk: summary.json, metrics.jsonl and Hydra's overrides.
 
 Only the files each run writes are read (no W&B). A run counts when it completed with a finite
-final val loss; every other run is kept with the reason it does not count.
+final val loss; every other run is kept with the reason it does not count. Each run also carries
+its learning rate (its .hydra/config.yaml) and, for a sweep at per-variant tuned rates, the file
+of rates it came from (.hydra/hydra.yaml: hydra.sweeper.tuned, harness.tuned); a tuned rate does
+not split a variant's row, since it is part of what the variant is being compared at.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Run:
     bad_metric_lines: int = 0
     settings: dict[str, str] = field(default_factory=dict)  # overrides other than ffn and seed
     setting: str = ""  # the settings that vary across the sweep, e.g. "optim.lr=0.003"
+    experiment: str | None = None  # the experiment= override
+    lr: float | None = None  # optim.lr of its composed config
+    tuned_from: str | None = None  # the tuned-rates file its optim.lr came from, if any
+    shared_with: int = 0  # runs that trained on the same machine (and device) at the same time
 
     @property
     def label(self) -> str:
@@ -118,6 +125,35 @@ def read_overrides(path: Path) -> dict[str, str]:
     return out
 
 
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _select(data: Any, *keys: str) -> Any:
+    for k in keys:
+        data = data.get(k) if isinstance(data, dict) else None
+    return data
+
+
+def read_lr(hydra_dir: Path, overrides: dict[str, str]) -> tuple[float | None, str | None]:
+    """(optim.lr the run trained with, the tuned-rates file it came from or None): from
+    .hydra/config.yaml and .hydra/hydra.yaml, else the optim.lr override."""
+    lr = _select(_load_yaml(hydra_dir / "config.yaml"), "optim", "lr")
+    if not finite(lr):
+        try:
+            lr = float(overrides["optim.lr"])
+        except (KeyError, ValueError):
+            lr = None
+    tuned = _select(_load_yaml(hydra_dir / "hydra.yaml"), "hydra", "sweeper", "tuned")
+    return (float(lr) if finite(lr) else None), (str(tuned) if tuned else None)
+
+
 def _as_int(x: Any) -> int | None:
     try:
         return int(x)
@@ -167,6 +203,9 @@ def load_run(path: Path, root: Path) -> Run:
     if problem and status != RunStatus.completed and metrics:
         problem += f"; last logged step {int(metrics[-1]['step'])}"
     settings = {k: v for k, v in ov.items() if k not in SAME_ROW_KEYS and not k.startswith("hydra")}
+    lr, tuned_from = read_lr(path / ".hydra", ov)
+    if tuned_from:
+        settings.pop("optim.lr", None)  # each variant's own rate: not a setting of the sweep
     return Run(
         path=path,
         rel=rel,
@@ -179,6 +218,9 @@ def load_run(path: Path, root: Path) -> Run:
         metrics=metrics,
         bad_metric_lines=bad,
         settings=settings,
+        experiment=ov.get("experiment"),
+        lr=lr,
+        tuned_from=tuned_from,
     )
 
 
@@ -196,6 +238,35 @@ def label_settings(runs: Sequence[Run]) -> None:
         r.setting = ", ".join(f"{k}={r.settings.get(k, 'default')}" for k in varying)
 
 
+def _same_device(a: RunSummary, b: RunSummary) -> bool:
+    """Whether two runs' devices are one: the same host, and the CPU, or the same GPU(s)."""
+    if a.host != b.host or a.device is None or b.device is None:
+        return False
+    if a.device.startswith("cpu") and b.device.startswith("cpu"):
+        return True
+    return a.device == b.device and a.visible_devices == b.visible_devices
+
+
+def mark_shared(runs: Sequence[Run]) -> None:
+    """Each run's `shared_with`: how many other runs trained on its device while it did (a
+    parallel launcher's jobs on one CPU): its tokens/s and MFU measure a shared machine."""
+    timed = [
+        r
+        for r in runs
+        if r.summary is not None and finite(r.summary.ended_at) and finite(r.summary.started_at)
+    ]
+    for r in timed:
+        s = r.summary
+        r.shared_with = sum(
+            1
+            for o in timed
+            if o is not r
+            and _same_device(s, o.summary)
+            and o.summary.started_at < s.ended_at
+            and s.started_at < o.summary.ended_at
+        )
+
+
 def load_sweep(root: Path, exclude: Path | None = None) -> list[Run]:
     """All runs under ``root``; a second completed run of the same row and seed is excluded."""
     if not root.is_dir():
@@ -208,6 +279,7 @@ def load_sweep(root: Path, exclude: Path | None = None) -> list[Run]:
         )
     runs = [load_run(d, root) for d in dirs]
     label_settings(runs)
+    mark_shared(runs)
     seen: dict[tuple[str, int], Run] = {}
     for r in runs:
         if r.ok and r.seed is not None:

@@ -12,7 +12,9 @@ bootstrap's standard error of it.
 
 A fit needs at least 3 model sizes and losses that fall with compute; anything else is reported
 as the reason it cannot be made, never as a number. A variant loss the baseline's fit never
-reaches (below its floor E) has no multiplier either.
+reaches (below its floor E) has no multiplier either. The loss is the final val loss in nats per
+token, or in bits per byte (`points_from_runs(metric="final_val_bpb")`, the report's --y bpb),
+which compares across tokenizers.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ class Multiplier:
     low: float | None = None
     high: float | None = None
     note: str = ""
+    # The same in training seconds (sweep.throughput.seconds_multipliers), where tokens/s are known
+    seconds_value: float | None = None
+    seconds_low: float | None = None
+    seconds_high: float | None = None
+    seconds_source: str = ""
 
 
 def _multiplier(base: Fit, compute: float, loss: float) -> float | None:
@@ -240,9 +247,10 @@ def fit_band(
     return low, high
 
 
-def points_from_runs(runs: Sequence) -> tuple[list[Point], str]:
-    """The sweep's completed runs as points, and '' — or [] and why the sweep is no scaling study
-    (fewer than 2 model sizes, or another setting that varies too)."""
+def points_from_runs(runs: Sequence, metric: str = "final_val_loss") -> tuple[list[Point], str]:
+    """The sweep's completed runs as points (their final `metric`), and '' — or [] and why the
+    sweep is no scaling study (fewer than 2 model sizes, another setting that varies too, or no
+    run that recorded the metric)."""
     ok = [r for r in runs if r.ok and r.seed is not None]
     sizes = {r.summary.model for r in ok}
     if len(sizes) < 2:
@@ -256,8 +264,12 @@ def points_from_runs(runs: Sequence) -> tuple[list[Point], str]:
             str(r.summary.model),
             int(r.seed),
             float(r.summary.flops_per_token["train"]) * r.summary.tokens,
-            float(r.summary.final_val_loss),
+            float(getattr(r.summary, metric)),
         )
         for r in ok
+        if isinstance(getattr(r.summary, metric), (int, float))
+        and math.isfinite(getattr(r.summary, metric))
     ]
+    if not points:
+        return [], f"no completed run recorded {metric}"
     return points, ""

@@ -96,6 +96,21 @@ def aligned_mean_ci(
     )
 
 
+def seeds_to_resolve(
+    sd: float, delta: float, confidence: float = 0.95, most: int = 10_000
+) -> int | None:
+    """The seeds a paired comparison needs for its interval to exclude 0 at a true difference of
+    `delta`: the smallest n >= 2 with t_{(1+confidence)/2, n-1} x sd / sqrt(n) < delta (the
+    half-width of the paired t interval, at the measured standard deviation `sd` of the per-seed
+    differences). None when sd is unknown, or more than `most` would be needed."""
+    if not (math.isfinite(sd) and sd >= 0 and delta > 0):
+        return None
+    for n in range(2, most + 1):
+        if t_critical(n, confidence) * sd / math.sqrt(n) < delta:
+            return n
+    return None
+
+
 def rank_lowest_first(values: Mapping[str, float]) -> dict[str, int]:
     """Competition ranks (1 = lowest value; ties share the better rank; NaN ranks last)."""
     keyed = sorted(values, key=lambda k: (not math.isfinite(values[k]), values[k], k))

@@ -1,5 +1,6 @@
 """The report's numbers: one `Row` per variant (and swept setting) with CIs and a paired `Diff`
-against each baseline, and each variant's best setting."""
+against each baseline (in nats per token, and in bits per byte where the runs logged it), and each
+variant's best setting."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweep.runs import Run, finite
-from sweep.stats import CONFIDENCE, mean_ci, paired_difference, rank_lowest_first
+from sweep.stats import CONFIDENCE, mean_ci, paired_difference, rank_lowest_first, t_critical
 
 
 @dataclass(frozen=True)
 class Diff:
-    """The paired difference of final val loss (variant - baseline) over their common seeds."""
+    """The paired difference of a final metric (variant - baseline) over their common seeds."""
 
     mean: float = math.nan
     ci_half_width: float = math.nan
     p_value: float = math.nan
     n_pairs: int = 0
+    sd: float = math.nan  # standard deviation of the per-seed differences (ddof 1)
 
     @property
     def ci_low(self) -> float:
@@ -38,6 +40,7 @@ class Diff:
             "ci_high": self.ci_high,
             "p_value": self.p_value,
             "n_pairs": self.n_pairs,
+            "sd": self.sd,
         }
 
 
@@ -47,13 +50,20 @@ DIFF_FIELDS = list(Diff().flat())
 @dataclass
 class Row:
     """One variant at one setting: its sizes (from any of its runs: every seed has the same) and
-    its losses and throughput over seeds. NaN where a run did not record a value."""
+    its losses, bits per byte and throughput over seeds. NaN where a run did not record a value.
+
+    tokens_per_s and mfu are what the report shows: bench.throughput's measurement where one is
+    attached (sweep.throughput), else the runs' own means (tokens_per_s_mean, mfu_mean);
+    throughput_source says which, and whether the runs shared their machine."""
 
     label: str
     variant: str
     setting: str
     n_seeds: int
     seeds: str
+    model: str = ""
+    lr: float = math.nan  # optim.lr of its runs (NaN if they differ or none recorded it)
+    lr_tuned: bool = False  # each variant at its own tuned rate (harness.tuned)
     params_total: float = math.nan
     params_non_embedding: float = math.nan
     params_ffn: float = math.nan
@@ -66,6 +76,11 @@ class Row:
     tokens_per_s_mean: float = math.nan
     mfu_mean: float = math.nan
     model_tflops_mean: float = math.nan
+    runs_shared: int = 0  # its runs that shared their machine with other runs
+    tokens_per_s: float = math.nan
+    tokens_per_s_spread: float = math.nan  # bench: (p75 - p25) / median of its timed blocks
+    mfu: float = math.nan
+    throughput_source: str = ""
     final_val_loss_mean: float = math.nan
     final_val_loss_ci_half_width: float = math.nan
     final_val_loss_ci_low: float = math.nan
@@ -74,26 +89,42 @@ class Row:
     best_val_loss_ci_half_width: float = math.nan
     best_val_loss_ci_low: float = math.nan
     best_val_loss_ci_high: float = math.nan
+    final_val_bpb_mean: float = math.nan
+    final_val_bpb_ci_half_width: float = math.nan
+    final_val_bpb_ci_low: float = math.nan
+    final_val_bpb_ci_high: float = math.nan
+    best_val_bpb_mean: float = math.nan
+    best_val_bpb_ci_half_width: float = math.nan
+    best_val_bpb_ci_low: float = math.nan
+    best_val_bpb_ci_high: float = math.nan
     rank: int = 0
     diffs: dict[str, Diff] = field(default_factory=dict)
+    bpb_diffs: dict[str, Diff] = field(default_factory=dict)
 
     def flat(self, baselines: Sequence[str]) -> dict[str, Any]:
         """The row as one flat record (CSV, JSON, W&B): its differences as
-        diff_vs_<baseline>_<field>."""
+        diff_vs_<baseline>_<field> (nats) and diff_bpb_vs_<baseline>_<field>."""
         out = {k: getattr(self, k) for k in ROW_COLUMNS}
         for b in baselines:
             out.update({f"diff_vs_{b}_{f}": v for f, v in self.diffs[b].flat().items()})
+        for b in baselines:
+            bpb = self.bpb_diffs.get(b, Diff())
+            out.update({f"diff_bpb_vs_{b}_{f}": v for f, v in bpb.flat().items()})
         return out
 
 
 ROW_COLUMNS = ["rank"] + [
-    f.name for f in dataclasses.fields(Row) if f.name not in ("label", "diffs", "rank")
+    f.name for f in dataclasses.fields(Row) if f.name not in ("label", "diffs", "bpb_diffs", "rank")
 ]
 
 
 def columns(baselines: Sequence[str]) -> list[str]:
     """The flat record's keys, in order."""
-    return ROW_COLUMNS + [f"diff_vs_{b}_{f}" for b in baselines for f in DIFF_FIELDS]
+    return (
+        ROW_COLUMNS
+        + [f"diff_vs_{b}_{f}" for b in baselines for f in DIFF_FIELDS]
+        + [f"diff_bpb_vs_{b}_{f}" for b in baselines for f in DIFF_FIELDS]
+    )
 
 
 def _num(x: Any) -> float | int:
@@ -120,9 +151,10 @@ def _sizes(run: Run) -> dict[str, float | int]:
 
 
 def _losses(runs: Sequence[Run]) -> dict[str, float]:
-    """Final and best val loss (mean and 95% CI over seeds); mean tokens/s, MFU and TFLOP/s."""
+    """Final and best val loss and bpb (mean and 95% CI over seeds); mean tokens/s, MFU and
+    TFLOP/s."""
     out: dict[str, float] = {}
-    for name in ("final_val_loss", "best_val_loss"):
+    for name in ("final_val_loss", "best_val_loss", "final_val_bpb", "best_val_bpb"):
         values = [getattr(r.summary, name) for r in runs if finite(getattr(r.summary, name))]
         mean, half = mean_ci(values, CONFIDENCE)
         out.update(
@@ -139,17 +171,39 @@ def _losses(runs: Sequence[Run]) -> dict[str, float]:
     return out
 
 
-def finals(runs: Sequence[Run]) -> dict[int, float]:
-    """seed -> final val loss."""
-    return {r.seed: r.summary.final_val_loss for r in runs if r.seed is not None}
+def finals(runs: Sequence[Run], metric: str = "final_val_loss") -> dict[int, float]:
+    """seed -> the final metric (runs that did not record it are left out)."""
+    return {
+        r.seed: getattr(r.summary, metric)
+        for r in runs
+        if r.seed is not None and finite(getattr(r.summary, metric))
+    }
 
 
 def difference(mine: dict[int, float], base: dict[int, float] | None) -> Diff:
-    """The paired difference of final val loss against a baseline's runs of the same seeds."""
+    """The paired difference of a final metric against a baseline's runs of the same seeds."""
     if base is None:
         return Diff()
     d, dh, p, n = paired_difference(mine, base, CONFIDENCE)
-    return Diff(d, dh, p, n)
+    # the standard deviation behind the interval: half-width = t(n - 1) x sd / sqrt(n)
+    sd = dh * math.sqrt(n) / t_critical(n, CONFIDENCE) if n > 1 else math.nan
+    return Diff(d, dh, p, n, sd)
+
+
+def _one(values: Sequence[float | None]) -> float:
+    """The value all of `values` share, else NaN."""
+    distinct = {v for v in values if finite(v)}
+    return float(distinct.pop()) if len(distinct) == 1 else math.nan
+
+
+def _throughput(runs: Sequence[Run], losses: dict[str, float]) -> dict[str, Any]:
+    shared = sum(r.shared_with > 0 for r in runs)
+    return {
+        "runs_shared": shared,
+        "tokens_per_s": losses["tokens_per_s_mean"],
+        "mfu": losses["mfu_mean"],
+        "throughput_source": "runs, shared machine" if shared else "runs",
+    }
 
 
 def _groups(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -165,21 +219,42 @@ def build_rows(runs: Sequence[Run], baselines: Sequence[str]) -> list[Row]:
     loss first). Each baseline's difference pairs a run with the baseline's run of the same
     setting and seed (row.diffs[baseline])."""
     groups = _groups(runs)
-    base_final = {
-        (b, rs[0].setting): finals(rs)
+    base: dict[tuple[str, str, str], dict[int, float]] = {
+        (metric, b, rs[0].setting): finals(rs, metric)
         for rs in groups.values()
         for b in baselines
         if rs[0].variant == b
+        for metric in ("final_val_loss", "final_val_bpb")
     }
     rows = []
     for label, rs in groups.items():
         v, setting = rs[0].variant, rs[0].setting
         diffs = {
-            b: difference(finals(rs), base_final.get((b, setting)) if v != b else None)
-            for b in baselines
+            metric: {
+                b: difference(
+                    finals(rs, metric), base.get((metric, b, setting)) if v != b else None
+                )
+                for b in baselines
+            }
+            for metric in ("final_val_loss", "final_val_bpb")
         }
         seeds = " ".join(str(r.seed) for r in rs)
-        row = Row(label, v, setting, len(rs), seeds, **_sizes(rs[0]), **_losses(rs), diffs=diffs)
+        losses = _losses(rs)
+        row = Row(
+            label,
+            v,
+            setting,
+            len(rs),
+            seeds,
+            model=str(rs[0].summary.model or ""),
+            lr=_one([r.lr for r in rs]),
+            lr_tuned=all(r.tuned_from for r in rs),
+            **_sizes(rs[0]),
+            **losses,
+            **_throughput(rs, losses),
+            diffs=diffs["final_val_loss"],
+            bpb_diffs=diffs["final_val_bpb"],
+        )
         rows.append(row)
     ranks = rank_lowest_first({r.label: r.final_val_loss_mean for r in rows})
     for r in rows:

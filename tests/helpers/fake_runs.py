@@ -20,11 +20,27 @@ def write_run(
     metrics: bool = True,
     group: str = "glu_table-test",
     overrides: tuple[str, ...] = (),
+    bpb: float | None = None,
+    model: str = "tiny",
+    lr: float | None = None,
+    tuned: str | None = None,
+    timed: tuple[float, float] | None = None,
+    experiment: str = "glu_table",
+    kurtosis: bool = False,
 ) -> None:
-    """One fake run dir as the trainer leaves it."""
+    """One fake run dir as the trainer leaves it. `bpb`: its final val bpb; `lr`: the optim.lr of
+    its .hydra/config.yaml; `tuned`: the tuned-rates file of its .hydra/hydra.yaml (the sweeper
+    set its rate); `timed`: (started_at, ended_at) on host "host-a"; `kurtosis`: log the outlier
+    statistics too."""
     (job_dir / ".hydra").mkdir(parents=True)
-    lines = [f"ffn={variant}", f"seed={seed}", "experiment=glu_table", *overrides]
+    lines = [f"ffn={variant}", f"seed={seed}", f"experiment={experiment}", *overrides]
+    if tuned and lr is not None:
+        lines.append(f"optim.lr={lr}")
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {x}\n" for x in lines))
+    if lr is not None:
+        (job_dir / ".hydra" / "config.yaml").write_text(f"optim:\n  lr: {lr}\n")
+    if tuned:
+        (job_dir / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  sweeper:\n    tuned: {tuned}\n")
     if metrics:
         lines = []
         for step in range(0, 101, 10):
@@ -39,12 +55,18 @@ def write_run(
             if step % 50 == 0:
                 end = final if final is not None else 6.0
                 rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
+                if bpb is not None:
+                    rec["val/bpb"] = 5.0 - (5.0 - bpb) * step / 100
             for layer in (0, 1):
                 parts = ["gate", "value", "product"] if variant in GATED else ["act"]
                 for part in parts:
                     rec[f"act/L{layer}/{part}/rms"] = 1.0 + step / 100 + layer * 0.1
                     rec[f"act/L{layer}/{part}/frac_zero"] = 0.0 if variant in GATED else 0.5
                     rec[f"act/L{layer}/{part}/absmax"] = 5.0 + step / 20
+                if kurtosis:
+                    rec[f"act/L{layer}/{parts[-1]}/kurtosis"] = 2.0 + step / 50
+                    if variant in GATED:
+                        rec[f"act/L{layer}/gate_value/alignment"] = 0.05 + step / 1000
             lines.append(json.dumps(rec))
         text = "\n".join(lines) + "\n"
         if truncate:
@@ -57,7 +79,7 @@ def write_run(
             "seed": seed,
             "status": status,
             "error": error,
-            "model": "tiny",
+            "model": model,
             "match": "params",
             "params": {
                 "total": 1_000_000 + (300 if variant in GATED else 0),
@@ -81,8 +103,12 @@ def write_run(
             "wall_time_s": 10.0,
             "final_val_loss": final,
             "best_val_loss": None if final is None else final - 0.01,
+            "final_val_bpb": bpb,
+            "best_val_bpb": None if bpb is None else bpb - 0.005,
             "final_train_loss": final,
             "group": group,
             "device": "cpu",
         }
+        if timed is not None:
+            s.update(started_at=timed[0], ended_at=timed[1], host="host-a")
         (job_dir / "summary.json").write_text(json.dumps(s))

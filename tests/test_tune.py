@@ -1,0 +1,189 @@
+"""Per-variant learning rates: the grid, the chosen rate and its edge warning (python -m
+sweep.tune on fabricated tuning sweeps), and stage 2 (hydra.sweeper.tuned) on the tiny fixture:
+its jobs compose with their rates, a missing variant or size is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import check_command_line
+from harness.errors import UserInputError
+from harness.tuned import TunedRates, lr_grid
+from sweep.report import main as report_main
+from sweep.tune import main as tune_main
+from tests.helpers import REPO, fresh_cache, tiny_overrides
+from tests.helpers.fake_runs import write_run
+
+GRID = [0.00075, 0.0015, 0.003, 0.006, 0.012]
+
+
+def test_the_grid_is_log_spaced_and_centred_on_the_default() -> None:
+    assert lr_grid(3e-3) == GRID
+    assert lr_grid(1e-3, points=3, factor=4) == [0.00025, 0.001, 0.004]
+    even = lr_grid(1e-2, points=4, factor=2)
+    assert even[1] * even[2] == pytest.approx(1e-4, rel=1e-5)  # geometric centre
+    for bad in (dict(points=2), dict(factor=1.0), dict(center=0.0)):
+        with pytest.raises(UserInputError):
+            lr_grid(**{"center": 3e-3, **bad})
+
+
+def test_make_tune_prints_the_grid_of_the_experiment(capsys) -> None:
+    assert tune_main(["--grid", "experiment=contenders"]) == 0
+    assert capsys.readouterr().out.strip() == ",".join(f"{x:g}" for x in GRID)
+
+
+# final val loss per (size, variant) at each rate of GRID; None: the run diverged
+LOSSES = {
+    ("tiny", "relu"): [5.40, 5.30, 5.20, 5.25, None],  # minimum inside the grid
+    ("tiny", "swiglu"): [5.50, 5.40, 5.30, 5.20, 5.10],  # minimum at the largest rate
+    ("cpu_d64", "relu"): [5.60, 5.70, 5.80, 5.90, 6.00],  # minimum at the smallest rate
+    ("cpu_d64", "swiglu"): [5.90, 5.70, 5.60, 5.65, 5.80],
+}
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("multirun") / "contenders_tune" / "2026-12-01_10-00-00"
+    job = 0
+    for (size, variant), losses in LOSSES.items():
+        for lr, loss in zip(GRID, losses, strict=True):
+            write_run(
+                root / f"{job}_{variant}-s0",
+                variant,
+                0,
+                loss,
+                status="completed" if loss is not None else "diverged",
+                model=size,
+                lr=lr,
+                overrides=(f"optim.lr={lr}", f"model={size}"),
+                experiment="contenders",
+            )
+            job += 1
+    out = tmp_path_factory.mktemp("results")
+    return {"root": root, "out": out, "rc": tune_main([str(root), "--out", str(out)])}
+
+
+def test_the_chosen_rate_is_the_grids_minimum(tuned: dict) -> None:
+    assert tuned["rc"] == 0
+    dest = tuned["out"] / "contenders_tune"
+    rates = TunedRates.load(dest / "tuned.yaml")
+    assert rates.rates == {
+        "tiny": {"relu": 0.003, "swiglu": 0.012},
+        "cpu_d64": {"relu": 0.00075, "swiglu": 0.003},
+    }
+    assert rates.experiment == "contenders" and rates.seeds == [0]
+    assert rates.tuning_sweep == str(tuned["root"]) and rates.grid["tiny"]["relu"] == GRID
+    md = (dest / "report.md").read_text()
+    # relu's largest rate diverged: no loss there, and the table says why
+    assert "| **relu** | tiny | 5.4000 | 5.3000 | **5.2000** | 5.2500 | diverged |" in md
+    assert (dest / "lr_loss.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((dest / "summary.json").read_text())
+    assert {(c["size"], c["variant"]): c["chosen"] for c in summary["curves"]}[
+        ("cpu_d64", "swiglu")
+    ] == 0.003
+
+
+def test_an_edge_minimum_is_flagged_in_the_report_and_on_the_console(
+    tuned: dict, tmp_path: Path, capsys
+) -> None:
+    rates = TunedRates.load(tuned["out"] / "contenders_tune" / "tuned.yaml")
+    assert rates.at_edge == {"tiny": ["swiglu"], "cpu_d64": ["relu"]}
+    md = (tuned["out"] / "contenders_tune" / "report.md").read_text()
+    assert "**Warning:**" in md
+    assert "swiglu at tiny: the best rate 0.012 is the grid's largest" in md
+    assert "relu at cpu_d64: the best rate 0.00075 is the grid's smallest" in md
+    assert tune_main([str(tuned["root"]), "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: swiglu at tiny: the best rate 0.012 is the grid's largest" in err
+    assert "WARNING: relu at cpu_d64" in err and "relu at tiny" not in err
+
+
+def test_not_a_tuning_sweep_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    assert tune_main([str(tmp_path / "missing")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------ stage 2
+
+
+def write_rates(path: Path, rates: dict) -> Path:
+    TunedRates(rates=rates, experiment="contenders", tuning_sweep="multirun/x", seeds=[0]).write(
+        path
+    )
+    return path
+
+
+def test_a_missing_variant_or_size_fails_the_preflight(tmp_path: Path) -> None:
+    """Every (size, variant) of the sweep is looked up before Hydra starts: those of the
+    experiment's own sweep too (contenders sweeps six variants)."""
+    five = {"tiny": {v: 1e-3 for v in ("relu", "relu2", "leaky_relu2", "xielu", "geglu")}}
+    sweep_dir = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    argv = ["-m", "experiment=contenders", sweep_dir]
+    with pytest.raises(UserInputError, match="no rate for swiglu at model tiny"):
+        check_command_line([*argv, f"hydra.sweeper.tuned={write_rates(tmp_path / 'a', five)}"])
+    other_size = {"cpu_d64": five["tiny"]}
+    with pytest.raises(UserInputError, match="no rates for model tiny"):
+        check_command_line(
+            [*argv, f"hydra.sweeper.tuned={write_rates(tmp_path / 'b', other_size)}"]
+        )
+    six = {"tiny": {**five["tiny"], "swiglu": 2e-3}}
+    tuned = f"hydra.sweeper.tuned={write_rates(tmp_path / 'c', six)}"
+    check_command_line([*argv, tuned])  # complete: passes
+    with pytest.raises(UserInputError, match="drop optim.lr from the command line"):
+        check_command_line([*argv, tuned, "optim.lr=1e-3,2e-3"])
+    with pytest.raises(UserInputError, match="for one run give optim.lr=0.002"):
+        check_command_line(["ffn=swiglu", tuned])
+    assert not (tmp_path / "sweep").exists()
+
+
+def multirun(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_stage_2_jobs_compose_with_their_tuned_rates(token_cache, tmp_path: Path) -> None:
+    """Each job's overrides and composed config show its variant's rate; the report says the
+    comparison was tuned and lists the rates; a missing variant is one line, exit 2, no dir."""
+    cache = fresh_cache(token_cache, tmp_path / "cache")
+    rates = write_rates(tmp_path / "tuned.yaml", {"tiny": {"relu": 0.004, "swiglu": 0.0015}})
+    tiny = [o for o in tiny_overrides(cache, steps=2) if not o.startswith("optim.lr=")]
+    common = ["ffn=relu,swiglu", *tiny, "logger.mode=disabled"]
+    sweep = tmp_path / "sweep"
+    proc = multirun([*common, f"hydra.sweeper.tuned={rates}", f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for variant, lr in (("relu", 0.004), ("swiglu", 0.0015)):
+        (job,) = sweep.glob(f"*_{variant}-s0")
+        assert yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["optim"]["lr"] == lr
+        assert yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())[-1] == (
+            f"optim.lr={lr}"
+        )
+    out = tmp_path / "results"
+    assert report_main([str(sweep), "--out", str(out), "--name", "r"]) == 0
+    md = (out / "r" / "report.md").read_text()
+    assert "per-variant tuned rates, from" in md and "tuning sweep `multirun/x`" in md
+    assert "relu 0.004" in md and "swiglu 0.0015" in md
+    assert "| variant | tuned lr |" in md  # one row per variant, not per rate
+    assert "(optim.lr=" not in md
+
+    missing = write_rates(tmp_path / "missing.yaml", {"tiny": {"relu": 0.004}})
+    bad = tmp_path / "bad"
+    proc = multirun([*common, f"hydra.sweeper.tuned={missing}", f"hydra.sweep.dir={bad}"])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {missing} has no rate for swiglu at model tiny (it has relu); tune it (make "
+        "tune EXPERIMENT=...) or drop hydra.sweeper.tuned"
+    ]
+    assert not bad.exists()
