@@ -57,6 +57,25 @@ CLAIMS = (
         True,
         "ReLU² about 1–2% better than GELU",
     ),
+    # The 2024-2026 contenders (experiment=contenders)
+    Claim(
+        "nanochat, dev/LOG.md (2026-03)",
+        "leaky_relu2",
+        "relu2",
+        True,
+        "LeakyReLU(0.5)² slightly better per step than ReLU²",
+    ),
+    *(
+        Claim(
+            "Huang & Schlag (2024), arXiv:2411.13010: 1.1B and 3B, 125B tokens, matched compute "
+            "and parameters",
+            "xielu",
+            other,
+            True,
+            f"xIELU better than {name}",
+        )
+        for other, name in (("relu2", "ReLU²"), ("swiglu", "SwiGLU"))
+    ),
 )
 
 

@@ -55,9 +55,25 @@ def multipliers_table(wandb: Any, rep: ReportInput) -> Any | None:
         "ci_low",
         "ci_high",
         "note",
+        "seconds_multiplier",
+        "seconds_ci_low",
+        "seconds_ci_high",
     ]
     data = [
-        [b, m.variant, m.size, m.compute, m.loss, m.value, m.low, m.high, m.note]
+        [
+            b,
+            m.variant,
+            m.size,
+            m.compute,
+            m.loss,
+            m.value,
+            m.low,
+            m.high,
+            m.note,
+            m.seconds_value,
+            m.seconds_low,
+            m.seconds_high,
+        ]
         for b, ms in rep.scaling.multipliers.items()
         for m in ms
     ]

@@ -101,6 +101,13 @@ def test_ranked_by_bpb(report: dict) -> None:
     assert "Δ bpb vs relu" in section
 
 
+def test_the_contenders_claims_are_checked(report: dict) -> None:
+    claims = {(c["variant"], c["other"]): c for c in report["json"]["claims"]}
+    c = claims[("xielu", "swiglu")]
+    assert c["source"].startswith("Huang & Schlag (2024)") and c["verdict"] == "agrees"
+    assert "| xielu vs swiglu: xIELU better than SwiGLU |" in report["md"]
+
+
 def test_the_seeds_a_difference_of_0_01_and_0_02_needs(report: dict) -> None:
     """From the measured paired sds (median over the variants against relu), in nats and bpb."""
     needs = {(e["baseline"], e["metric"]): e for e in report["json"]["seeds_needed"]}
