@@ -143,13 +143,18 @@ def warnings(cs: Sequence[Curve]) -> list[str]:
 # --------------------------------------------------------------------------- the report
 
 
+def _mean_text(c: Curve, lr: float) -> str:
+    """The mean final val loss at `lr`, ± its CI where more than one seed ran there."""
+    mean, half = c.mean(lr)
+    return pm(mean, half) if len(c.losses[lr]) > 1 else f"{mean:.4f}"
+
+
 def _cell(c: Curve, lr: float) -> str:
     if lr not in c.losses and lr not in c.failed:
         return "—"
     if lr not in c.losses:
         return ", ".join(sorted(set(c.failed[lr])))
-    mean, half = c.mean(lr)
-    text = pm(mean, half) if len(c.losses[lr]) > 1 else f"{mean:.4f}"
+    text = _mean_text(c, lr)
     if lr in c.failed:
         text += f" ({len(c.failed[lr])} not completed)"
     return f"**{text}**" if lr == c.chosen else text
@@ -164,7 +169,7 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
             f"**{c.variant}**",
             c.size,
             f"{c.chosen:g}" if c.chosen is not None else "none",
-            pm(*c.mean(c.chosen)) if c.chosen is not None else "n/a",
+            _mean_text(c, c.chosen) if c.chosen is not None else "n/a",
             "**yes** (" + c.edge_side() + ")" if c.at_edge else "no",
         ]
         for c in sorted(cs, key=lambda c: (sizes.index(c.size), c.mean(c.chosen or 0)[0]))
@@ -175,8 +180,8 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         f"# Learning-rate tuning: {tuned.experiment or 'sweep'}",
         "",
         f"- **Sweep dir:** `{tuned.tuning_sweep}`",
-        f"- **Runs:** {len(runs)} found, {len(ok)} completed, {len(runs) - len(ok)} not "
-        "(diverged, failed or unfinished: their rate has no loss)",
+        f"- **Runs:** {len(runs)} found, {len(ok)} completed, {len(runs) - len(ok)} did not "
+        "(diverged, failed or unfinished: no loss at their rate)",
         f"- **Grid:** {', '.join(f'{x:g}' for x in lrs)} (optim.lr); **seeds:** "
         f"{' '.join(map(str, tuned.seeds)) or 'none'}; **steps:** "
         f"{', '.join(map(str, tuned.steps)) or 'unknown'}; **model sizes:** {', '.join(sizes)}",
@@ -243,6 +248,9 @@ def plot_curves(cs: Sequence[Curve], path: Path) -> str | None:
             bad = [lr for lr in c.failed if lr not in c.losses]
             ax.scatter(bad, [top] * len(bad), marker="x", color=colors[c.variant])
         ax.set_xscale("log", base=2)
+        grid = sorted({lr for c in mine for lr in c.grid})
+        ax.set_xticks(grid, [f"{lr:g}" for lr in grid], fontsize=8)
+        ax.minorticks_off()
         ax.set_xlabel("optim.lr (log scale)")
         ax.set_ylabel("final val loss")
         ax.set_title(f"{size}: chosen rate circled (hollow: at the grid's edge)", fontsize=9)
