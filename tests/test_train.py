@@ -182,9 +182,12 @@ def test_resume_into_a_different_model_is_a_clear_error(token_cache, tmp_path):
         f"hydra.run.dir={tmp_path}",
     ]
     assert run_train(["ffn=relu", *args]).returncode == 0
-    proc = run_train(["ffn=swiglu", *args])
-    assert proc.returncode == 2
-    assert "does not fit this model (saved with ffn=relu" in proc.stderr
+    auto = run_train(["ffn=swiglu", *args])  # trainer.resume=auto: the run dir is another run's
+    assert auto.returncode == 2
+    assert "another config: ffn.name=relu (now swiglu)" in auto.stderr
+    named = run_train(["ffn=swiglu", *args, f"trainer.resume={tmp_path}"])  # asked for by name
+    assert named.returncode == 2
+    assert "does not fit this model (saved with ffn=relu" in named.stderr
 
 
 def test_gradient_accumulation_counts_every_micro_batch(token_cache, tmp_path):
