@@ -18,7 +18,7 @@ import yaml
 from harness.config import LoggerConfig
 from harness.errors import UserInputError
 from sweep import colors as palette
-from sweep.runs import Run, load_sweep, varying_keys
+from sweep.runs import Run, default_name, load_sweep, varying_keys
 
 EXTRA = "wandb"  # the pyproject extra that installs wandb-workspaces
 MIN_WORKSPACES = (0, 4, 13)
@@ -336,13 +336,6 @@ def run_table(runs: Sequence[Run], wandb: dict[str, WandbRun]) -> str:
 
 
 # ------------------------------------------------------------------------------ reading a sweep
-
-
-def default_name(root: Path, runs: Sequence[Run]) -> str:
-    """The report's name for this sweep (results/<name>/), as sweep.report chooses it."""
-    from sweep.report import default_name as report_name
-
-    return report_name(root, runs)
 
 
 def load(root: Path, out: Path = Path("results"), name: str | None = None) -> Sweep:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from sweep.findings import seeds_needed
 from sweep.literature import check_claims, compare_with_table_1
 from sweep.markdown import render_markdown
 from sweep.model import Comparison, ReportInput, Scaling
-from sweep.runs import Run, load_sweep, summary_values
+from sweep.runs import Run, default_name, load_sweep, summary_values
 from sweep.scaling import multipliers, points_from_runs
 from sweep.stats import CONFIDENCE
 from sweep.table import Row, best_settings, build_rows, columns
@@ -60,18 +59,6 @@ def write_csv(rows: Sequence[Row], baselines: Sequence[str], path: Path) -> None
                     for k, v in flat.items()
                 }
             )
-
-
-def default_name(root: Path, runs: Sequence[Run]) -> str:
-    """The summaries' ``group`` if every completed run agrees on one, else the sweep dir's last
-    two path parts joined with ``_`` (``multirun/2026-11-22/10-00-00`` -> ``2026-11-22_10-00-00``).
-    """
-    groups = {r.summary.group for r in runs if r.ok}
-    if len(groups) == 1 and (g := groups.pop()):
-        name = str(g)
-    else:
-        name = "_".join(root.resolve().parts[-2:])
-    return re.sub(r"[^\w.\-]+", "_", name).strip("_") or "sweep"
 
 
 def scaling_analysis(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,3 +297,15 @@ def summary_values(runs: Sequence[Run], name: str) -> list:
     """The distinct values of one summary field over the runs, sorted."""
     values = {getattr(r.summary, name) for r in runs if r.summary is not None}
     return sorted((v for v in values if v is not None), key=str)
+
+
+def default_name(root: Path, runs: Sequence[Run]) -> str:
+    """The summaries' ``group`` if every completed run agrees on one, else the sweep dir's last
+    two path parts joined with ``_`` (``multirun/2026-11-22/10-00-00`` -> ``2026-11-22_10-00-00``).
+    """
+    groups = {r.summary.group for r in runs if r.ok}
+    if len(groups) == 1 and (g := groups.pop()):
+        name = str(g)
+    else:
+        name = "_".join(root.resolve().parts[-2:])
+    return re.sub(r"[^\w.\-]+", "_", name).strip("_") or "sweep"

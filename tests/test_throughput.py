@@ -12,15 +12,11 @@ import pytest
 from bench.throughput import main as bench_main
 from sweep.report import main as report_main
 from sweep.runs import load_sweep
+from tests.helpers import TINY_MODEL
 from tests.helpers.fake_runs import write_run
 
 TINY_SHAPE = [
-    "model.n_layer=2",
-    "model.n_head=2",
-    "model.d_model=32",
-    "model.d_ff=128",
-    "model.multiple_of=2",
-    "model.block_size=32",
+    *TINY_MODEL,
     "model.vocab_size=2048",
     "trainer.batch_size=2",
     "trainer.log_interval=2",

@@ -13,6 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_TEXT = REPO / "tests" / "fixtures" / "tiny.txt"
 
 
+# A model small enough that a run takes about a second on one CPU core.
+TINY_MODEL = [
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.d_model=32",
+    "model.d_ff=128",
+    "model.multiple_of=2",
+    "model.block_size=32",
+]
+
+
 def tiny_overrides(cache_dir: Path, steps: int = 6) -> list[str]:
     """A model and corpus small enough that a run takes about a second on one CPU core."""
     return [
@@ -20,12 +31,7 @@ def tiny_overrides(cache_dir: Path, steps: int = 6) -> list[str]:
         f"data.path={TINY_TEXT}",
         "data.name=tiny",
         f"data.cache_dir={cache_dir}",
-        "model.n_layer=2",
-        "model.n_head=2",
-        "model.d_model=32",
-        "model.d_ff=128",
-        "model.multiple_of=2",
-        "model.block_size=32",
+        *TINY_MODEL,
         f"trainer.max_steps={steps}",
         f"trainer.eval_interval={max(1, steps // 2)}",
         "trainer.eval_batches=2",
