@@ -67,6 +67,18 @@ def _rate_list(pairs: Sequence[tuple[str, str, float]], edge: set[tuple[str, str
     return "; ".join(f"{size}: {', '.join(v)}" for size, v in by_size.items())
 
 
+def _one_rate_for_all(rates: Sequence[tuple[str, str, float]]) -> str:
+    """When tuning chose one rate for every variant, the tuned comparison is also the
+    shared-rate one: a sweep at that rate would repeat these runs (same seeds, same batches)."""
+    lrs = {lr for _, _, lr in rates}
+    if len(lrs) != 1 or len({v for _, v, _ in rates}) < 2:
+        return ""
+    return (
+        f" Every variant's best rate on the grid is the same, {lrs.pop():g}: this is also the "
+        "comparison at that one shared rate, and its ranking is the shared-rate ranking."
+    )
+
+
 def lr_line(rep: ReportInput) -> str:
     """Whether the variants trained at one shared learning rate or each at its own tuned one."""
     ok = rep.ok
@@ -103,7 +115,7 @@ def lr_line(rep: ReportInput) -> str:
         )
         return (
             f"- **Learning rate:** per-variant tuned rates, from {source}. Rates: "
-            f"{_rate_list(rates, edge)}{warn}."
+            f"{_rate_list(rates, edge)}{warn}.{_one_rate_for_all(rates)}"
         )
     lrs = sorted({r.lr for r in ok if r.lr is not None})
     if not lrs:

@@ -13,7 +13,7 @@ import pytest
 import scipy.stats
 
 from sweep.report import main
-from tests.helpers.fake_runs import write_run
+from tests.helpers.fake_runs import write_run, write_scaling_sweep
 
 # (final val loss, final val bpb) per variant and seed
 FINAL = {
@@ -152,25 +152,11 @@ def test_the_activation_plot_draws_kurtosis_and_alignment(tmp_path: Path) -> Non
 def test_the_scaling_fit_in_bpb(tmp_path: Path) -> None:
     """--y bpb fits bits per byte: a variant whose bpb (not its loss) follows the curve at 1.3x
     the compute gets its multiplier from the bpb."""
-    sizes = {"cpu_d64": 1e12, "cpu_d96": 4e12, "cpu_d128": 16e12}
 
     def curve(c: float) -> float:
         return 1.2 + 1.0 * (c / 1e12) ** -0.3
 
-    job = 0
-    for size, compute in sizes.items():
-        for variant, scale in (("relu", 1.0), ("swiglu", 1.3)):
-            for seed, noise in enumerate((0.002, -0.001, 0.001)):
-                d = tmp_path / "sweep" / str(job)
-                write_run(d, variant, seed, 5.0, bpb=curve(scale * compute) + noise, model=size)
-                s = json.loads((d / "summary.json").read_text())
-                s.update(tokens=100_000)
-                s["flops_per_token"]["train"] = compute / 100_000
-                (d / "summary.json").write_text(json.dumps(s))
-                (d / ".hydra" / "overrides.yaml").write_text(
-                    f"- ffn={variant}\n- seed={seed}\n- model={size}\n"
-                )
-                job += 1
+    write_scaling_sweep(tmp_path / "sweep", curve, (0.002, -0.001, 0.001), y="bpb")
     out = tmp_path / "out"
     assert main([str(tmp_path / "sweep"), "--out", str(out), "--name", "s", "--y", "bpb"]) == 0
     summary = json.loads((out / "s" / "summary.json").read_text())
@@ -183,28 +169,28 @@ def test_the_scaling_fit_in_bpb(tmp_path: Path) -> None:
     assert "does not fall" in (out / "n" / "report.md").read_text()
 
 
-def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) -> None:
-    """--shared: both rankings side by side, with each sweep's rates."""
+GRID = [0.00075, 0.0015, 0.003, 0.006, 0.012]
+
+
+def write_tuned_sweep(root: Path, rates: dict[str, float], file: Path) -> None:
+    """A 4-seed sweep whose runs trained at `rates` from the tuned-rates `file` (written here):
+    relu first, then swiglu, then xielu."""
     from harness.tuned import TunedRates
 
-    tuned = tmp_path / "tuned"
-    rates = {"relu": 0.006, "swiglu": 0.0015, "xielu": 0.003}
-    file = tmp_path / "tuned.yaml"
-    grid = [0.00075, 0.0015, 0.003, 0.006, 0.012]
     TunedRates(
         {"tiny": rates},
         experiment="contenders",
         tuning_sweep="multirun/contenders_tune/2026-12-01",
-        grid={"tiny": {v: grid for v in rates}},
+        grid={"tiny": {v: GRID for v in rates}},
         seeds=[0],
         steps=[600],
     ).write(file)
-    losses = {"relu": 5.10, "swiglu": 5.15, "xielu": 5.30}  # relu first once tuned
+    losses = {"relu": 5.10, "swiglu": 5.15, "xielu": 5.30}
     job = 0
     for variant, lr in rates.items():
         for seed in range(4):
             write_run(
-                tuned / f"{job}_{variant}-s{seed}",
+                root / f"{job}_{variant}-s{seed}",
                 variant,
                 seed,
                 losses[variant] + 0.01 * seed,
@@ -213,6 +199,12 @@ def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) ->
                 experiment="contenders",
             )
             job += 1
+
+
+def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) -> None:
+    """--shared: both rankings side by side, with each sweep's rates."""
+    tuned, file = tmp_path / "tuned", tmp_path / "tuned.yaml"
+    write_tuned_sweep(tuned, {"relu": 0.006, "swiglu": 0.0015, "xielu": 0.003}, file)
     out = tmp_path / "out"
     assert (
         main([str(tuned), "--out", str(out), "--name", "t", "--shared", str(report["root"])]) == 0
@@ -234,3 +226,19 @@ def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) ->
     summary = json.loads((out / "t" / "summary.json").read_text())
     assert summary["learning_rate"]["tuned"] is True
     assert summary["shared_rate_comparison"]["lrs"] == [0.003]
+
+
+def test_one_tuned_rate_for_every_variant_is_also_the_shared_rate_comparison(
+    tmp_path: Path,
+) -> None:
+    """Tuning that picks one rate for all says so: the ranking is also the shared-rate one."""
+    file = tmp_path / "tuned.yaml"
+    write_tuned_sweep(tmp_path / "tuned", {"relu": 0.003, "swiglu": 0.003, "xielu": 0.003}, file)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "tuned"), "--out", str(out), "--name", "t"]) == 0
+    md = (out / "t" / "report.md").read_text()
+    assert "Rates: relu 0.003, swiglu 0.003, xielu 0.003. Every variant's best rate" in md
+    assert "its ranking is the shared-rate ranking" in md
+    write_tuned_sweep(tmp_path / "mixed", {"relu": 0.006, "swiglu": 0.003, "xielu": 0.003}, file)
+    assert main([str(tmp_path / "mixed"), "--out", str(out), "--name", "m"]) == 0
+    assert "shared-rate ranking" not in (out / "m" / "report.md").read_text()

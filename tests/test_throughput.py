@@ -13,7 +13,7 @@ from bench.throughput import main as bench_main
 from sweep.report import main as report_main
 from sweep.runs import load_sweep
 from tests.helpers import TINY_MODEL
-from tests.helpers.fake_runs import write_run
+from tests.helpers.fake_runs import SCALING_SIZES, write_run, write_scaling_sweep
 
 TINY_SHAPE = [
     *TINY_MODEL,
@@ -112,27 +112,15 @@ def test_the_bench_file_is_found_by_the_experiments_name(tmp_path: Path) -> None
 def test_multipliers_in_training_seconds(tmp_path: Path) -> None:
     """swiglu reaches relu's loss with 1/1.3 of the FLOPs but runs at half the tokens/s (same
     FLOPs per token): 1.3x in FLOPs, 0.65x in seconds."""
-    sizes = {"cpu_d64": 1e12, "cpu_d96": 4e12, "cpu_d128": 16e12}
 
     def curve(c: float) -> float:
         return 3.0 + 2.0 * (c / 1e12) ** -0.3
 
-    job = 0
-    for size, compute in sizes.items():
-        for variant, scale in (("relu", 1.0), ("swiglu", 1.3)):
-            for seed, noise in enumerate((0.003, -0.002, 0.001)):
-                d = tmp_path / "sweep" / str(job)
-                write_run(d, variant, seed, curve(scale * compute) + noise, model=size)
-                s = json.loads((d / "summary.json").read_text())
-                s.update(tokens=100_000)
-                s["flops_per_token"]["train"] = compute / 100_000
-                (d / "summary.json").write_text(json.dumps(s))
-                (d / ".hydra" / "overrides.yaml").write_text(
-                    f"- ffn={variant}\n- seed={seed}\n- model={size}\n"
-                )
-                job += 1
+    write_scaling_sweep(tmp_path / "sweep", curve, (0.003, -0.002, 0.001))
     speeds = {
-        (v, m): 1000.0 * (0.5 if v == "swiglu" else 1.0) for v in ("relu", "swiglu") for m in sizes
+        (v, m): 1000.0 * (0.5 if v == "swiglu" else 1.0)
+        for v in ("relu", "swiglu")
+        for m in SCALING_SIZES
     }
     bench = bench_file(tmp_path / "b", speeds)
     out = tmp_path / "out"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 GATED = {"swiglu", "geglu"}
@@ -112,3 +113,36 @@ def write_run(
         if timed is not None:
             s.update(started_at=timed[0], ended_at=timed[1], host="host-a")
         (job_dir / "summary.json").write_text(json.dumps(s))
+
+
+SCALING_SIZES = {"cpu_d64": 1e12, "cpu_d96": 4e12, "cpu_d128": 16e12}  # size -> training FLOPs
+
+
+def write_scaling_sweep(
+    root: Path,
+    curve: Callable[[float], float],
+    noises: tuple[float, ...],
+    y: str = "loss",
+    scale: float = 1.3,
+) -> None:
+    """A 3-size sweep of relu and swiglu (one run per noise, seeds 0, 1, ...), each run's final
+    `y` ("loss" or "bpb") on `curve` of its training FLOPs; swiglu's compute counts `scale` times,
+    so relu's compute multiplier against it is `scale`."""
+    job = 0
+    for size, compute in SCALING_SIZES.items():
+        for variant, factor in (("relu", 1.0), ("swiglu", scale)):
+            for seed, noise in enumerate(noises):
+                d = root / str(job)
+                value = curve(factor * compute) + noise
+                if y == "bpb":
+                    write_run(d, variant, seed, 5.0, bpb=value, model=size)
+                else:
+                    write_run(d, variant, seed, value, model=size)
+                s = json.loads((d / "summary.json").read_text())
+                s.update(tokens=100_000)
+                s["flops_per_token"]["train"] = compute / 100_000
+                (d / "summary.json").write_text(json.dumps(s))
+                (d / ".hydra" / "overrides.yaml").write_text(
+                    f"- ffn={variant}\n- seed={seed}\n- model={size}\n"
+                )
+                job += 1
