@@ -150,7 +150,7 @@ def _pair_setup(ctx, inputs: tuple, output: torch.Tensor) -> None:
     gate, value, activation, inplace_backward = inputs
     ctx.save_for_backward(gate, value)
     ctx.activation = activation
-    ctx.inplace = inplace_backward and not torch.compiler.is_compiling()
+    ctx.inplace = inplace_backward
 
 
 def _pair_backward(ctx, grad_out: torch.Tensor):
@@ -226,7 +226,7 @@ def _packed_setup(ctx, inputs: tuple, output: torch.Tensor) -> None:
     packed, activation, inplace_backward = inputs
     ctx.save_for_backward(packed)
     ctx.activation = activation
-    ctx.inplace = inplace_backward and not torch.compiler.is_compiling()
+    ctx.inplace = inplace_backward
 
 
 def _packed_backward(ctx, grad_out: torch.Tensor):
@@ -245,6 +245,12 @@ gated_activation_packed_op.register_autograd(_packed_backward, setup_context=_pa
 # ---------------------------------------------------------------------------------------------
 
 
+def _inplace_here(inplace_backward: bool) -> bool:
+    """In-place backward in eager only. Decided here, where Dynamo evaluates is_compiling() as it
+    traces; inside setup_context AOTAutograd runs it, and torch 2.11 answers False there."""
+    return inplace_backward and not torch.compiler.is_compiling()
+
+
 def gated_activation(
     gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward: bool = False
 ) -> torch.Tensor:
@@ -255,7 +261,7 @@ def gated_activation(
     """
     check_activation(activation)
     _check(gate, value)
-    return gated_activation_op(gate, value, activation, inplace_backward)
+    return gated_activation_op(gate, value, activation, _inplace_here(inplace_backward))
 
 
 def gated_activation_packed(
@@ -270,4 +276,4 @@ def gated_activation_packed(
     _check(packed)
     if packed.shape[-1] % 2:
         raise ValueError(f"packed input needs an even last dim (2F); got {packed.shape[-1]}")
-    return gated_activation_packed_op(packed, activation, inplace_backward)
+    return gated_activation_packed_op(packed, activation, _inplace_here(inplace_backward))
