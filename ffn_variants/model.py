@@ -8,15 +8,18 @@ by depth (GPT-2). It knows nothing of Hydra, W&B or the training loop.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ffn_variants.sizing import Match, ffn_flops, matched_d_ff
-from ffn_variants.variants import Impl, build_ffn, get_variant
+from ffn_variants.counting import count_flops
+from ffn_variants.registry import Impl, Variant, build_ffn, get_variant, variant_from_target
+from ffn_variants.sizing import Match, matched_d_ff
+from ffn_variants.telemetry import output_projection
 
 
 class Pos(StrEnum):
@@ -59,14 +62,27 @@ class GPTConfig:
 
 @dataclass
 class FFNSpec:
-    name: str = "swiglu"  # a key of ffn_variants.variants.VARIANTS
+    """Which FFN, how it is matched and built. `name` is a registered variant (the built-ins, or
+    one registered with ffn_variants.register_ffn), or, with `target`, the name under which the
+    callable `target` ("pkg.module:attr", called as f(d_model, d_ff, **kwargs)) is reported."""
+
+    name: str = "swiglu"
+    target: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
     match: Match = Match.params
     bias: bool = False
     dropout: float = 0.0
     impl: Impl = Impl.auto
 
     def __post_init__(self) -> None:
-        get_variant(self.name)  # ValueError listing the known variants
+        self.variant()  # ValueError naming the problem: unknown name, bad target or signature
+
+    def variant(self) -> Variant:
+        if self.target is None:
+            if self.kwargs:
+                raise ValueError(f"ffn.kwargs are for ffn.target; ffn '{self.name}' has none")
+            return get_variant(self.name)
+        return variant_from_target(self.name, self.target, dict(self.kwargs))
 
 
 class RotaryEmbedding(nn.Module):
@@ -111,13 +127,13 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig, ffn: FFNSpec, d_ff: int) -> None:
+    def __init__(self, cfg: GPTConfig, ffn: FFNSpec, variant: Variant, d_ff: int) -> None:
         super().__init__()
         self.norm_attn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg)
         self.norm_ffn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.ffn = build_ffn(
-            ffn.name, cfg.d_model, d_ff, bias=ffn.bias, dropout=ffn.dropout, impl=ffn.impl
+            variant, cfg.d_model, d_ff, bias=ffn.bias, dropout=ffn.dropout, impl=ffn.impl
         )
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
@@ -131,24 +147,30 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.ffn_spec = ffn
+        self.variant = ffn.variant()
         self.d_ff = matched_d_ff(
-            ffn.name, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
+            self.variant, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
         )
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = (
             nn.Embedding(cfg.block_size, cfg.d_model) if Pos(cfg.pos) == Pos.learned else None
         )
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg, ffn, self.d_ff) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(
+            Block(cfg, ffn, self.variant, self.d_ff) for _ in range(cfg.n_layer)
+        )
         self.norm_out = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # tied
         self.apply(self._init_weights)
         # Residual-branch outputs get std / sqrt(2 * n_layer) so the residual stream's variance
-        # does not grow with depth.
-        for name, p in self.named_parameters():
-            if name.endswith(("attn.proj.weight", "ffn.w_out.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        # does not grow with depth: attention's projection and the FFN's output projection (the
+        # telemetry protocol's w_out, where the FFN declares one).
+        residual_out = [b.attn.proj for b in self.blocks]
+        residual_out += [p for b in self.blocks if (p := output_projection(b.ffn)) is not None]
+        for module in residual_out:
+            if isinstance(getattr(module, "weight", None), torch.Tensor):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -195,28 +217,30 @@ class GPT(nn.Module):
         }
 
     def flops_per_token(self) -> dict[str, float]:
-        """FLOPs per token, counted from this model's own matmuls (2 per multiply-add).
+        """FLOPs per token, counted from this model's own modules (2 per multiply-add).
 
-        total: the forward pass: every Linear as it is (the gated FFN's packed W and V, W2; the
-        tied embedding once, as the LM head, since its lookup is no matmul) plus attention's
-        scores and weighted sum, 4 * block_size * d_model per layer: the full context, the causal
-        half that the mask discards included (as nanoGPT and the PaLM appendix count it).
+        total: the forward pass: attention's Linears as they are and the FFN layers as
+        ffn_variants.counting counts their matmuls (the tied embedding once, as the LM head,
+        since its lookup is no matmul), plus attention's scores and weighted sum,
+        4 * block_size * d_model per layer: the full context, the causal half that the mask
+        discards included (as nanoGPT and the PaLM appendix count it).
         train: 3 x total (the backward takes the gradients of inputs and weights: twice the
         forward). ffn: one FFN layer's forward as ffn.match counts it (elementwise work included).
         ffn_share: the FFN matmuls' share of total (and of train). Norms, softmax, activations
         and the loss are left out, as MFU conventionally leaves them out.
         """
         c = self.cfg
-        linear = {
-            n: m.in_features * m.out_features
+        other = sum(
+            m.in_features * m.out_features
             for n, m in self.named_modules()
-            if isinstance(m, nn.Linear)
-        }
-        ffn_matmul = 2 * sum(v for n, v in linear.items() if ".ffn." in n)
-        total = 2 * sum(linear.values()) + 4 * c.n_layer * c.block_size * c.d_model
+            if isinstance(m, nn.Linear) and ".ffn." not in f".{n}."
+        )
+        ffn = count_flops(self.variant, c.d_model, self.d_ff, self.ffn_spec.bias)
+        ffn_matmul = c.n_layer * ffn.matmul
+        total = 2 * other + ffn_matmul + 4 * c.n_layer * c.block_size * c.d_model
         return {
             "total": total,
             "train": 3 * total,
-            "ffn": ffn_flops(self.ffn_spec.name, c.d_model, self.d_ff),
+            "ffn": ffn.total,
             "ffn_share": ffn_matmul / total,
         }

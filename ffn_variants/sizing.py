@@ -1,48 +1,35 @@
-"""Matched sizes: the 2/3 rule, parameter and FLOP counts per variant, and the matching table.
+"""Matched sizes: the hidden width at which an FFN's counted parameters (or FLOPs) meet the dense
+ReLU FFN's, and the matching table.
 
-A gated FFN has three d_model x d_ff matrices where a dense one has two, so at equal parameters its
-hidden width is 2/3 of the dense one. The width is rounded to `multiple_of` (a hardware-friendly
-size), choosing the rounding that keeps the FFN within 1% of the dense ReLU FFN it is matched to;
-where no multiple of it does, to the coarsest of its halves (multiple_of/2, /4, ... 1) that does.
+Any FFN is matched the same way: its module is built on the meta device at candidate widths and
+its parameters (or FLOPs, ffn_variants.counting) counted; nothing here knows what a gate or an
+activation is. The gated blocks' 2/3 rule falls out: three d_model x d_ff matrices where the dense
+block has two. The width is rounded to `multiple_of` (a hardware-friendly size), choosing the
+rounding that keeps the FFN within 1% of the dense ReLU FFN; where no multiple of it does, to the
+coarsest of its halves (multiple_of/2, /4, ... 1) that does.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ffn_variants.variants import VARIANTS, get_variant
+from ffn_variants.counting import count_flops, count_params
+from ffn_variants.registry import VARIANTS, Variant, get_variant
 
 TOLERANCE = 0.01
+REFERENCE = "relu"  # the dense FFN every variant is matched to
+MAX_D_FF = 1 << 24  # no FFN is wider: the search for a width stops here
 
 
 class Match(StrEnum):
     """What a variant's hidden width is matched on, against the dense ReLU FFN."""
 
     params = "params"  # parameters per layer (the 2/3 rule for gated variants)
-    flops = "flops"  # forward FLOPs per token per layer
+    flops = "flops"  # forward FLOPs per token per layer (ffn_variants.counting)
     none = "none"  # the dense width as given
-
-
-# Rough forward FLOPs per element of each activation (compare, exp, divide... counted as one each).
-ACTIVATION_FLOPS = {
-    "relu": 1,
-    "relu2": 2,
-    "gelu": 8,
-    "gelu_tanh": 8,
-    "silu": 4,
-    "sigmoid": 4,
-    "identity": 0,
-    "swish_beta": 5,
-    "leaky_relu2": 3,  # compare, scale, square
-    # torch.where computes both halves: alpha_p x x + beta x (4), alpha_n (expm1(clamp(x)) - x)
-    # + beta x (6), then the compare and the select (2).
-    "xielu": 12,
-}
-
-# Learned scalars per layer that an activation adds: swish_beta's beta, xIELU's a_p and a_n.
-ACTIVATION_SCALARS = {"swish_beta": 1, "xielu": 2}
 
 
 @dataclass(frozen=True)
@@ -63,23 +50,14 @@ class FFNSize:
         return self.flops_per_token / self.reference_flops - 1
 
 
-def ffn_params(variant: str, d_model: int, d_ff: int, bias: bool = False) -> int:
-    """Parameters of one FFN layer."""
-    v = get_variant(variant)
-    n_in = 2 * d_ff if v.gated else d_ff
-    count = d_model * n_in + d_ff * d_model
-    if bias:
-        count += n_in + d_model
-    return count + ACTIVATION_SCALARS.get(v.activation, 0)
+def ffn_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
+    """Parameters of one FFN layer, counted."""
+    return count_params(variant, d_model, d_ff, bias)
 
 
-def ffn_flops(variant: str, d_model: int, d_ff: int) -> int:
-    """Forward FLOPs per token of one FFN layer: 2 per multiply-add, plus the elementwise work."""
-    v = get_variant(variant)
-    n_in = 2 * d_ff if v.gated else d_ff
-    matmul = 2 * (d_model * n_in + d_ff * d_model)
-    elementwise = d_ff * (ACTIVATION_FLOPS[v.activation] + (1 if v.gated else 0))
-    return matmul + elementwise
+def ffn_flops(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
+    """Forward FLOPs per token of one FFN layer, counted: matmuls plus the elementwise work."""
+    return count_flops(variant, d_model, d_ff, bias).total
 
 
 def _finer_multiples(multiple_of: int) -> list[int]:
@@ -95,8 +73,30 @@ def _round_to_multiple(exact: float, multiple_of: int) -> list[int]:
     return sorted({low, low + multiple_of})
 
 
+def _crossing(count: Callable[[int], int], target: int, name: str, match: Match) -> float:
+    """The real width at which count (non-decreasing in d_ff) reaches target."""
+    if count(64) <= count(1):
+        raise ValueError(
+            f"ffn '{name}' cannot be matched on {match}: its {match} count does not grow with "
+            f"d_ff ({count(1):,} at d_ff=1 and at d_ff=64); the module must use d_ff, or use "
+            "ffn.match=none"
+        )
+    if count(1) >= target:
+        return 1.0
+    high = 2
+    while count(high) < target:
+        if high >= MAX_D_FF:
+            raise ValueError(f"ffn '{name}' stays below the dense FFN's {match} at any width")
+        high *= 2
+    low = high // 2  # count(low) < target <= count(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if count(mid) < target else (low, mid)
+    return low + (target - count(low)) / (count(high) - count(low))
+
+
 def matched_d_ff(
-    variant: str,
+    variant: Variant | str,
     d_model: int,
     dense_d_ff: int,
     multiple_of: int = 8,
@@ -105,30 +105,28 @@ def matched_d_ff(
 ) -> int:
     """Hidden width of `variant` matched to a dense ReLU FFN of width dense_d_ff.
 
-    match="params" or "flops" solves for the width whose count equals the dense FFN's (the 2/3 rule
-    for gated variants when matching parameters) and rounds it down or up to multiple_of, whichever
-    is closer. Where neither is within 1%, the same with multiple_of/2, /4, ... down to 1; a
-    ValueError if even that is more than 1% off. match="none" keeps dense_d_ff.
+    match="params" or "flops" finds the width whose counted parameters (FLOPs) equal the dense
+    FFN's and rounds it down or up to multiple_of, whichever is closer. Where neither is within
+    1%, the same with multiple_of/2, /4, ... down to 1; a ValueError if even that is more than 1%
+    off, or if the count does not grow with d_ff. match="none" keeps dense_d_ff.
     """
     match = Match(match)
-    if match == Match.none:
-        return dense_d_ff
-    if get_variant(variant).activation == "relu" and not get_variant(variant).gated:
+    variant = get_variant(variant) if isinstance(variant, str) else variant
+    if match == Match.none or variant == get_variant(REFERENCE):
         return dense_d_ff  # the reference itself
 
     def count(d_ff: int) -> int:
-        if match == "params":
+        if match == Match.params:
             return ffn_params(variant, d_model, d_ff, bias)
-        return ffn_flops(variant, d_model, d_ff)
+        return ffn_flops(variant, d_model, d_ff, bias)
 
+    reference = get_variant(REFERENCE)
     target = (
-        ffn_params("relu", d_model, dense_d_ff, bias)
-        if match == "params"
-        else ffn_flops("relu", d_model, dense_d_ff)
+        ffn_params(reference, d_model, dense_d_ff, bias)
+        if match == Match.params
+        else ffn_flops(reference, d_model, dense_d_ff, bias)
     )
-    # count(d_ff) is affine in d_ff: solve count(d_ff) = target exactly, then round.
-    slope = count(2) - count(1)
-    exact = (target - count(0)) / slope
+    exact = _crossing(count, target, variant.name, match)
     if abs(exact - dense_d_ff) < 0.5 and dense_d_ff % multiple_of == 0:
         exact = dense_d_ff  # a dense variant matches at the reference width itself
     for multiple in _finer_multiples(multiple_of):
@@ -138,14 +136,14 @@ def matched_d_ff(
             return best
     options = ", ".join(f"{h} ({count(h) / target - 1:+.2%})" for h in candidates)
     raise ValueError(
-        f"cannot match {variant} to the dense FFN's {match} within {TOLERANCE:.0%} at "
+        f"cannot match {variant.name} to the dense FFN's {match} within {TOLERANCE:.0%} at "
         f"d_model={d_model}, d_ff={dense_d_ff} at any width (closest: {options}); "
         "use a larger model.d_ff or ffn.match=none"
     )
 
 
 def ffn_size(
-    variant: str,
+    variant: Variant | str,
     d_model: int,
     dense_d_ff: int,
     multiple_of: int = 8,
@@ -153,14 +151,15 @@ def ffn_size(
     bias: bool = False,
 ) -> FFNSize:
     """Width, parameters and FLOPs of one `variant` layer, beside the dense ReLU FFN's."""
+    variant = get_variant(variant) if isinstance(variant, str) else variant
     d_ff = matched_d_ff(variant, d_model, dense_d_ff, multiple_of, match, bias)
     return FFNSize(
-        variant=variant,
+        variant=variant.name,
         d_ff=d_ff,
         params=ffn_params(variant, d_model, d_ff, bias),
-        flops_per_token=ffn_flops(variant, d_model, d_ff),
-        reference_params=ffn_params("relu", d_model, dense_d_ff, bias),
-        reference_flops=ffn_flops("relu", d_model, dense_d_ff),
+        flops_per_token=ffn_flops(variant, d_model, d_ff, bias),
+        reference_params=ffn_params(REFERENCE, d_model, dense_d_ff, bias),
+        reference_flops=ffn_flops(REFERENCE, d_model, dense_d_ff, bias),
     )
 
 
@@ -170,12 +169,12 @@ def matching_table(
     multiple_of: int = 8,
     match: Match | str = Match.params,
     bias: bool = False,
-    variants: list[str] | None = None,
+    variants: list[Variant | str] | None = None,
 ) -> list[FFNSize]:
-    """One FFNSize per variant (all of them by default)."""
+    """One FFNSize per variant (every registered one by default)."""
     return [
-        ffn_size(name, d_model, dense_d_ff, multiple_of, match, bias)
-        for name in (variants or list(VARIANTS))
+        ffn_size(v, d_model, dense_d_ff, multiple_of, match, bias)
+        for v in (variants or list(VARIANTS))
     ]
 
 

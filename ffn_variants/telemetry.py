@@ -2,8 +2,17 @@
 
 Both are sampled at the log interval only. Activation statistics come from forward hooks that are
 attached for one forward pass and removed right after, so steps in between pay nothing.
-For a gated FFN the hooks see the packed projection (gate x W and value x V, before the fused
-product) and the input of W2 (the product); for a dense FFN the input of W2 is the activation.
+
+What the hooks look at is declared by the FFN module itself, built-in or a user's (the protocol):
+  w_out                        a submodule whose input is the hidden activation (the output
+                               projection): act/L<i>/act/... (product/... for a gated block),
+                               kurtosis included. Also gets the residual-branch init (model.py).
+  w_in, gate_and_value(y)      a gated block: w_in's output y holds the gate and the value, and
+                               gate_and_value(y) returns them (last dim); with w_in.weight this
+                               also gives the gate/value weight alignment.
+  gate_activation(gate)        optional, gated: act(gate), logged as gate/...; else the raw gate.
+A module that declares none of these trains and logs losses and gradient norms all the same;
+telemetry_gaps says which statistics it cannot have.
 
 Outliers: the input of W2 also gets its excess kurtosis (see tensor_stats), and a gated FFN the
 alignment of its gate and value weights (gate_value_alignment), which Fishman et al. (2024,
@@ -19,8 +28,6 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from ffn_variants.variants import GatedFFN
 
 NEAR_ZERO = 1e-3  # |x| below this counts as "near zero"
 BLOCK_GROUPS = ("embed", "attn", "ffn", "norm")
@@ -92,22 +99,46 @@ def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
     return dict(zip(names, torch.stack(parts).tolist(), strict=True))
 
 
-def gate_value_alignment(ffn: GatedFFN) -> torch.Tensor:
+def output_projection(ffn: nn.Module) -> nn.Module | None:
+    """The FFN's output projection (protocol: `w_out`), whose input is the hidden activation."""
+    projection = getattr(ffn, "w_out", None)
+    return projection if isinstance(projection, nn.Module) else None
+
+
+def is_gated(ffn: nn.Module) -> bool:
+    """Whether the FFN declares its gate and value (protocol: `w_in` and `gate_and_value`)."""
+    return isinstance(getattr(ffn, "w_in", None), nn.Module) and callable(
+        getattr(ffn, "gate_and_value", None)
+    )
+
+
+def telemetry_gaps(ffn: nn.Module) -> list[str]:
+    """The activation statistics this FFN module's declarations do not allow, in words."""
+    kind = type(ffn).__name__
+    gaps = []
+    if output_projection(ffn) is None:
+        gaps.append(f"{kind} declares no w_out: no act/L<i>/act|product/* statistics")
+    if not is_gated(ffn) and callable(getattr(ffn, "gate_activation", None)):
+        gaps.append(f"{kind} has gate_activation but no w_in + gate_and_value: no gate/value stats")
+    return gaps
+
+
+def gate_value_alignment(ffn: nn.Module) -> torch.Tensor:
     """The mean |cos| between matching rows of the gate weights W and the value weights V.
 
     Row j of W and of V make hidden unit j's gate and value; where they align, act(x W_j) * x V_j
     grows like a square of x V_j (Fishman et al. 2024). About sqrt(2 / (pi d_model)) for
     independent random rows (0.07 at d_model 128), 1 where every W_j is parallel to V_j.
+    The rows are found by the module's own gate_and_value, applied to w_in's weight.
     """
-    weight = ffn.w_in.weight.detach().float()
-    gate, value = weight[: ffn.d_ff], weight[ffn.d_ff :]
-    return F.cosine_similarity(gate, value, dim=1).abs().mean()
+    gate, value = ffn.gate_and_value(ffn.w_in.weight.detach().float().T)
+    return F.cosine_similarity(gate, value, dim=0).abs().mean()
 
 
 @torch.no_grad()
 def weight_stats(model: nn.Module) -> dict[str, float]:
     """act/L<i>/gate_value/alignment of every gated FFN layer (nothing for dense ones)."""
-    gated = [(i, f) for i, f in enumerate(ffn_layers(model)) if isinstance(f, GatedFFN)]
+    gated = [(i, f) for i, f in enumerate(ffn_layers(model)) if is_gated(f)]
     if not gated:
         return {}
     values = torch.stack([gate_value_alignment(f) for _, f in gated]).tolist()
@@ -131,23 +162,28 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
     stats: dict[str, float] = weight_stats(model)
     handles = []
     for i, ffn in enumerate(ffn_layers(model)):
-        if isinstance(ffn, GatedFFN):
+        gated = is_gated(ffn)
+        if gated:
 
-            def on_projection(_module, _inputs, packed, i=i, ffn=ffn):
-                gate, value = packed.detach().chunk(2, dim=-1)
-                parts = {"gate": ffn.gate_activation(gate), "value": value}
+            def on_projection(_module, _inputs, projected, i=i, ffn=ffn):
+                gate, value = ffn.gate_and_value(projected.detach())
+                activate = getattr(ffn, "gate_activation", None)
+                parts = {"gate": activate(gate) if callable(activate) else gate, "value": value}
                 for part, tensor in parts.items():
                     for k, v in tensor_stats(tensor).items():
                         stats[f"act/L{i}/{part}/{k}"] = v
 
             handles.append(ffn.w_in.register_forward_hook(on_projection))
-        part = "product" if isinstance(ffn, GatedFFN) else "act"
+        projection = output_projection(ffn)
+        if projection is None:
+            continue
+        part = "product" if gated else "act"
 
         def on_hidden(_module, inputs, i=i, part=part):
             for k, v in tensor_stats(inputs[0], tail=True).items():
                 stats[f"act/L{i}/{part}/{k}"] = v
 
-        handles.append(ffn.w_out.register_forward_pre_hook(on_hidden))
+        handles.append(projection.register_forward_pre_hook(on_hidden))
     try:
         yield stats
     finally:

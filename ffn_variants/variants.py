@@ -4,73 +4,46 @@ The rows of Shazeer (2020), "GLU Variants Improve Transformer", Table 1, plus Re
 gate with a learnable beta, and two later contenders: LeakyReLU(0.5)^2 (nanochat, 2026) and xIELU
 (Huang & Schlag 2024, arXiv:2411.13010) with its two scalars learned per layer. One name per
 variant everywhere: registry key, config file in configs/ffn/, W&B tag and report row.
+
+They enter the registry (ffn_variants.registry) through `register_ffn`, as a user's FFN does:
+the registry knows nothing of gates or activations, only factories and their keyword arguments.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 import torch.nn as nn
 
 from ffn_variants.activations import LEARNED_ACTIVATIONS, gated_torch_packed, get_activation
+from ffn_variants.registry import VARIANTS, Impl, build_ffn, get_variant, register_ffn
 
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    gated: bool
-    activation: str  # a key of ffn_variants.activations.ACTIVATIONS, or "swish_beta"
-    formula: str
-
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in [
-        Variant("relu", False, "relu", "max(0, xW1) W2"),
-        Variant("gelu", False, "gelu", "GELU(xW1) W2"),
-        Variant("swish", False, "silu", "Swish_1(xW1) W2"),
-        Variant("relu2", False, "relu2", "max(0, xW1)^2 W2"),
-        Variant("leaky_relu2", False, "leaky_relu2", "LeakyReLU_0.5(xW1)^2 W2"),
-        Variant("xielu", False, "xielu", "xIELU(xW1) W2, alpha_p and alpha_n learned"),
-        Variant("glu", True, "sigmoid", "(sigmoid(xW) * xV) W2"),
-        Variant("bilinear", True, "identity", "(xW * xV) W2"),
-        Variant("reglu", True, "relu", "(max(0, xW) * xV) W2"),
-        Variant("geglu", True, "gelu", "(GELU(xW) * xV) W2"),
-        Variant("swiglu", True, "silu", "(Swish_1(xW) * xV) W2"),
-        Variant("swiglu_beta", True, "swish_beta", "(xW * sigmoid(beta xW) * xV) W2, beta learned"),
-    ]
-}
-
-
-class Impl(StrEnum):
-    """How a gated FFN computes act(gate) * value."""
-
-    auto = "auto"  # the fused Triton kernel where it can run (CUDA), else torch
-    triton = "triton"  # the fused Triton kernel, forward and backward
-    torch = "torch"  # plain PyTorch
-    compile = "compile"  # torch.compile of the plain PyTorch function
-
-
-def get_variant(name: str) -> Variant:
-    """The variant called `name`; a ValueError lists the known ones."""
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise ValueError(f"unknown ffn '{name}'; known: {', '.join(VARIANTS)}") from None
+__all__ = ["VARIANTS", "DenseFFN", "GatedFFN", "Impl", "build_ffn", "get_variant"]
 
 
 class DenseFFN(nn.Module):
-    """act(x W1) W2; an activation with learned parameters (xIELU) is a submodule, `act`."""
+    """act(x W1) W2; an activation with learned parameters (xIELU) is a submodule, `act`.
+
+    impl: "compile" compiles the activation; the others run it in PyTorch (no product to fuse).
+    """
 
     def __init__(
-        self, d_model: int, d_ff: int, activation: str, bias: bool = False, dropout: float = 0.0
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str,
+        bias: bool = False,
+        dropout: float = 0.0,
+        impl: Impl | str = Impl.auto,
     ) -> None:
         super().__init__()
         self.activation = activation
         learned = LEARNED_ACTIVATIONS.get(activation)
         self.act = learned() if learned is not None else get_activation(activation)
+        if Impl(impl) == Impl.compile:
+            if isinstance(self.act, nn.Module):
+                self.act.compile(dynamic=False)  # in place: the parameter names stay
+            else:
+                self.act = torch.compile(self.act, dynamic=False)
         self.w_in = nn.Linear(d_model, d_ff, bias=bias)
         self.w_out = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
@@ -108,6 +81,10 @@ class GatedFFN(nn.Module):
         else:
             get_activation(activation)  # fail at construction, not at the first step
         self._compiled = None
+
+    def gate_and_value(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gate x W and the value x V in w_in's output (the telemetry protocol)."""
+        return projected[..., : self.d_ff], projected[..., self.d_ff :]
 
     def gate_activation(self, gate: torch.Tensor) -> torch.Tensor:
         """act(gate) alone; telemetry uses it to look inside the fused product."""
@@ -150,17 +127,26 @@ class GatedFFN(nn.Module):
         return self.dropout(self.w_out(self.gated(self.w_in(x))))
 
 
-def build_ffn(
-    name: str,
-    d_model: int,
-    d_ff: int,
-    *,
-    bias: bool = False,
-    dropout: float = 0.0,
-    impl: Impl | str = Impl.auto,
-) -> nn.Module:
-    """The FFN `name` with hidden width d_ff (already sized: see ffn_variants.sizing)."""
-    variant = get_variant(name)
-    if variant.gated:
-        return GatedFFN(d_model, d_ff, variant.activation, bias, dropout, impl)
-    return DenseFFN(d_model, d_ff, variant.activation, bias, dropout)
+def _register_builtins() -> None:
+    dense = [
+        ("relu", "relu", "max(0, xW1) W2"),
+        ("gelu", "gelu", "GELU(xW1) W2"),
+        ("swish", "silu", "Swish_1(xW1) W2"),
+        ("relu2", "relu2", "max(0, xW1)^2 W2"),
+        ("leaky_relu2", "leaky_relu2", "LeakyReLU_0.5(xW1)^2 W2"),
+        ("xielu", "xielu", "xIELU(xW1) W2, alpha_p and alpha_n learned"),
+    ]
+    gated = [
+        ("glu", "sigmoid", "(sigmoid(xW) * xV) W2"),
+        ("bilinear", "identity", "(xW * xV) W2"),
+        ("reglu", "relu", "(max(0, xW) * xV) W2"),
+        ("geglu", "gelu", "(GELU(xW) * xV) W2"),
+        ("swiglu", "silu", "(Swish_1(xW) * xV) W2"),
+        ("swiglu_beta", "swish_beta", "(xW * sigmoid(beta xW) * xV) W2, beta learned"),
+    ]
+    for factory, rows in ((DenseFFN, dense), (GatedFFN, gated)):
+        for name, activation, formula in rows:
+            register_ffn(name, factory, formula=formula, builtin=True, activation=activation)
+
+
+_register_builtins()

@@ -201,13 +201,15 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
     }
 
 
-def check_baselines(baselines: Sequence[str]) -> list[str]:
+def check_baselines(baselines: Sequence[str], in_sweep: Sequence[str] = ()) -> list[str]:
+    """The baselines as a list; a UserInputError for a name that is neither a registered variant
+    nor one of the sweep's (a user's FFN is a baseline like any other)."""
     names = [b for item in baselines for b in item.split(",") if b]
-    unknown = [b for b in names if b not in VARIANTS]
+    known = list(dict.fromkeys([*VARIANTS, *in_sweep]))
+    unknown = [b for b in names if b not in known]
     if unknown:
         raise UserInputError(
-            f"unknown baseline {', '.join(unknown)}; --baseline takes a variant: "
-            f"{', '.join(VARIANTS)}"
+            f"unknown baseline {', '.join(unknown)}; --baseline takes a variant: {', '.join(known)}"
         )
     return list(dict.fromkeys(names)) or ["relu"]
 
@@ -223,11 +225,11 @@ def make_report(
     y: str = "loss",
 ) -> tuple[Path, ReportInput]:
     """Read the sweep under ``root``, write the report files; the output dir and the report."""
-    baselines = check_baselines(baselines)
     if y not in METRICS:
         raise UserInputError(f"--y {y}: use one of {', '.join(METRICS)}")
     root = Path(root)
     runs = load_sweep(root, exclude=Path(out))
+    baselines = check_baselines(baselines, [r.variant for r in runs])
     n_ok = sum(r.ok for r in runs)
     log(
         f"found {len(runs)} runs under {root}: {n_ok} completed, {len(runs) - n_ok} "

@@ -15,12 +15,12 @@ import torch
 from torch._dynamo.utils import counters
 
 from ffn_variants.model import GPT, FFNSpec, GPTConfig
-from ffn_variants.variants import VARIANTS
 from tests.helpers import tiny_overrides, train
+from tests.helpers.ffn_formulas import GATED
 
 pytestmark = pytest.mark.gpu
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-GATED = sorted(name for name, v in VARIANTS.items() if v.gated)
+GATED = sorted(GATED)
 SHAPE = dict(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=96)
 
 

@@ -13,13 +13,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ffn_variants.model import GPT, FFNSpec
-from ffn_variants.variants import VARIANTS
 from harness.mfu import PEAK_BF16_TFLOPS, Peak, device_peak, mfu, table_peak
+from tests.helpers.ffn_formulas import BUILTINS
 from tests.helpers.models import MODEL_CONFIGS, model_config
 
 
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_training_flops_per_token_match_the_flop_counter(name, path):
     cfg = model_config(path)
     with torch.device("meta"):

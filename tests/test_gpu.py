@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from ffn_variants.model import GPT, FFNSpec, GPTConfig
-from ffn_variants.variants import VARIANTS, build_ffn
+from ffn_variants.variants import build_ffn
+from tests.helpers.ffn_formulas import GATED, activation_of
 
 pytestmark = pytest.mark.cuda
-GATED_FUSED = sorted(n for n, v in VARIANTS.items() if v.gated and v.activation != "swish_beta")
+GATED_FUSED = sorted(n for n in GATED if activation_of(n) != "swish_beta")
 # bf16 outputs: 2^-8 relative; the two paths round the product differently (the kernel once,
 # PyTorch after the activation and after the product), so allow a few ulps.
 BF16 = {"rtol": 2**-6, "atol": 2**-6}

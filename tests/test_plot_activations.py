@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from ffn_variants.activations import ACTIVATION_GRADS, get_activation
-from ffn_variants.variants import VARIANTS
 from harness.tools.plot_activations import curve, draw, product
+from tests.helpers.ffn_formulas import BUILTINS, GATED, activation_of
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_curves_are_the_variant_functions_and_their_derivatives(name):
     x, y, dy = curve(name)
-    activation = VARIANTS[name].activation
+    activation = activation_of(name)
     if activation == "swish_beta":  # a learned beta, 1 at initialisation: Swish_1
         activation = "silu"
     torch.testing.assert_close(y, get_activation(activation)(x))
@@ -23,11 +23,11 @@ def test_curves_are_the_variant_functions_and_their_derivatives(name):
     )
 
 
-@pytest.mark.parametrize("name", sorted(n for n, v in VARIANTS.items() if v.gated))
+@pytest.mark.parametrize("name", sorted(GATED))
 def test_the_heat_map_is_act_of_g_times_u(name):
     axis, values = product(name, n=21)
     g, u = torch.meshgrid(axis, axis, indexing="xy")
-    activation = VARIANTS[name].activation
+    activation = activation_of(name)
     act = get_activation("silu" if activation == "swish_beta" else activation)
     torch.testing.assert_close(values, act(g) * u)
 

@@ -19,17 +19,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from ffn_variants.variants import VARIANTS, build_ffn  # noqa: E402
+from ffn_variants.registry import BUILTIN_NAMES  # noqa: E402
+from ffn_variants.variants import VARIANTS, GatedFFN, build_ffn  # noqa: E402
 
 RANGE = 4.0
 POINTS = 801
+
+
+def _gated(name: str) -> bool:
+    return VARIANTS[name].factory is GatedFFN
 
 
 def curve(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x, act(x), d act/dx) of variant `name`'s nonlinearity, as its module computes it."""
     ffn = build_ffn(name, 1, 1, impl="torch")
     x = torch.linspace(-RANGE, RANGE, POINTS, dtype=torch.float64, requires_grad=True)
-    act = ffn.gate_activation if VARIANTS[name].gated else ffn.act
+    act = ffn.gate_activation if isinstance(ffn, GatedFFN) else ffn.act
     y = act(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
     return x.detach(), y.detach(), dy
@@ -47,9 +52,9 @@ def product(name: str, n: int = 201) -> tuple[torch.Tensor, torch.Tensor]:
 
 def draw_curve(ax, name: str) -> None:
     x, y, dy = curve(name)
-    v = VARIANTS[name]
-    ax.plot(x, y, lw=2, label="act(g)" if v.gated else "act(x)")
-    ax.plot(x, dy, lw=1.5, ls="--", label="d act/dg" if v.gated else "d act/dx")
+    v, gated = VARIANTS[name], _gated(name)
+    ax.plot(x, y, lw=2, label="act(g)" if gated else "act(x)")
+    ax.plot(x, dy, lw=1.5, ls="--", label="d act/dg" if gated else "d act/dx")
     ax.axhline(0, color="0.6", lw=0.6)
     ax.axvline(0, color="0.6", lw=0.6)
     ax.set_ylim(-1.5, 4.0)
@@ -77,8 +82,9 @@ def draw_product(ax, fig, name: str) -> None:
 
 
 def draw(out: Path) -> Path:
-    dense = [n for n, v in VARIANTS.items() if not v.gated]
-    gated = [n for n, v in VARIANTS.items() if v.gated]
+    builtins = [n for n in VARIANTS if n in BUILTIN_NAMES]  # activations: the built-ins' kwargs
+    dense = [n for n in builtins if not _gated(n)]
+    gated = [n for n in builtins if _gated(n)]
     panels = len(dense) + 2 * len(gated)
     cols = 4
     fig, axes = plt.subplots(

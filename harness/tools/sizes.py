@@ -23,7 +23,11 @@ from harness.errors import UserInputError
 def sizes_report(cfg: TrainConfig) -> str:
     """The matching table and whole-model counts for the config `cfg`."""
     m, f = cfg.model, cfg.ffn
-    rows = matching_table(m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
+    # The built-ins, and the configured FFN where it is a user's.
+    specs = {name: dataclasses.replace(f, name=name, target=None, kwargs={}) for name in VARIANTS}
+    specs.setdefault(f.name, f)
+    variants = [spec.variant() for spec in specs.values()]
+    rows = matching_table(m.d_model, m.d_ff, m.multiple_of, f.match, f.bias, variants)
     lines = [
         f"model {m.name}: n_layer {m.n_layer}, d_model {m.d_model}, dense d_ff {m.d_ff}, "
         f"multiple_of {m.multiple_of}, matched on {f.match}",
@@ -34,7 +38,7 @@ def sizes_report(cfg: TrainConfig) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     with torch.device("meta"):
-        models = {name: GPT(m, dataclasses.replace(f, name=name)) for name in VARIANTS}
+        models = {name: GPT(m, spec) for name, spec in specs.items()}
     relu_total = models["relu"].param_counts()["total"]
     for name, model in models.items():
         c, flops = model.param_counts(), model.flops_per_token()

@@ -1,0 +1,126 @@
+"""Parameters and FLOPs of one FFN layer, counted from the module itself, never from a formula.
+
+The module is built on the meta device (shapes only: no memory, no initialisation cost) and
+  - its parameters are counted, learned scalars included;
+  - its forward runs on a meta input under a dispatch mode that counts every aten op it calls:
+    matmuls and convolutions as torch.utils.flop_counter counts them (2 per multiply-add: the
+    FLOPs MFU counts), and the elementwise work as POINTWISE_FLOPS per output element of each
+    pointwise op (1 unless listed) and one per input element of each reduction.
+The forward runs at two token counts and the difference is taken, so work that does not grow
+with the tokens (a softplus of a learned scalar, say) drops out of the per-token count. Views,
+copies and dtype conversions are free. This is what `ffn.match=flops` matches and what a run
+reports as the FFN's FLOPs.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from ffn_variants.registry import Impl, Variant, build_ffn, get_variant
+
+# FLOPs per output element of the pointwise aten ops that are more than one operation (the
+# compare, exp, divide... each counted as one); every other pointwise op counts 1.
+POINTWISE_FLOPS = {
+    "silu": 4,  # x / (1 + exp(-x)): negate, exp, add, divide
+    "sigmoid": 4,
+    "gelu": 8,  # the erf (or tanh) form: a short polynomial and its products
+    "leaky_relu": 2,  # compare, scale
+    "softplus": 3,
+    "tanh": 4,
+}
+FREE = {"clone", "_to_copy", "copy", "copy_", "detach", "alias", "lift_fresh", "fill", "zero"}
+TOKENS = (1, 2)  # the per-token count: the difference between these two forward passes
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """Forward FLOPs per token of one FFN layer."""
+
+    matmul: int
+    elementwise: int
+
+    @property
+    def total(self) -> int:
+        return self.matmul + self.elementwise
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.matmul = 0
+        self.elementwise = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        name = packet.__name__.rstrip("_")
+        if packet in flop_registry:
+            self.matmul += int(flop_registry[packet](*args, **kwargs, out_val=out))
+        elif name in FREE:
+            pass
+        elif torch.Tag.pointwise in func.tags and isinstance(out, torch.Tensor):
+            self.elementwise += POINTWISE_FLOPS.get(name, 1) * out.numel()
+        elif torch.Tag.reduction in func.tags and isinstance(args[0], torch.Tensor):
+            self.elementwise += args[0].numel()
+        return out
+
+
+def _on_meta(variant: Variant, d_model: int, d_ff: int, bias: bool) -> nn.Module:
+    """One layer built on the meta device: shapes without memory."""
+    try:
+        with torch.device("meta"):
+            # The PyTorch path: a fused op is one opaque node whose work the count cannot see.
+            return build_ffn(variant, d_model, d_ff, bias=bias, impl=Impl.torch)
+    except ValueError:
+        raise
+    except Exception as e:  # the user's module may fail in any way
+        raise ValueError(
+            f"ffn '{variant.name}': building {variant.source}(d_model={d_model}, d_ff={d_ff}) "
+            f"failed: {type(e).__name__}: {e}"
+        ) from None
+
+
+def _as_variant(variant: Variant | str) -> Variant:
+    return get_variant(variant) if isinstance(variant, str) else variant
+
+
+@functools.lru_cache(maxsize=4096)
+def _params(variant: Variant, d_model: int, d_ff: int, bias: bool) -> int:
+    return sum(p.numel() for p in _on_meta(variant, d_model, d_ff, bias).parameters())
+
+
+def count_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
+    """Parameters of one layer of `variant` at hidden width d_ff, learned scalars included."""
+    return _params(_as_variant(variant), d_model, d_ff, bias)
+
+
+@functools.lru_cache(maxsize=4096)
+def _flops(variant: Variant, d_model: int, d_ff: int, bias: bool) -> FlopCount:
+    module = _on_meta(variant, d_model, d_ff, bias).eval()  # eval: no dropout masks
+    counts = []
+    for tokens in TOKENS:
+        mode = _CountOps()
+        x = torch.empty(1, tokens, d_model, device="meta")
+        try:
+            with torch.no_grad(), mode:
+                module(x)
+        except Exception as e:
+            raise ValueError(
+                f"ffn '{variant.name}': the forward of {variant.source} on a [1, {tokens}, "
+                f"{d_model}] input failed: {type(e).__name__}: {e}"
+            ) from None
+        counts.append((mode.matmul, mode.elementwise))
+    (m1, e1), (m2, e2) = counts
+    return FlopCount(matmul=m2 - m1, elementwise=e2 - e1)
+
+
+def count_flops(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> FlopCount:
+    """Forward FLOPs per token of one layer of `variant` at hidden width d_ff (module docstring)."""
+    return _flops(_as_variant(variant), d_model, d_ff, bias)
