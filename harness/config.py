@@ -150,7 +150,7 @@ class TrainConfig:
             raise ValueError(f"seed={self.seed} must be >= 0")
         f, m = self.ffn, self.model
         # Raises ValueError (with the fix) where no width keeps the variant within 1%.
-        matched_d_ff(f.name, m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
+        matched_d_ff(f.variant(), m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
         self.data.tokenizer = tokenizer_for(self.data.tokenizer, m.vocab_size)
 
 

@@ -13,6 +13,7 @@ code.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import traceback
@@ -48,6 +49,10 @@ class TrainCommand:
         # The directories this command will create on the way to its run dir, noted before
         # Hydra creates them: a run that fails on bad input removes those and nothing else.
         self.new_dirs: NewDirs | None = None
+        # ffn.target=my_module:MyFFN imports from the directory the command is launched in, as
+        # `python -m` would; after everything else, so it shadows no installed package.
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
 
     def preflight(self, argv: list[str]) -> list[str]:
         """Check the command line (each distinct choice composed once) before Hydra writes

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ffn_variants.model import GPT
-from ffn_variants.telemetry import activation_stats, grad_norms
+from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
@@ -145,6 +145,8 @@ class Trainer:
                 f"no multiple of model.multiple_of={m.multiple_of} matches {self.cfg.ffn.name} "
                 f"within 1%, so d_ff={self.model.d_ff} (see ffn_variants.sizing)"
             )
+        for gap in telemetry_gaps(self.model.blocks[0].ffn):
+            warn(f"telemetry: {gap} (docs/extending.md: the telemetry protocol)")
         # DDP all-reduces (averages) the gradients in the backward: every process steps alike.
         self.ddp = DistributedDataParallel(self.model) if self.dist.enabled else None
         self.forward = self.ddp or self.model
