@@ -17,7 +17,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ffn_variants.counting import count_flops
-from ffn_variants.registry import Impl, Variant, build_ffn, get_variant, variant_from_target
+from ffn_variants.registry import (
+    Impl,
+    Variant,
+    build_ffn,
+    factory_options,
+    get_variant,
+    variant_from_target,
+)
 from ffn_variants.sizing import Match, matched_d_ff
 from ffn_variants.telemetry import output_projection
 
@@ -75,10 +82,16 @@ class FFNSpec:
     impl: Impl = Impl.auto
 
     def __post_init__(self) -> None:
-        self.variant()  # ValueError naming the problem: unknown name, bad target or signature
+        # ValueError naming the problem: unknown name, bad target, signature or option.
+        factory_options(self.variant(), self.bias, self.dropout, self.impl)
 
     def variant(self) -> Variant:
         if self.target is None:
+            if self.name == "custom":
+                raise ValueError(
+                    "ffn=custom needs ffn.target=<module>:<callable> and ffn.name=<its name> "
+                    "(docs/extending.md)"
+                )
             if self.kwargs:
                 raise ValueError(f"ffn.kwargs are for ffn.target; ffn '{self.name}' has none")
             return get_variant(self.name)

@@ -195,6 +195,12 @@ def factory_options(variant: Variant, bias: bool, dropout: float, impl: Impl | s
             options[key] = value
         elif key == "impl" and value != Impl.triton:
             continue  # auto and torch are what the module does anyway; compile: build_ffn
+        elif key == "impl":
+            raise ValueError(
+                f"ffn.impl=triton: the fused Triton op is for the built-in gated activations, "
+                f"and {variant.source} (ffn '{variant.name}') takes no 'impl'; use ffn.impl=compile "
+                "(torch.compile of any module) or auto"
+            )
         elif value != OPTION_DEFAULTS[key]:
             raise ValueError(
                 f"ffn.{key}={value} but {variant.source} (ffn '{variant.name}') takes no "

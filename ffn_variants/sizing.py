@@ -77,7 +77,7 @@ def _crossing(count: Callable[[int], int], target: int, name: str, match: Match)
     """The real width at which count (non-decreasing in d_ff) reaches target."""
     if count(64) <= count(1):
         raise ValueError(
-            f"ffn '{name}' cannot be matched on {match}: its {match} count does not grow with "
+            f"{name} cannot be matched on {match}: its {match} count does not grow with "
             f"d_ff ({count(1):,} at d_ff=1 and at d_ff=64); the module must use d_ff, or use "
             "ffn.match=none"
         )
@@ -86,7 +86,7 @@ def _crossing(count: Callable[[int], int], target: int, name: str, match: Match)
     high = 2
     while count(high) < target:
         if high >= MAX_D_FF:
-            raise ValueError(f"ffn '{name}' stays below the dense FFN's {match} at any width")
+            raise ValueError(f"{name} stays below the dense FFN's {match} at any width")
         high *= 2
     low = high // 2  # count(low) < target <= count(high)
     while high - low > 1:
@@ -126,7 +126,7 @@ def matched_d_ff(
         if match == Match.params
         else ffn_flops(reference, d_model, dense_d_ff, bias)
     )
-    exact = _crossing(count, target, variant.name, match)
+    exact = _crossing(count, target, f"ffn '{variant.name}' ({variant.source})", match)
     if abs(exact - dense_d_ff) < 0.5 and dense_d_ff % multiple_of == 0:
         exact = dense_d_ff  # a dense variant matches at the reference width itself
     for multiple in _finer_multiples(multiple_of):

@@ -232,25 +232,44 @@ def check_output_dir(argv: list[str]) -> None:
         ) from None
 
 
+def search_path_overrides(argv: list[str]) -> list[str]:
+    """--config-dir DIR (or -cd DIR) as the override that puts DIR on Hydra's search path, so
+    that the checks compose a user's own config files (ffn=my_ffn) as Hydra will."""
+    dirs = []
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            if value:
+                dirs.append(f"file://{Path(value).absolute()}")
+    given = [a for a in argv if a.startswith("hydra.searchpath=")]
+    return given[-1:] if given else ([f"hydra.searchpath=[{','.join(dirs)}]"] if dirs else [])
+
+
 def check_command_line(argv: list[str]) -> Path:
     """Compose each distinct choice on the command line once; UserInputError on the first bad
     one. Returns the planned run (or sweep) dir, read from the first choice's composition."""
     sets = override_sets(user_overrides(argv))
+    search = search_path_overrides(argv)
+
+    def composed(overrides: list[str], hydra_node: bool = False) -> DictConfig:
+        return compose_config(overrides + search, hydra_node)
+
     try:
-        first = compose_config(sets[0] + hydra_overrides(argv), hydra_node=True)
+        first = compose_config(sets[0] + hydra_overrides(argv) + search, hydra_node=True)
     except UserInputError:
         first = None  # a bad hydra.* override: Hydra reports it; the keys are checked below
     if first is None:
-        compose_checked(sets[0])
+        _typed(composed(sets[0]))
     else:
         planned = _planned(first, argv)
         multirun = "-m" in argv or "--multirun" in argv
-        tuned.check_sweep(first, user_overrides(argv), compose_config, multirun)
+        tuned.check_sweep(first, user_overrides(argv), composed, multirun)
         with open_dict(first):
             del first["hydra"]
         _typed(first)
     for overrides in sets[1:]:
-        compose_checked(overrides)
+        _typed(composed(overrides))
     if not INFO_FLAGS & set(argv):  # those print and exit: nothing is written
         check_output_dir(argv)
     return planned if first is not None else _planned(None, argv)

@@ -72,3 +72,25 @@ def test_the_triton_path_is_what_runs_on_cuda():
     from ffn_variants.kernels import kernels_interpreted, triton_available
 
     assert triton_available("cuda") and not kernels_interpreted()
+
+
+def test_polynorm_equals_liger_kernel_polynorm():
+    """LigerPolyNorm (a Triton kernel; its bias starts at 1.0, so both are set) against ours."""
+    poly_norm = pytest.importorskip("liger_kernel.transformers.poly_norm")
+    from ffn_variants.contenders.polynorm import PolyNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 33, 257, device="cuda", dtype=torch.float32, requires_grad=True)
+    ours, liger = PolyNorm().cuda(), poly_norm.LigerPolyNorm(in_place=False).cuda()
+    with torch.no_grad():
+        for m in (ours, liger):
+            m.weight.copy_(torch.tensor([0.7, -0.4, 1.3]))
+            m.bias.fill_(0.25)
+    x2 = x.detach().clone().requires_grad_()
+    out, expected = ours(x), liger(x2)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    assert rel_err(x.grad, x2.grad) < 1e-4
+    assert rel_err(ours.weight.grad, liger.weight.grad) < 1e-4

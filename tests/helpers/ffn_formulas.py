@@ -61,3 +61,26 @@ def formula_flops(name: str, d_model: int, d_ff: int) -> int:
     n_in = 2 * d_ff if is_gated(name) else d_ff
     matmul = 2 * (d_model * n_in + d_ff * d_model)
     return matmul + d_ff * (ACTIVATION_FLOPS[activation_of(name)] + is_gated(name))
+
+
+def formula_d_ff(name: str, d_model: int, dense_d_ff: int, multiple_of: int, match: str) -> int:
+    """The matched width by the closed formulas: count(d_ff) is affine in d_ff, so solve it for
+    the dense ReLU FFN's count, then round to the closest multiple within 1% (or of a half)."""
+    count = formula_params if match == "params" else formula_flops
+
+    def c(h: int) -> int:
+        return count(name, d_model, h)
+
+    target = count("relu", d_model, dense_d_ff)
+    if name == "relu":
+        return dense_d_ff
+    exact = (target - c(0)) / (c(2) - c(1))
+    if abs(exact - dense_d_ff) < 0.5 and dense_d_ff % multiple_of == 0:
+        exact = dense_d_ff
+    multiple = multiple_of
+    while True:
+        low = max(multiple, int(exact // multiple) * multiple)
+        best = min((low, low + multiple), key=lambda h: abs(c(h) - target))
+        if abs(c(best) / target - 1) <= 0.01 or multiple == 1:
+            return best
+        multiple = multiple // 2 if multiple % 2 == 0 else 1
