@@ -197,8 +197,8 @@ def factory_options(variant: Variant, bias: bool, dropout: float, impl: Impl | s
             continue  # auto and torch are what the module does anyway; compile: build_ffn
         elif key == "impl":
             raise ValueError(
-                f"ffn.impl=triton: the fused Triton op is for the built-in gated activations, "
-                f"and {variant.source} (ffn '{variant.name}') takes no 'impl'; use ffn.impl=compile "
+                "ffn.impl=triton: the fused Triton op is for the built-in gated activations, and "
+                f"{variant.source} (ffn '{variant.name}') takes no 'impl'; use ffn.impl=compile "
                 "(torch.compile of any module) or auto"
             )
         elif value != OPTION_DEFAULTS[key]:
