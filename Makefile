@@ -12,6 +12,10 @@ TUNE_FACTOR ?= 2
 TUNE_SEEDS ?= 0
 TUNE_GRID ?=
 TUNED ?=
+# Your own config files (configs/ffn/<your ffn>.yaml, configs/experiment/<yours>.yaml) on Hydra's
+# search path: make tune EXPERIMENT=mine CONFIG_DIR=my_configs (docs/extending.md)
+CONFIG_DIR ?=
+SEARCH = $(if $(CONFIG_DIR),"hydra.searchpath=[file://$(abspath $(CONFIG_DIR))]")
 TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 # make report: the newest sweep of EXPERIMENT when it is given, else the newest sweep of any
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
@@ -39,16 +43,16 @@ test:  ## the test suite (minutes on 2 CPU cores)
 	$(PYTHON) -m pytest -q
 
 tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid at 1 seed -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=2 TUNE_SEEDS=0 TUNE_GRID=...]
-	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
+	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) $(SEARCH) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
 	test -n "$$grid" || exit 2; \
 	echo "make tune: experiment=$(EXPERIMENT) optim.lr=$$grid seed=$(TUNE_SEEDS) -> $(TUNE_DIR)"; \
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) "optim.lr=$$grid" \
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(SEARCH) "optim.lr=$$grid" \
 		"seed=$(TUNE_SEEDS)" hydra.sweep.dir=$(TUNE_DIR); \
 	rc=$$?; test $$rc -le 1 || exit $$rc; \
 	$(PYTHON) -m sweep.tune $(TUNE_DIR) --name $(EXPERIMENT)_tune
 
 sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus] [TUNED=results/<e>_tune/tuned.yaml: each variant at its own tuned lr]
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(if $(TUNED),hydra.sweeper.tuned=$(TUNED))
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(SEARCH) $(if $(TUNED),hydra.sweeper.tuned=$(TUNED))
 
 report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...] [SHARED=<a shared-lr sweep>] [THROUGHPUT=<file>] [Y=bpb]
 	@test -n "$(SWEEP_DIR)" || { echo "make report: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }

@@ -256,7 +256,8 @@ def check_command_line(argv: list[str]) -> Path:
         return compose_config(overrides + search, hydra_node)
 
     try:
-        first = compose_config(sets[0] + hydra_overrides(argv) + search, hydra_node=True)
+        hydra_keys = [o for o in hydra_overrides(argv) if not o.startswith("hydra.searchpath=")]
+        first = compose_config(sets[0] + hydra_keys + search, hydra_node=True)
     except UserInputError:
         first = None  # a bad hydra.* override: Hydra reports it; the keys are checked below
     if first is None:

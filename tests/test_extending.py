@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -249,3 +250,59 @@ def test_bad_user_ffn_is_one_line_exit_2_and_nothing_left(overrides, message, tm
 
 def test_match_is_counted_for_the_reference_itself():
     assert matched_d_ff("relu", 64, 256, 8, Match.flops) == 256
+
+
+# ------------------------------------------------------------------ docs/extending.md as written
+
+
+def _doc_files(work: Path) -> list[str]:
+    """Write every code block of docs/extending.md named by a '# <path>' line (first or second)
+    to work/<path>;
+    return the Python blocks that do not (the snippets to run)."""
+    text = (REPO / "docs" / "extending.md").read_text()
+    snippets = []
+    for block in text.split("```")[1::2]:
+        lang, _, body = block.partition("\n")
+        named = [
+            line[2:].split()[0]
+            for line in body.splitlines()[:2]
+            if line.startswith("# ") and line.split()[1].endswith((".py", ".yaml"))
+        ]
+        if named:
+            path = work / named[0]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+        elif lang == "python":
+            snippets.append(body)
+    return snippets
+
+
+def test_the_docs_example_runs_as_written(token_cache, tmp_path):
+    work = tmp_path / "work"
+    snippets = _doc_files(work)
+    assert (work / "my_ffn.py").is_file() and (work / "my_configs/experiment/mine.yaml").is_file()
+    lines = (work / "my_ffn.py").read_text().splitlines()
+    assert len(lines) <= 30
+    run_dir = tmp_path / "run"
+    cache = fresh_cache(token_cache, tmp_path / "cache")
+    proc = run_train(
+        ["--config-dir", "my_configs", "ffn=normed_swiglu", *tiny_overrides(cache, steps=2)]
+        + [f"hydra.run.dir={run_dir}"],
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["variant"] == "normed_swiglu"
+    # the experiment composes through the search path the Makefile's CONFIG_DIR gives
+    grid = subprocess.run(
+        [sys.executable, "-m", "sweep.tune", "--grid", "experiment=mine"]
+        + [f"hydra.searchpath=[file://{work / 'my_configs'}]"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert grid.returncode == 0 and grid.stdout.count(",") == 4, grid.stderr
+    (python_snippet,) = snippets  # the "from Python" block, in the user's directory
+    code = f"import sys; sys.path.insert(0, {str(work)!r})\n{python_snippet}\nprint(d_ff)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "2048", out.stderr
