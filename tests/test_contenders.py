@@ -156,7 +156,7 @@ def test_learned_scalars_get_no_weight_decay():
 
 # ------------------------------------------------------------------------ experiment=contenders
 
-CONTENDERS = ["relu", "relu2", "leaky_relu2", "xielu", "geglu", "swiglu"]
+CONTENDERS = ["relu", "relu2", "leaky_relu2", "xielu", "geglu", "swiglu", "polynorm", "swiglu_oai"]
 
 
 def compose_with_hydra(overrides: list[str]):
@@ -177,7 +177,7 @@ def compose_with_hydra(overrides: list[str]):
 
 
 @pytest.mark.parametrize("scale", [[], ["model=small", "trainer=gpu"]], ids=["cpu", "gpu"])
-def test_contenders_experiment_sweeps_the_six_and_every_job_builds(scale):
+def test_contenders_experiment_sweeps_the_eight_and_every_job_builds(scale):
     from tests.helpers import REPO, compose
 
     cfg = compose_with_hydra(["experiment=contenders", *scale])

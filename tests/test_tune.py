@@ -122,7 +122,7 @@ def write_rates(path: Path, rates: dict) -> Path:
 
 def test_a_missing_variant_or_size_fails_the_preflight(tmp_path: Path) -> None:
     """Every (size, variant) of the sweep is looked up before Hydra starts: those of the
-    experiment's own sweep too (contenders sweeps six variants)."""
+    experiment's own sweep too (contenders sweeps eight variants)."""
     five = {"tiny": {v: 1e-3 for v in ("relu", "relu2", "leaky_relu2", "xielu", "geglu")}}
     sweep_dir = f"hydra.sweep.dir={tmp_path / 'sweep'}"
     argv = ["-m", "experiment=contenders", sweep_dir]
@@ -133,7 +133,7 @@ def test_a_missing_variant_or_size_fails_the_preflight(tmp_path: Path) -> None:
         check_command_line(
             [*argv, f"hydra.sweeper.tuned={write_rates(tmp_path / 'b', other_size)}"]
         )
-    six = {"tiny": {**five["tiny"], "swiglu": 2e-3}}
+    six = {"tiny": {**five["tiny"], "swiglu": 2e-3, "polynorm": 1e-3, "swiglu_oai": 1e-3}}
     tuned = f"hydra.sweeper.tuned={write_rates(tmp_path / 'c', six)}"
     check_command_line([*argv, tuned])  # complete: passes
     with pytest.raises(UserInputError, match="drop optim.lr from the command line"):
