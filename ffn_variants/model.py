@@ -34,6 +34,12 @@ class Pos(StrEnum):
     learned = "learned"  # a learned absolute position embedding, added to the input
 
 
+def check_dropout(key: str, p: float) -> None:
+    """ValueError unless 0 <= p < 1 (torch accepts 1, which zeroes every activation)."""
+    if not (math.isfinite(p) and 0.0 <= p < 1.0):
+        raise ValueError(f"{key}={p} must be in [0, 1)")
+
+
 @dataclass
 class GPTConfig:
     n_layer: int = 4
@@ -55,6 +61,11 @@ class GPTConfig:
         for key in ("n_layer", "n_head", "d_model", "d_ff", "block_size", "vocab_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key}={getattr(self, key)} must be at least 1")
+        check_dropout("model.dropout", self.dropout)
+        for key in ("rope_base", "norm_eps"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"model.{key}={value} must be a positive finite number")
         if self.d_model % self.n_head:
             raise ValueError(
                 f"model.d_model={self.d_model} is not divisible by model.n_head={self.n_head}; "
@@ -82,6 +93,7 @@ class FFNSpec:
     impl: Impl = Impl.auto
 
     def __post_init__(self) -> None:
+        check_dropout("ffn.dropout", self.dropout)
         # ValueError naming the problem: unknown name, bad target, signature or option.
         factory_options(self.variant(), self.bias, self.dropout, self.impl)
 

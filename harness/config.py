@@ -10,6 +10,7 @@ shapes, matched sizes). Everything below the entry point takes these dataclasses
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -64,6 +65,9 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 disables clipping
 
     def __post_init__(self) -> None:
+        # NaN passes every comparison below: refuse non-finite values first, by name.
+        _finite("optim", self, "lr", "min_lr_ratio", "weight_decay", "beta1", "beta2", "eps")
+        _finite("optim", self, "grad_clip", "warmup_fraction")
         if self.lr <= 0:
             raise ValueError(f"optim.lr={self.lr} must be > 0")
         _at_least("optim", self, warmup_steps=0, weight_decay=0.0, grad_clip=0.0, eps=0.0)
@@ -100,6 +104,7 @@ class TrainerConfig:
     on_nonfinite: OnNonFinite = OnNonFinite.stop
 
     def __post_init__(self) -> None:
+        _finite("trainer", self, "tokens_per_param")
         _at_least(
             "trainer",
             self,
@@ -167,6 +172,14 @@ def tokenizer_for(name: str, vocab_size: int) -> str:
             f"model.vocab_size>={size}"
         )
     return name
+
+
+def _finite(prefix: str, node: Any, *keys: str) -> None:
+    """ValueError naming the first of `keys` that is NaN or infinite (None is left alone)."""
+    for key in keys:
+        value = getattr(node, key)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{prefix}.{key}={value} must be a finite number")
 
 
 def _at_least(prefix: str, node: Any, **minimum: float) -> None:

@@ -36,7 +36,7 @@ from harness.diskfull import (
     is_disk_full,
 )
 from harness.errors import UserInputError
-from harness.preemption import Preempted
+from harness.preemption import INTERRUPTED_EXIT, Preempted
 from harness.rundir import NewDirs
 from harness.summary import RunStatus, RunSummary, run_name
 from harness.trainer import NonFiniteError, Trainer
@@ -49,6 +49,7 @@ class TrainCommand:
         # The directories this command will create on the way to its run dir, noted before
         # Hydra creates them: a run that fails on bad input removes those and nothing else.
         self.new_dirs: NewDirs | None = None
+        self.interrupted = False  # Ctrl-C in a sweep: the jobs after it are not started
         # ffn.target=my_module:MyFFN imports from the directory the command is launched in, as
         # `python -m` would; after everything else, so it shadows no installed package.
         if os.getcwd() not in sys.path:
@@ -90,10 +91,17 @@ class TrainCommand:
         run_dir = Path(hc.runtime.output_dir)
         multirun = hc.mode == RunMode.MULTIRUN
         group = f"{cfg.experiment}-{Path(hc.sweep.dir).name}" if multirun else None
+        if self.interrupted:
+            return record_not_started(run_dir, cfg)
         try:
             summary = Trainer(to_train_config(cfg), run_dir, group=group).train()
         except Preempted as e:
-            pass_on(e)
+            if e.signum != signal.SIGINT:
+                pass_on(e)
+            return self.interrupt(str(e), multirun)
+        except KeyboardInterrupt:  # Ctrl-C before the training loop (data, model, compile)
+            record_failure(run_dir, cfg, "interrupted (Ctrl-C) before training", interrupted=True)
+            return self.interrupt("SIGINT before training started", multirun)
         except (UserInputError, NonFiniteError, DiskFullError) as e:
             if not multirun:
                 self.fail_single_run(e, run_dir)
@@ -120,6 +128,17 @@ class TrainCommand:
             print(summary.console(run_dir), flush=True)
         return summary.final_val_loss
 
+    def interrupt(self, what: str, multirun: bool) -> None:
+        """Ctrl-C: a run exits 130; a sweep stops after this job (the rest are recorded as not
+        started), and the sweep-status callback lists them. Rerunning resumes either."""
+        resume = "rerun the same command with trainer.resume=auto"
+        if not multirun:
+            print(f"interrupted: {what}; continue: {resume}", file=sys.stderr, flush=True)
+            sys.exit(INTERRUPTED_EXIT)
+        print(f"interrupted: {what}; the sweep stops here; {resume}", file=sys.stderr, flush=True)
+        self.interrupted = True
+        return None
+
     def fail_single_run(self, e: Exception, run_dir: Path) -> NoReturn:
         """A single run's error: one line (from rank 0 alone in a data-parallel run), exit 2 for
         bad input (leaving nothing behind), else 1."""
@@ -135,10 +154,16 @@ class TrainCommand:
         distributed.shutdown()
 
 
-def record_failure(run_dir: Path, cfg: DictConfig, error: str) -> None:
+def record_not_started(run_dir: Path, cfg: DictConfig) -> None:
+    """A sweep job after a Ctrl-C: not trained, recorded so that the sweep's status lists it."""
+    record_failure(run_dir, cfg, "not started: the sweep was interrupted", interrupted=True)
+
+
+def record_failure(run_dir: Path, cfg: DictConfig, error: str, interrupted: bool = False) -> None:
     """A job that failed before the trainer wrote its summary still gets one, saying why."""
     if not (run_dir / "summary.json").exists():
-        failed = RunSummary(cfg.ffn.name, cfg.seed, status=RunStatus.failed, error=error)
+        status = RunStatus.interrupted if interrupted else RunStatus.failed
+        failed = RunSummary(cfg.ffn.name, cfg.seed, status=status, error=error)
         try:
             failed.write(run_dir)
         except OSError as e:

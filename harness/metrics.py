@@ -165,7 +165,7 @@ class WandbLogger:
         if self.run is None:
             return
         try:
-            if summary.status == RunStatus.preempted:
+            if summary.status in (RunStatus.preempted, RunStatus.interrupted):
                 self.run.mark_preempting()  # the requeued job resumes this same run
             for key, value in summary.to_dict().items():
                 if key != "data":

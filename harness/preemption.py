@@ -1,17 +1,24 @@
-"""Preemption: SLURM's signals become a flag the trainer checks between steps.
+"""Preemption: SLURM's signals and Ctrl-C become a flag the trainer checks between steps.
 
 SIGTERM: SLURM preemption or scancel; SIGUSR1/SIGUSR2: SLURM's warning before the time limit
-(submitit asks for SIGUSR2 by default). The step in flight finishes, a checkpoint is written,
-then Preempted is raised; train.py passes the signal on to the handler it replaced (submitit's
-requeue) or exits.
+(submitit asks for SIGUSR2 by default); SIGINT: Ctrl-C. The step in flight finishes, a checkpoint
+is written, then Preempted is raised; train.py passes a SLURM signal on to the handler it
+replaced (submitit's requeue) or exits, and stops a run or a sweep on SIGINT (harness.entry).
+A second SIGINT exits at once, with the last checkpoint kept and no traceback.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from typing import Any
 
+from harness.summary import RunStatus
+
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = (*PREEMPT_SIGNALS, signal.SIGINT)
+INTERRUPTED_EXIT = 128 + signal.SIGINT
 
 
 class Preempted(Exception):
@@ -20,6 +27,10 @@ class Preempted(Exception):
     def __init__(self, signum: int, step: int) -> None:
         super().__init__(f"{signal.Signals(signum).name} at step {step}; checkpoint written")
         self.signum = signum
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus.interrupted if self.signum == signal.SIGINT else RunStatus.preempted
 
 
 class PreemptionFlag:
@@ -30,7 +41,7 @@ class PreemptionFlag:
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> PreemptionFlag:
-        for sig in PREEMPT_SIGNALS:
+        for sig in STOP_SIGNALS:
             try:
                 self.previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals to the launcher
@@ -38,6 +49,12 @@ class PreemptionFlag:
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT:
+            if self.signal == signal.SIGINT:
+                print("\ninterrupted again: stopping now (the last checkpoint stays)", flush=True)
+                sys.stderr.flush()
+                os._exit(INTERRUPTED_EXIT)
+            print("\ninterrupted: finishing this step, then a checkpoint (Ctrl-C again: stop now)")
         self.signal = signum
 
     def __exit__(self, *exc: Any) -> None:

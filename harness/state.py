@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,16 +60,34 @@ class TrainState:
 
 
 class Throughput:
-    """Tokens per second over the window since the last reading."""
+    """Tokens per second of the training steps over the window since the last reading.
+
+    Time inside paused() (evaluations, checkpoints) is left out, so a window holding an
+    evaluation reads like any other. The first window of a process holds the warm-up (first
+    allocations, torch.compile's compilation): read() returns None for it.
+    """
 
     def __init__(self) -> None:
-        self.start, self.tokens = time.perf_counter(), 0
+        self.start, self.tokens, self.excluded = time.perf_counter(), 0, 0.0
+        self.excluded_total = 0.0
+        self.warm = False
 
     def add(self, tokens: int) -> None:
         self.tokens += tokens
 
-    def read(self) -> float:
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - began
+            self.excluded += spent
+            self.excluded_total += spent
+
+    def read(self) -> float | None:
         now = time.perf_counter()
-        rate = self.tokens / max(now - self.start, 1e-9)
-        self.start, self.tokens = now, 0
-        return rate
+        rate = self.tokens / max(now - self.start - self.excluded, 1e-9)
+        warm, self.warm = self.warm, True
+        self.start, self.tokens, self.excluded = now, 0, 0.0
+        return rate if warm else None

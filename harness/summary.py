@@ -26,6 +26,7 @@ class RunStatus(StrEnum):
     running = "running"  # still training, or killed without a chance to say so
     completed = "completed"
     preempted = "preempted"  # a checkpoint was written; rerun to continue
+    interrupted = "interrupted"  # Ctrl-C: as preempted (or, in a sweep, not started); rerun
     diverged = "diverged"  # non-finite loss or gradients (trainer.on_nonfinite=stop)
     failed = "failed"
 
@@ -68,9 +69,13 @@ class RunSummary:
     data: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     tokens: int = 0
-    tokens_per_s: float | None = None
-    model_tflops: float | None = None  # training FLOPs per second the model achieved
-    mfu: float | None = None  # model_tflops / peak_tflops
+    tokens_per_s: float | None = None  # wall clock: tokens / wall_time_s, evaluations included
+    model_tflops: float | None = None  # training FLOPs per second the model achieved (wall clock)
+    mfu: float | None = None  # model_tflops / peak_tflops (wall clock)
+    # The training steps' own rate: evaluations and checkpoints left out of the time.
+    train_tokens_per_s: float | None = None
+    train_mfu: float | None = None
+    eval_time_s: float | None = None  # evaluations and checkpoints, in wall_time_s
     peak_tflops: float | None = None
     peak_source: str | None = None  # "datasheet: ..." or "measured: ..." (harness.mfu)
     peak_memory_mib: float | None = None  # the most device memory allocated at once (CUDA)
@@ -116,7 +121,8 @@ class RunSummary:
             f"FLOPs/tok  {f['train']:,.0f} training, {f['total']:,.0f} forward (FFN matmuls "
             f"{f['ffn_share']:.1%})",
             f"trained    {self.steps} steps, {self.tokens:,} tokens in "
-            f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s)",
+            f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s; training steps alone "
+            f"{or_na(self.train_tokens_per_s, ',.0f')})",
             f"MFU        {or_na(self.mfu, '.1%')}: {or_na(self.model_tflops, '.3g')} TFLOP/s of "
             f"{or_na(self.peak_tflops, '.3g')} ({self.peak_source})",
             f"val loss   final {or_na(self.final_val_loss)}  best {or_na(self.best_val_loss)}"

@@ -104,6 +104,7 @@ class Trainer:
         self.tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
         non_embedding = self.model.param_counts()["non_embedding"]
         self.max_steps = planned_steps(t, non_embedding, self.tokens_per_step)
+        self.plan_data_budget()
         self.peak = device_peak(self.device, compute_dtype(t, self.device))
         self.summary = self.initial_summary()
 
@@ -136,6 +137,21 @@ class Trainer:
         self.val_target_bytes = [table[y.to(self.device)] for y in targets]
         self.data_info["val_tokens"] = sum(b.numel() for b in self.val_target_bytes)
         self.data_info["val_bytes"] = int(sum(b.sum() for b in self.val_target_bytes))
+
+    def plan_data_budget(self) -> None:
+        """summary.json's data.epochs: the passes over the training split this run plans (and,
+        at the end, made); above one pass, a warning before the first step."""
+        train_tokens = self.data_info["train_tokens"]
+        planned = self.max_steps * self.tokens_per_step / max(train_tokens, 1)
+        self.data_info["epochs"] = {"planned": planned, "done": 0.0}
+        if planned > 1 and self.dist.main:
+            warn(
+                f"this run plans {planned:.1f} passes over the training split of "
+                f"{self.data_info['name']} ({self.max_steps * self.tokens_per_step:,} tokens "
+                f"planned, {train_tokens:,} in the split): a comparison there ranks how fast "
+                "each variant memorises it; use a larger corpus (data=fineweb_edu), a higher "
+                "data.max_tokens, or fewer trainer.max_steps"
+            )
 
     def setup_model(self) -> None:
         t, m = self.cfg.trainer, self.cfg.model
@@ -188,14 +204,17 @@ class Trainer:
             raise
         self.warn_if_short_of_space()
         with self.finishing(), PreemptionFlag() as preempt:
+            paused = self.throughput.paused  # evaluations and checkpoints: not training time
             if self.state.step == 0:
-                self.evaluate()  # the loss at initialisation: where every curve starts
+                with paused():
+                    self.evaluate()  # the loss at initialisation: where every curve starts
             while not self.done:
                 self.log(self.train_step())
-                if self.due(self.cfg.trainer.eval_interval) or self.done:
-                    self.evaluate()
-                if self.due(self.cfg.trainer.ckpt_interval) and not self.done:
-                    self.save_checkpoint()
+                with paused():
+                    if self.due(self.cfg.trainer.eval_interval) or self.done:
+                        self.evaluate()
+                    if self.due(self.cfg.trainer.ckpt_interval) and not self.done:
+                        self.save_checkpoint()
                 self.stop_if_preempted(preempt)
             self.save_checkpoint()
         return self.summary
@@ -232,21 +251,25 @@ class Trainer:
         self.bar.update(1)
         if not log_now:
             return {"train/skipped_steps": s.skipped_steps} if skipped else {}
-        tokens_per_s = self.throughput.read()
+        record = {"train/loss": s.train_loss, "train/lr": lr, **self.window_rate()}
+        return {**record, "train/skipped_steps": s.skipped_steps, **norms, **activations}
+
+    def window_rate(self) -> dict[str, float]:
+        """tokens/s and MFU of the training steps since the last log (none for the warm-up
+        window); shown on the progress bar too."""
+        s, tokens_per_s = self.state, self.throughput.read()
+        if tokens_per_s is None:
+            self.bar.set_postfix(dict(loss=f"{s.train_loss:.3f}", tok_s="warm-up"), refresh=False)
+            return {}
         utilisation, tflops = self.utilisation(tokens_per_s)
         postfix = dict(
             loss=f"{s.train_loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", mfu=f"{utilisation:.1%}"
         )
         self.bar.set_postfix(postfix, refresh=False)
         return {
-            "train/loss": s.train_loss,
-            "train/lr": lr,
             "train/tokens_per_s": tokens_per_s,
             "train/model_tflops": tflops,
             "train/mfu": utilisation,
-            "train/skipped_steps": s.skipped_steps,
-            **norms,
-            **activations,
         }
 
     def forward_backward(self, watch: bool) -> dict[str, float]:
@@ -337,10 +360,12 @@ class Trainer:
         s = self.state
         if not self.dist.main:
             return
+        began = time.perf_counter()
         metrics = self.validation_metrics()
         s.val_loss, s.val_bpb = metrics["val/loss"], metrics["val/bpb"]
         s.best_val_loss = min(s.best_val_loss, s.val_loss)
         s.best_val_bpb = min(s.best_val_bpb, s.val_bpb)
+        metrics["time/eval_s"] = time.perf_counter() - began
         self.log({**metrics, "val/best_loss": s.best_val_loss, "val/best_bpb": s.best_val_bpb})
         train_part = f"train {s.train_loss:.4f}  " if s.step else ""
         self.bar.write(f"step {s.step:>6}  {train_part}val {s.val_loss:.4f} ({s.val_bpb:.4f} bpb)")
@@ -513,7 +538,7 @@ class Trainer:
         try:
             yield
         except Preempted as e:
-            status, error = RunStatus.preempted, str(e)
+            status, error = e.status, str(e)
             raise
         except NonFiniteError as e:
             status, error = RunStatus.diverged, str(e)
@@ -532,15 +557,26 @@ class Trainer:
         """Write the final summary.json and close the loggers (W&B finishes its run)."""
         self.bar.close()
         s, wall = self.state, self.sink.elapsed()
-        tokens_per_s = (s.tokens - self.start_tokens) / max(wall, 1e-9)
+        trained = s.tokens - self.start_tokens
+        tokens_per_s = trained / max(wall, 1e-9)
         utilisation, tflops = self.utilisation(tokens_per_s)
+        paused = self.throughput.excluded_total
+        train_rate = trained / max(wall - paused, 1e-9)
+        epochs = {
+            **self.data_info["epochs"],
+            "done": s.tokens / max(self.data_info["train_tokens"], 1),
+        }
         self.summary = dataclasses.replace(
             self.summary,
             status=status,
             error=error,
             steps=s.step,
             tokens=s.tokens,
+            data={**self.summary.data, "epochs": epochs},
             tokens_per_s=tokens_per_s,
+            train_tokens_per_s=train_rate,
+            train_mfu=self.utilisation(train_rate)[0],
+            eval_time_s=paused,
             wall_time_s=wall,
             mfu=utilisation,
             model_tflops=tflops,

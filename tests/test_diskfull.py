@@ -20,7 +20,7 @@ from sweep.report import make_report
 from tests.helpers import REPO, run_train, tiny_overrides, train
 
 STEPS = 12
-VOLATILE = {"time_s", "train/tokens_per_s", "train/mfu", "train/model_tflops"}
+VOLATILE = {"time_s", "time/eval_s", "train/tokens_per_s", "train/mfu", "train/model_tflops"}
 
 
 def args(cache: Path, *extra: str) -> list[str]:

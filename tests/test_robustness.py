@@ -19,7 +19,13 @@ from harness.preemption import PREEMPT_SIGNALS, PreemptionFlag
 from tests.helpers import REPO, fresh_cache, run_train, tiny_overrides
 
 STEPS = 40
-VOLATILE = {"time_s", "train/tokens_per_s", "train/mfu", "train/model_tflops"}  # wall-clock
+VOLATILE = {
+    "time_s",
+    "time/eval_s",
+    "train/tokens_per_s",
+    "train/mfu",
+    "train/model_tflops",
+}  # wall-clock
 
 
 def resumable(cache: Path, run_dir: Path) -> list[str]:
@@ -48,6 +54,11 @@ def logged_step(run_dir: Path) -> int:
         return 0
 
 
+def _default_sigint() -> None:
+    # A child of a shell's background job starts with SIGINT ignored; a terminal's does not.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_and_wait(args: list[str], run_dir: Path, until_step: int) -> subprocess.Popen:
     """Start train.py and return once it has logged `until_step` (the run is mid-flight)."""
     proc = subprocess.Popen(
@@ -56,6 +67,7 @@ def start_and_wait(args: list[str], run_dir: Path, until_step: int) -> subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_sigint,
     )
     deadline = time.time() + 120
     while logged_step(run_dir) < until_step:
@@ -289,3 +301,47 @@ def test_wandb_online_without_login_goes_offline(token_cache, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "logging offline" in proc.stderr and "wandb sync" in proc.stdout
     assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))
+
+
+def test_ctrl_c_checkpoints_and_a_rerun_ends_as_if_never_stopped(reference, token_cache, tmp_path):
+    """The first SIGINT is a stop, not a failure: a checkpoint at the current step, summary
+    "interrupted", one line with the resume command, exit 130, no traceback."""
+    args = resumable(token_cache, tmp_path)
+    proc = start_and_wait(args, tmp_path, 6)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    assert "trainer.resume=auto" in out.splitlines()[-1]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    newest = list_checkpoints(tmp_path / "checkpoints")[-1]
+    assert torch.load(newest, weights_only=True)["train_state"]["step"] == summary["steps"]
+    resumed = run_train([*args, "trainer.resume=auto"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert metrics(tmp_path) == reference
+
+
+def test_ctrl_c_stops_a_sweep_after_its_job_and_a_rerun_completes_it(
+    reference, token_cache, tmp_path
+):
+    """A 2-job sweep (basic launcher): SIGINT in job 0 checkpoints it, job 1 is not started, the
+    sweep-status callback lists both; the same command with trainer.resume=auto completes both,
+    job 0 with the losses of a run never stopped."""
+    sweep = tmp_path / "sweep"
+    single = resumable(token_cache, tmp_path / "unused")
+    args = ["-m", *single[:-1], "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    job0 = sweep / "0_swiglu-s0"
+    proc = start_and_wait(args, job0, 6)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "0/2 jobs completed" in out and "1_swiglu-s1: interrupted: not started" in out
+    statuses = [
+        json.loads((d / "summary.json").read_text())["status"] for d in sorted(sweep.glob("?_*"))
+    ]
+    assert statuses == ["interrupted", "interrupted"]
+    rerun = run_train([*args, "trainer.resume=auto"])
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert metrics(job0) == reference
+    assert json.loads((sweep / "1_swiglu-s1" / "summary.json").read_text())["status"] == "completed"
