@@ -1,0 +1,117 @@
+"""Values torch would reject are one-line errors naming the key; the passes over the training
+split are planned, warned about above one and recorded; the logged throughput leaves out the
+evaluations and the warm-up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import state
+from harness.cli import check_command_line
+from harness.errors import UserInputError
+from tests.helpers import compose, fresh_cache, run_train, tiny_overrides
+
+BAD_VALUES = {
+    "optim.lr=nan": "optim.lr=nan must be a finite number",
+    "optim.lr=inf": "optim.lr=inf must be a finite number",
+    "optim.weight_decay=nan": "optim.weight_decay=nan",
+    "optim.weight_decay=inf": "optim.weight_decay=inf",
+    "optim.grad_clip=nan": "optim.grad_clip=nan",
+    "optim.eps=nan": "optim.eps=nan",
+    "optim.beta1=nan": "optim.beta1=nan",
+    "optim.min_lr_ratio=nan": "optim.min_lr_ratio=nan",
+    "trainer.tokens_per_param=nan": "trainer.tokens_per_param=nan",
+    "ffn.dropout=1.5": "ffn.dropout=1.5 must be in [0, 1)",
+    "ffn.dropout=1.0": "ffn.dropout=1.0 must be in [0, 1)",
+    "ffn.dropout=-0.1": "ffn.dropout=-0.1",
+    "model.dropout=1.0": "model.dropout=1.0 must be in [0, 1)",
+    "model.norm_eps=0": "model.norm_eps=0.0 must be a positive finite number",
+    "model.rope_base=nan": "model.rope_base=nan",
+}
+
+
+@pytest.mark.parametrize("override", sorted(BAD_VALUES))
+def test_values_torch_would_reject_are_named_before_it_sees_them(override):
+    with pytest.raises(UserInputError) as e:
+        check_command_line([override, "--cfg", "job"])
+    assert BAD_VALUES[override] in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("override", ["optim.lr=nan", "ffn.dropout=1.5"])
+def test_the_two_that_reached_torch_exit_2_in_one_line(override, tmp_path):
+    proc = run_train([override, "hydra.run.dir=out/run"], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"error: {BAD_VALUES[override]}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_than_one_pass_is_warned_before_training_and_recorded(token_cache, tmp_path):
+    overrides = tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=30)
+    proc = run_train([*overrides, "trainer.batch_size=16", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    split, planned = summary["data"]["train_tokens"], 30 * 16 * 32
+    epochs = summary["data"]["epochs"]
+    assert epochs["planned"] == pytest.approx(planned / split) and epochs["planned"] > 1
+    assert epochs["done"] == pytest.approx(summary["tokens"] / split)
+    warning = next(line for line in proc.stderr.splitlines() if "passes over" in line)
+    assert f"{planned:,} tokens planned, {split:,} in the split" in warning
+    assert "data.max_tokens" in warning
+
+
+def test_one_pass_or_less_says_nothing(token_cache, tmp_path):
+    overrides = tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=2)
+    proc = run_train([*overrides, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 0 and "passes over" not in proc.stderr, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert 0 < summary["data"]["epochs"]["planned"] <= 1
+
+
+def test_the_gpu_comparison_trains_less_than_one_pass_of_its_capped_set():
+    cfg = compose(["experiment=contenders_gpu"])
+    t, m, d = cfg.trainer, cfg.model, cfg.data
+    planned = t.max_steps * t.batch_size * t.grad_accum * m.block_size
+    assert d.source == "hub" and d.max_tokens is not None
+    assert planned <= d.max_tokens * (1 - d.val_fraction)  # no token seen twice
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_window_holding_an_evaluation_reads_like_any_other(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(state.time, "perf_counter", clock)
+    rate = state.Throughput()
+    clock.now += 5.0  # the first window: allocations, compilation
+    rate.add(1000)
+    assert rate.read() is None
+    for evaluate in (False, True, False):
+        clock.now += 1.0  # 1000 tokens of training per second
+        rate.add(1000)
+        if evaluate:
+            with rate.paused():
+                clock.now += 3.0  # an evaluation and a checkpoint
+        assert rate.read() == pytest.approx(1000.0)
+    assert rate.excluded_total == pytest.approx(3.0)
+
+
+def test_summary_keeps_the_training_and_the_wall_clock_rates(token_cache, tmp_path):
+    overrides = tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=6)
+    proc = run_train([*overrides, "trainer.eval_interval=1", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["eval_time_s"] > 0
+    assert summary["train_tokens_per_s"] > summary["tokens_per_s"] > 0  # evals cost wall time
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    evals = [r for r in records if "val/loss" in r]
+    assert all(r["time/eval_s"] > 0 for r in evals)
+    rates = [r["step"] for r in records if "train/tokens_per_s" in r]
+    assert 1 not in rates and rates  # the warm-up window is not reported
