@@ -275,6 +275,25 @@ def _length_line(rep: ReportInput) -> str:
     return line
 
 
+def _passes_line(rep: ReportInput) -> list[str]:
+    """The passes over the training split, where any run made more than one."""
+    passes = [
+        epochs.get("done") or 0.0
+        for r in rep.ok
+        if isinstance(epochs := r.summary.data.get("epochs"), dict)
+    ]
+    if not passes or max(passes) <= 1:
+        return []
+    name = rep.ok[0].summary.data.get("name", "the corpus")
+    return [
+        f"- **Repeated data:** runs made up to {max(passes):.1f} passes over the training split "
+        f"of {name} (median {_median(passes):.1f}): past one pass the losses rank how fast each "
+        "variant memorises that text as much as how well it models language. Use a larger "
+        "corpus (data=fineweb_edu) or a higher data.max_tokens for a comparison that sees no "
+        "token twice."
+    ]
+
+
 def _share_line(rep: ReportInput) -> str:
     shares = {k: _median(r.ffn_share for r in g) for k, g in by_setting(rep.rows).items()}
     ordered = sorted(shares.items(), key=lambda kv: kv[1])
@@ -395,6 +414,7 @@ def scope(rep: ReportInput) -> list[str]:
         "## What this sweep can and cannot tell",
         "",
         _length_line(rep),
+        *_passes_line(rep),
         _share_line(rep),
         f"- **Scale:** {sizes} non-embedding parameters (Table 1: "
         "T5-base, about 220M; nanochat: GPT-2-sized d12 and d24). Orderings found at this scale "

@@ -115,3 +115,16 @@ def test_summary_keeps_the_training_and_the_wall_clock_rates(token_cache, tmp_pa
     assert all(r["time/eval_s"] > 0 for r in evals)
     rates = [r["step"] for r in records if "train/tokens_per_s" in r]
     assert 1 not in rates and rates  # the warm-up window is not reported
+
+
+@pytest.mark.parametrize("epochs", [0.4, 2.5])
+def test_the_report_states_the_passes_above_one(tmp_path, epochs):
+    from sweep.report import make_report
+    from tests.helpers.fake_runs import write_run
+
+    root = tmp_path / "sweep"
+    for job, (variant, seed) in enumerate([(v, s) for v in ("relu", "swiglu") for s in (0, 1)]):
+        write_run(root / str(job), variant, seed, 5.0 + 0.1 * seed, epochs=epochs)
+    dest, _ = make_report(root, out=tmp_path / "results", name="r", log=lambda _: None)
+    text = (dest / "report.md").read_text()
+    assert ("**Repeated data:** runs made up to 2.5 passes" in text) == (epochs > 1)

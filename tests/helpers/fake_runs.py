@@ -28,11 +28,12 @@ def write_run(
     timed: tuple[float, float] | None = None,
     experiment: str = "glu_table",
     kurtosis: bool = False,
+    epochs: float | None = None,
 ) -> None:
     """One fake run dir as the trainer leaves it. `bpb`: its final val bpb; `lr`: the optim.lr of
     its .hydra/config.yaml; `tuned`: the tuned-rates file of its .hydra/hydra.yaml (the sweeper
     set its rate); `timed`: (started_at, ended_at) on host "host-a"; `kurtosis`: log the outlier
-    statistics too."""
+    statistics too; `epochs`: the passes over the training split its summary records."""
     (job_dir / ".hydra").mkdir(parents=True)
     lines = [f"ffn={variant}", f"seed={seed}", f"experiment={experiment}", *overrides]
     if tuned and lr is not None:
@@ -112,6 +113,8 @@ def write_run(
         }
         if timed is not None:
             s.update(started_at=timed[0], ended_at=timed[1], host="host-a")
+        if epochs is not None:
+            s["data"] = {"name": "tiny", "epochs": {"planned": epochs, "done": epochs}}
         (job_dir / "summary.json").write_text(json.dumps(s))
 
 
