@@ -9,12 +9,17 @@ to offline or to nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from harness.config import LoggerConfig, LoggerMode
 from harness.errors import one_line
@@ -88,17 +93,74 @@ class JsonlLogger:
         self._file.close()
 
 
-def wandb_init(wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
+# Online init waits this long for the server before the run goes offline (W&B's own default
+# retries for over a minute: a minute per job of a sweep on a node without a route out).
+INIT_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 3.0  # a TCP connection to the server, DNS included
+UNREACHABLE = ".wandb_unreachable"  # in the sweep dir: later jobs go offline without waiting
+_unreachable_servers: set[str] = set()  # this process's finding (the basic launcher's jobs)
+
+
+def wandb_server() -> str:
+    return os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+
+
+def server_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the W&B server opens within `timeout` s (DNS included: it
+    runs in a thread, since name resolution takes no timeout)."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+            result.append(True)
+        except (OSError, UnicodeError):
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def online_possible(sweep_dir: Path | None) -> bool:
+    """False when the W&B server was found unreachable by this process or by an earlier job of
+    the same sweep (sweep_dir/.wandb_unreachable); else probe it."""
+    url = wandb_server()
+    marker = sweep_dir / UNREACHABLE if sweep_dir is not None else None
+    known = url in _unreachable_servers or bool(
+        marker and marker.is_file() and marker.read_text() == url
+    )
+    if not known and server_reachable(url):
+        return True
+    if not known:
+        _unreachable_servers.add(url)
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.write_text(url)
+    warn(
+        f"W&B server {url} is unreachable{' (as for an earlier job)' if known else ''}; logging "
+        "offline: upload later with `wandb sync`"
+    )
+    return False
+
+
+def wandb_init(wandb: Any, mode: str, kwargs: dict[str, Any], sweep_dir: Path | None) -> Any:
     """wandb.init in `mode`; online falls back to offline (for `wandb sync` later) when there is
-    no login, no network or the service refuses."""
+    no login, no network or the service refuses, within INIT_TIMEOUT_S."""
+    offline = dict(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
+    if mode == LoggerMode.online and not online_possible(sweep_dir):
+        return wandb.init(**offline)
     try:
-        settings = wandb.Settings(init_timeout=60, **WANDB_SETTINGS)
+        settings = wandb.Settings(init_timeout=INIT_TIMEOUT_S, **WANDB_SETTINGS)
         return wandb.init(mode=mode, settings=settings, **kwargs)
     except Exception as e:
         if mode == LoggerMode.offline:
             raise
         warn(f"W&B online init failed ({one_line(e)}); logging offline")
-        return wandb.init(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)
+        return wandb.init(**offline)
 
 
 class WandbLogger:
@@ -135,7 +197,8 @@ class WandbLogger:
         try:
             import wandb  # optional, and slow to import: only when W&B is on
 
-            self.run = wandb_init(wandb, str(cfg.mode), kwargs)
+            sweep_dir = run_dir.parent if group else None  # a sweep's jobs share what they find
+            self.run = wandb_init(wandb, str(cfg.mode), kwargs, sweep_dir)
             self._define_metrics()
         except Exception as e:
             warn(f"W&B is unavailable ({one_line(e)}); metrics go to local files only")

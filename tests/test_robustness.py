@@ -345,3 +345,30 @@ def test_ctrl_c_stops_a_sweep_after_its_job_and_a_rerun_completes_it(
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert metrics(job0) == reference
     assert json.loads((sweep / "1_swiglu-s1" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_an_unreachable_wandb_server_costs_a_sweep_seconds_not_a_minute_per_job(
+    token_cache, tmp_path
+):
+    """A key set and the server pointed at a closed local port (a node with no route out): both
+    jobs of a 2-job sweep go offline, the second without probing again, in seconds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(HOME=str(tmp_path), WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9")
+    sweep = tmp_path / "sweep"
+    args = ["-m", "ffn=relu,swiglu", *tiny_overrides(token_cache, steps=2), "logger.mode=online"]
+    began = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, f"hydra.sweep.dir={sweep}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    wall = time.perf_counter() - began
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("is unreachable") == 2 and "as for an earlier job" in proc.stderr
+    assert "wandb sync" in proc.stderr + proc.stdout
+    for job in ("0_relu-s0", "1_swiglu-s0"):
+        assert list((sweep / job / "wandb").glob("offline-run-*")), job
+    assert wall < 60, f"{wall:.0f} s: W&B's own retries (over a minute per job) came back"
