@@ -25,7 +25,10 @@ without a GPU.
 Writes results/gpu/<gpu-name>/: report.md and results.json (rewritten after every stage), the
 test logs and JUnit files, the kernel benchmark's files, and runs/ (each training's run dir, its
 stdout and stderr). results/gpu/last-run names that folder (bench/gpu_run.sh packs it). Needs no
-network once data/ holds the token cache and tokenizer files (make data; make install).
+network once data/ holds the token cache and tokenizer files (make data; make install). The
+trainings use the built-in Shakespeare corpus on purpose: the acceptance machine is offline, and
+they measure speed and memory, not rankings (their passes over it do not matter; a comparison on
+real text is experiment=contenders_gpu).
 Exit codes: 2 when it cannot start (no CUDA, a missing module, no token cache), 1 when a test,
 benchmark case or training failed, else 0.
 """
