@@ -118,12 +118,42 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [B, H, T, D]; rotate pairs (first half, second half) of each head by position.
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        # x: [B, H, T, D] at positions start..start+T-1; rotate pairs (first half, second half)
+        # of each head by position.
         T = x.size(-2)
-        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        cos, sin = self.cos[start : start + T].to(x.dtype), self.sin[start : start + T].to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class LayerKV:
+    """One layer's cached keys and values: [B, H, block_size, head_dim], filled from 0."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(
+        self, k: torch.Tensor, v: torch.Tensor, start: int, capacity: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v at positions start.. and return every key and value up to them."""
+        if self.k is None:  # allocated at the first call: the dtype autocast gives k and v
+            shape = (*k.shape[:2], capacity, k.shape[-1])
+            self.k, self.v = k.new_empty(shape), v.new_empty(shape)
+        end = start + k.size(2)
+        self.k[:, :, start:end], self.v[:, :, start:end] = k, v
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, so that decoding one more token
+    costs one token's forward (GPT.forward(idx, cache=...) fills and advances it)."""
+
+    def __init__(self, n_layer: int, capacity: int) -> None:
+        self.layers = [LayerKV() for _ in range(n_layer)]
+        self.capacity = capacity  # block_size: positions beyond it were never trained
+        self.length = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -139,14 +169,29 @@ class CausalSelfAttention(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, kv: LayerKV | None = None, start: int = 0, capacity: int = 0
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        mask, causal = None, True
+        if kv is not None:
+            k, v = kv.append(k, v, start, capacity)
+            if start > 0:  # new queries see every cached key and the new ones up to their own
+                causal = False
+                if T > 1:
+                    mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device)
+                    mask = mask.tril(diagonal=start)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0,
         )
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -162,8 +207,10 @@ class Block(nn.Module):
         )
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.resid_dropout(self.attn(self.norm_attn(x)))
+    def forward(
+        self, x: torch.Tensor, kv: LayerKV | None = None, start: int = 0, capacity: int = 0
+    ) -> torch.Tensor:
+        x = x + self.resid_dropout(self.attn(self.norm_attn(x), kv, start, capacity))
         return x + self.ffn(self.norm_ffn(x))
 
 
@@ -207,24 +254,74 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (and the loss, given targets) of idx [B, T]. With a cache, idx continues the
+        tokens the cache holds: positions start where they stopped, and the cache advances."""
         T = idx.size(1)
-        if T > self.cfg.block_size:
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.block_size:
             raise ValueError(
-                f"sequence of {T} tokens is longer than block_size {self.cfg.block_size}"
+                f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}"
             )
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(T, device=idx.device))
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            kv = cache.layers[i] if cache is not None else None
+            x = block(x, kv, start, self.cfg.block_size)
+        if cache is not None:
+            cache.length += T
         logits = self.lm_head(self.norm_out(x))
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
+
+    # ----------------------------------------------------------------------------- generation
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.cfg.n_layer, self.cfg.block_size)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """idx [B, T] followed by max_new_tokens sampled tokens: the prompt in one forward
+        (prefill), then one token per forward through the cached keys and values.
+
+        temperature=0 is greedy (argmax); top_k keeps the k likeliest tokens. The prompt and the
+        new tokens together must fit in block_size (positions beyond it were never trained): a
+        ValueError otherwise, rather than a sliding window that would recompute the context.
+        """
+        B, T = idx.shape
+        if T < 1:
+            raise ValueError("generation needs a prompt of at least one token")
+        if T + max_new_tokens > self.cfg.block_size:
+            raise ValueError(
+                f"a prompt of {T} tokens plus {max_new_tokens} new ones is longer than "
+                f"block_size {self.cfg.block_size}; shorten the prompt or generate fewer tokens"
+            )
+        was_training = self.training
+        self.eval()
+        cache, out = self.new_cache(), [idx]
+        logits, _ = self(idx, cache=cache)
+        for i in range(max_new_tokens):
+            token = sample_next(logits[:, -1], temperature, top_k, generator)
+            out.append(token)
+            if i + 1 < max_new_tokens:
+                logits, _ = self(token, cache=cache)
+        self.train(was_training)
+        return torch.cat(out, dim=1)
 
     def param_counts(self) -> dict[str, int]:
         """Actual parameter counts: total (tied embedding once), non-embedding, FFN (all layers)."""
@@ -269,3 +366,23 @@ class GPT(nn.Module):
             "ffn": ffn.total,
             "ffn_share": ffn_matmul / total,
         }
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One token per row of logits [B, V]: argmax at temperature 0, else a draw from
+    softmax(logits / temperature) over the top_k likeliest (all if None)."""
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
