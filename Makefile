@@ -21,7 +21,7 @@ TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train help test tune sweep report dashboard sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: install data train help test tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -61,6 +61,10 @@ report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWE
 dashboard:  ## W&B workspace and Report of the newest sweep, as JSON specs under results/<name>/wandb/ [SWEEP_DIR=...] [SAVE=1: save them to W&B]
 	@test -n "$(SWEEP_DIR)" || { echo "make dashboard: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }
 	$(PYTHON) -m sweep.dashboard $(SWEEP_DIR) $(if $(SAVE),--save)
+
+sample:  ## text from a trained run: make sample RUN=<run dir> [PROMPT="ROMEO:"] [N=3]
+	@test -n "$(RUN)" || { echo "make sample: give RUN=<a run dir or checkpoint>" >&2; exit 2; }
+	$(PYTHON) -m harness.tools.sample $(RUN) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(N),--num-samples $(N))
 
 plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/
 	$(PYTHON) -m harness.tools.plot_activations

@@ -96,6 +96,7 @@ class TrainerConfig:
     dtype: DType = DType.auto
     compile: bool = False
     progress: bool = True
+    sample_tokens: int = 32  # the end-of-run summary shows a seeded sample this long (0: none)
     deterministic: bool = False
     checkpoint: bool = True
     ckpt_interval: int = 0  # steps between checkpoints; 0: only at the end

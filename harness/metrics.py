@@ -230,6 +230,12 @@ class WandbLogger:
         try:
             if summary.status in (RunStatus.preempted, RunStatus.interrupted):
                 self.run.mark_preempting()  # the requeued job resumes this same run
+            if summary.sample:
+                import wandb
+
+                table = wandb.Table(columns=["step", "seed", "sample"])
+                table.add_data(summary.steps, summary.seed, summary.sample)
+                self.run.log({"samples": table}, step=summary.steps)
             for key, value in summary.to_dict().items():
                 if key != "data":
                     self.run.summary[key] = value

@@ -86,6 +86,7 @@ class RunSummary:
     best_val_bpb: float | None = None
     final_train_loss: float | None = None
     skipped_steps: int = 0
+    sample: str | None = None  # a seeded continuation of a document start, at the end
 
     @property
     def run_name(self) -> str:
@@ -130,5 +131,7 @@ class RunSummary:
             f"val bpb    final {or_na(self.final_val_bpb)}  best {or_na(self.best_val_bpb)}",
             f"outputs    {run_dir}  (metrics.jsonl, summary.json, checkpoints/)",
         ]
+        if self.sample:
+            lines.insert(-1, f"sample     {' '.join(self.sample.split())[:90]!r}")
         width = max(len(line) for line in lines)
         return "\n".join(["=" * width, *lines, "=" * width])

@@ -37,7 +37,7 @@ from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
 from harness.data import BatchSampler, prepare_tokens
 from harness.data.bpb import bits_per_byte, nats_and_bytes
-from harness.data.tokenizer import TRUNCATED
+from harness.data.tokenizer import TRUNCATED, get_encoding
 from harness.diskfull import (
     DiskFullError,
     as_disk_full,
@@ -59,6 +59,7 @@ from harness.runtime import (
     planned_steps,
     use_deterministic_algorithms,
 )
+from harness.sampling import sample_texts
 from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
 
@@ -217,7 +218,23 @@ class Trainer:
                         self.save_checkpoint()
                 self.stop_if_preempted(preempt)
             self.save_checkpoint()
+            self.end_sample = self.sample_text()
         return self.summary
+
+    def sample_text(self) -> str | None:
+        """A short continuation of a document start, seeded by the run's seed (reruns print the
+        same text): what the model writes, in the summary, summary.json and W&B."""
+        n = self.cfg.trainer.sample_tokens
+        if n < 1 or not self.dist.main:
+            return None
+        enc = get_encoding(self.cfg.data.tokenizer, self.cfg.data.cache_dir)
+        n = min(n, self.cfg.model.block_size - 1)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self.autocast:
+            (text,) = sample_texts(
+                self.model, enc, [enc.eot_token], max_new_tokens=n, seed=self.cfg.seed
+            )
+        return text
 
     @property
     def done(self) -> bool:
@@ -585,6 +602,7 @@ class Trainer:
             final_val_bpb=s.val_bpb,
             best_val_bpb=s.best_val_bpb,
             final_train_loss=s.train_loss,
+            sample=getattr(self, "end_sample", None),
             skipped_steps=s.skipped_steps,
             peak_memory_mib=peak_memory_mib(self.device),
             ended_at=time.time(),
