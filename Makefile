@@ -21,7 +21,7 @@ TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train help test tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: install data train help test tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput bench-inference gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -99,6 +99,9 @@ gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check (Python
 
 bench-throughput:  ## tokens/s and MFU of every variant and size of EXPERIMENT in one process, interleaved; run it with nothing else running -> results/<e>_throughput/
 	$(PYTHON) -m bench.throughput experiment=$(EXPERIMENT)
+
+bench-inference:  ## prefill latency, decode tokens/s and memory of every variant and size of EXPERIMENT, eager and compiled, interleaved; run it with nothing else running -> results/<e>_inference/
+	$(PYTHON) -m bench.inference experiment=$(EXPERIMENT)
 
 bench-telemetry:  ## the cost of gradient-norm and activation statistics per logged step
 	$(PYTHON) -m bench.telemetry model=$(MODEL)

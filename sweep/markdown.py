@@ -388,6 +388,7 @@ def render_markdown(rep: ReportInput) -> str:
         results,
         findings.side_by_side,
         findings.compute_multipliers,
+        lambda rep: rep.serving,
         findings.against_the_literature,
         findings.scope,
         failures,

@@ -56,6 +56,7 @@ class ReportInput:
     throughput_note: str = ""  # where tokens/s and MFU come from, when a bench file is used
     throughput_rows: int = 0  # rows whose tokens/s and MFU come from it
     shared: Comparison | None = None  # a sweep of the same experiment at one shared rate
+    serving: list[str] = field(default_factory=list)  # "Cost to serve" (sweep.serving)
 
     @property
     def ok(self) -> list[Run]:

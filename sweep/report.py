@@ -28,7 +28,7 @@ from ffn_variants.variants import VARIANTS
 from harness.errors import UserInputError
 from harness.json_safe import dumps, json_safe
 from harness.tuned import TunedRates
-from sweep import throughput
+from sweep import serving, throughput
 from sweep.findings import seeds_needed
 from sweep.literature import check_claims, compare_with_table_1
 from sweep.markdown import render_markdown
@@ -267,6 +267,10 @@ def make_report(
         throughput_rows=covered,
         shared=comparison(shared, baselines, Path(out)) if shared is not None else None,
     )
+    served = serving.find(Path(out), [r.experiment for r in runs if r.ok])
+    rep.serving = serving.section(served, rep.present_baselines or baselines)
+    if served is not None:
+        log(f"cost to serve from {served[0]}")
     rep.plots = make_plots(rep, dest)
     for fname, why in rep.plots.items():
         if why is not None:

@@ -1,0 +1,323 @@
+"""What each FFN costs to serve: prefill latency, decode tokens/s and memory, per variant and size.
+
+    python -m bench.inference experiment=contenders [key=value ...] [--rounds 5] [--no-compile]
+    make bench-inference EXPERIMENT=contenders
+
+One process builds every (variant, model size) of the experiment's sweep (as bench.throughput
+does), in inference: eval mode under torch.inference_mode(), bf16 weights on CUDA (float32 on a
+CPU), `ffn.impl` as the sweep sets it (on CUDA `auto` is the fused Triton op, forward only: under
+inference mode nothing is saved for a backward). Each is measured eager and compiled
+(torch.compile, dynamic shapes), after a warm-up, interleaved round by round so that drift of the
+machine is shared by all:
+  - prefill: one forward over a prompt of block_size/4 and of block_size/2 tokens (batch 1),
+    filling the KV cache, in ms;
+  - decode: DECODE_TOKENS tokens one at a time through the KV cache after an 8-token prompt, at
+    batch 1 and at batch DECODE_BATCH, in tokens/s (batch x tokens / time);
+  - memory: CUDA, the peak allocated during the batch-DECODE_BATCH decode; CPU, the growth of the
+    process's resident set over the subject's first (warm-up) pass, weights and caches included.
+Medians and spread (p25-p75 over the median) over the rounds, with the machine and its load
+average before and after: figures are worth keeping only when nothing else ran. The weights are
+random: a step's time does not depend on their values.
+
+Writes inference.json, inference.md and inference.png under results/<experiment>_inference/
+(--out); `python -m sweep.report` shows them as "Cost to serve".
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.throughput import _load, _quantile, _sync, configs, machine
+from ffn_variants.model import GPT
+from harness.cli import fail
+from harness.config import TrainConfig
+from harness.errors import UserInputError
+from harness.json_safe import dumps
+from harness.runtime import pick_device
+
+DECODE_TOKENS = 32
+DECODE_PROMPT = 8
+DECODE_BATCH = 8
+MODES = ("eager", "compiled")
+FILENAME = "inference.json"
+
+
+def prompt_lengths(block_size: int) -> tuple[int, int]:
+    return max(1, block_size // 4), max(2, block_size // 2)
+
+
+def rss_bytes() -> int:
+    """This process's resident set now (Linux), 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+@dataclass
+class Subject:
+    """One (variant, size, mode) with its model and its measurements."""
+
+    cfg: TrainConfig
+    mode: str
+    model: GPT
+    run: Callable[..., Any]
+    times: dict[str, list[float]] = field(default_factory=dict)
+    memory_mib: float | None = None
+    error: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.cfg.ffn.name, self.cfg.model.name, self.mode
+
+
+def build(cfg: TrainConfig, mode: str, device: torch.device) -> Subject:
+    torch.manual_seed(0)
+    model = GPT(cfg.model, cfg.ffn).to(device).eval()
+    if device.type == "cuda":
+        model = model.to(torch.bfloat16)
+    run = torch.compile(model, dynamic=True) if mode == "compiled" else model
+    return Subject(cfg, mode, model, run)
+
+
+def prefill_s(s: Subject, length: int, device: torch.device) -> float:
+    idx = torch.randint(0, s.cfg.model.vocab_size, (1, length), device=device)
+    cache = s.model.new_cache()
+    _sync(device)
+    began = time.perf_counter()
+    s.run(idx, cache=cache)
+    _sync(device)
+    return time.perf_counter() - began
+
+
+def decode_tokens(block_size: int) -> int:
+    """DECODE_TOKENS, or what fits after the prompt in a shorter context."""
+    return min(DECODE_TOKENS, block_size - DECODE_PROMPT)
+
+
+def decode_s(s: Subject, batch: int, device: torch.device) -> float:
+    """Seconds for decode_tokens() one-token forwards after a short prompt (greedy)."""
+    cache = s.model.new_cache()
+    idx = torch.randint(0, s.cfg.model.vocab_size, (batch, DECODE_PROMPT), device=device)
+    logits, _ = s.run(idx, cache=cache)
+    _sync(device)
+    began = time.perf_counter()
+    for _ in range(decode_tokens(s.cfg.model.block_size)):
+        logits, _ = s.run(logits[:, -1:].argmax(-1), cache=cache)
+    _sync(device)
+    return time.perf_counter() - began
+
+
+def one_pass(s: Subject, device: torch.device) -> dict[str, float]:
+    short, long = prompt_lengths(s.cfg.model.block_size)
+    n = decode_tokens(s.cfg.model.block_size)
+    with torch.inference_mode():
+        return {
+            f"prefill_{short}_ms": 1e3 * prefill_s(s, short, device),
+            f"prefill_{long}_ms": 1e3 * prefill_s(s, long, device),
+            "decode_b1_tokens_per_s": n / decode_s(s, 1, device),
+            f"decode_b{DECODE_BATCH}_tokens_per_s": DECODE_BATCH
+            * n
+            / decode_s(s, DECODE_BATCH, device),
+        }
+
+
+def warm_up(s: Subject, device: torch.device) -> None:
+    """The first pass (compilation included); the memory figure."""
+    before = rss_bytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    one_pass(s, device)
+    if device.type == "cuda":
+        with torch.inference_mode():
+            torch.cuda.reset_peak_memory_stats(device)
+            decode_s(s, DECODE_BATCH, device)
+        s.memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        s.memory_mib = max(0, rss_bytes() - before) / 2**20
+
+
+def summarise(s: Subject) -> dict[str, Any]:
+    variant, model, mode = s.key
+    out: dict[str, Any] = {"variant": variant, "model": model, "mode": mode}
+    out["impl"] = str(s.cfg.ffn.impl)
+    out["memory_mib"] = s.memory_mib
+    out["error"] = s.error or None
+    for name, values in s.times.items():
+        median = statistics.median(values)
+        out[name] = median
+        out[f"{name}_spread"] = (_quantile(values, 0.75) - _quantile(values, 0.25)) / median
+    return out
+
+
+def measure(
+    cfgs: Sequence[TrainConfig], rounds: int, modes: Sequence[str], log=print
+) -> dict[str, Any]:
+    device = pick_device(cfgs[0].trainer.device)
+    load_before = _load()
+    subjects = []
+    for cfg in cfgs:
+        for mode in modes:
+            s = build(cfg, mode, device)
+            log(f"warm-up {'/'.join(s.key)}")
+            try:
+                warm_up(s, device)
+                subjects.append(s)
+            except Exception as e:  # a mode that fails (a compiler error) loses its row only
+                s.error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                log(f"  failed: {s.error}")
+                subjects.append(s)
+    for r in range(rounds):
+        log(f"round {r + 1}/{rounds}")
+        for s in subjects:
+            if s.error:
+                continue
+            for name, value in one_pass(s, device).items():
+                s.times.setdefault(name, []).append(value)
+    return {
+        "date": date.today().isoformat(),
+        "machine": machine(device),
+        "dtype": "bfloat16" if device.type == "cuda" else "float32",
+        "rounds": rounds,
+        "decode_tokens": DECODE_TOKENS,
+        "decode_batch": DECODE_BATCH,
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+        "results": [summarise(s) for s in subjects],
+    }
+
+
+def ratios(result: dict[str, Any], baseline: str) -> list[dict[str, Any]]:
+    """Each row's prefill time and decode rate as ratios to `baseline`'s (same size and mode):
+    prefill < 1 and decode > 1 are cheaper to serve than the baseline."""
+    rows = [r for r in result["results"] if not r.get("error")]
+    base = {(r["model"], r["mode"]): r for r in rows if r["variant"] == baseline}
+    out = []
+    for r in rows:
+        b = base.get((r["model"], r["mode"]))
+        if b is None:
+            continue
+        keys = [k for k in r if k.startswith(("prefill_", "decode_")) and not k.endswith("spread")]
+        out.append(
+            {
+                "variant": r["variant"],
+                "model": r["model"],
+                "mode": r["mode"],
+                **{k: r[k] / b[k] for k in keys if b.get(k)},
+                **{f"{k}_spread": r.get(f"{k}_spread") for k in keys},
+            }
+        )
+    return out
+
+
+def to_markdown(result: dict[str, Any], baseline: str) -> str:
+    m, load = result["machine"], result["load_average_before"]
+    rows = [r for r in result["results"] if not r.get("error")]
+    first = rows[0] if rows else {}
+    keys = [k for k in first if k.startswith(("prefill_", "decode_")) and "spread" not in k]
+    head = ["variant", "model", "mode", *keys, "memory MiB"]
+    lines = [
+        f"# Cost to serve: {result.get('experiment')}",
+        "",
+        f"{result['date']}, {m.get('device_name', m.get('device'))} ({m.get('platform')}, torch "
+        f"{m.get('torch')}), {result['dtype']}, median of {result['rounds']} interleaved rounds "
+        f"(± spread: p25-p75 over the median); decode: {result['decode_tokens']} tokens through "
+        f"the KV cache. Load average before: "
+        f"{', '.join(f'{x:.2f}' for x in load) if load else 'n/a'}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * 3 + "---:|" * (len(head) - 3),
+    ]
+    for r in rows:
+        cells = [f"{r[k]:,.2f} ±{100 * (r.get(f'{k}_spread') or 0):.0f}%" for k in keys]
+        mem = f"{r['memory_mib']:.0f}" if r.get("memory_mib") is not None else "n/a"
+        lines.append("| " + " | ".join([r["variant"], r["model"], r["mode"], *cells, mem]) + " |")
+    lines += [
+        "",
+        f"Relative to {baseline} (prefill: time ratio, lower is cheaper; decode: rate "
+        "ratio, higher is cheaper):",
+        "",
+    ]
+    rel = ratios(result, baseline)
+    lines += ["| " + " | ".join(["variant", "model", "mode", *keys]) + " |"]
+    lines += ["|" + "---|" * 3 + "---:|" * len(keys)]
+    for r in rel:
+        cells = [f"{r[k]:.2f}x" if k in r else "n/a" for k in keys]
+        lines.append("| " + " | ".join([r["variant"], r["model"], r["mode"], *cells]) + " |")
+    failed = [r for r in result["results"] if r.get("error")]
+    if failed:
+        lines += [
+            "",
+            "Failed: " + "; ".join(f"{r['variant']}/{r['mode']}: {r['error']}" for r in failed),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], baseline: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = [r for r in ratios(result, baseline) if r["mode"] == "eager"]
+    if not rel:
+        return
+    keys = [k for k in rel[0] if k.startswith(("prefill_", "decode_")) and "spread" not in k]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rel)), 3.8))
+    width = 0.8 / len(keys)
+    for i, k in enumerate(keys):
+        xs = [j + i * width for j in range(len(rel))]
+        ax.bar(xs, [r.get(k, 0) for r in rel], width, label=k)
+    ax.axhline(1.0, color="0.3", lw=0.8)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rel))])
+    ax.set_xticklabels([f"{r['variant']}\n{r['model']}" for r in rel], fontsize=8)
+    ax.set_ylabel(f"ratio to {baseline} (eager)")
+    ax.set_title("Cost to serve: prefill time (lower is cheaper), decode rate (higher)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-compile", action="store_true", help="eager only")
+    ap.add_argument("--baseline", default="relu")
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    return ap.parse_known_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args, overrides = parse_args(argv)
+    try:
+        if args.rounds < 1:
+            raise UserInputError("--rounds must be at least 1")
+        cfgs = configs(overrides)
+    except UserInputError as e:
+        fail(str(e))
+    experiment = cfgs[0].experiment
+    modes = ("eager",) if args.no_compile else MODES
+    result = {"experiment": experiment, **measure(cfgs, args.rounds, modes)}
+    dest = args.out / f"{experiment}_inference"
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / FILENAME).write_text(dumps(result, indent=2) + "\n")
+    (dest / "inference.md").write_text(to_markdown(result, args.baseline))
+    plot(result, args.baseline, dest / "inference.png")
+    print(f"wrote {dest / FILENAME}, {dest / 'inference.md'} and {dest / 'inference.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
