@@ -65,17 +65,20 @@ JUDGED_MB = 100.0  # bandwidth goals are judged where the kernel moves at least 
 FUSED = "triton (packed, in-place)"  # the implementation the gated FFN runs
 # The goals, from the project's issue for the fast path (H100, bf16, measured in one run).
 GOAL_FWD_COPY, GOAL_FWDBWD_COPY, GOAL_MFU = 90.0, 85.0, 0.45
-# Seconds on one H100/H200 with cold Triton and inductor caches: estimates, not measurements.
-# A run records what each took (results.json "timings"); the next run on the same GPU plans
-# with those instead.
+# Seconds on one H100/H200 with cold Triton and inductor caches: what two runs on an H200
+# (2026-12-04) took, with a margin. A run records what each took (results.json "timings"); the
+# next run on the same GPU plans with those instead.
 ESTIMATES = {
-    "preflight": 15.0,  # imports, CUDA start-up, the token cache check
-    "tests": 80.0,  # 8 processes: kernel compiles, two inductor compiles of small GPTs
+    "preflight": 10.0,  # imports, CUDA start-up, the token cache check (7 s measured)
+    "tests": 70.0,  # 8 processes: kernel compiles, two inductor compiles of small GPTs (56-61 s)
     "kernels:start": 12.0,  # process start, copy bandwidth
-    "kernels:case": 12.0,  # one inductor compile (fwd+bwd) and 6 implementations timed
-    "training:eager": 25.0,  # start-up, data, 60 steps, two evaluations
-    "training:compiled": 55.0,  # the same plus compiling gpt2_124m forward and backward
+    "kernels:case": 8.0,  # one inductor compile (fwd+bwd) and 6 implementations timed (32 s / 4)
+    "training:eager": 25.0,  # start-up, data, 60 steps, two evaluations (18-22 s)
+    "training:compiled": 50.0,  # the same plus compiling gpt2_124m forward and backward (41-46 s)
+    "inference": 40.0,  # bench.inference, eager: 3 variants x 2 sizes x 3 rounds (estimate)
 }
+INFERENCE_ARGS = ["experiment=contenders", "ffn=relu,swiglu,polynorm", "model=small,gpt2_124m"]
+INFERENCE_ROUNDS = 3
 
 
 # --------------------------------------------------------------------------- records
@@ -125,6 +128,7 @@ class Report:
     copy_gbps: float | None = None
     trainings: list[Training] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    inference: list[dict] = field(default_factory=list)  # bench.inference's rows
 
 
 class Clock:
@@ -401,7 +405,27 @@ def run_kernels(report: Report, out: Path, stage: Stage, cases: list[tuple[str, 
     stage.status = "failed" if errors or not ran else "done"
 
 
-# --------------------------------------------------------------------------- 3. trainings
+# --------------------------------------------------------------------------- 3. serving
+
+
+def run_inference(report: Report, out: Path, stage: Stage) -> None:
+    """bench.inference at the small and gpt2_124m shapes, eager (compiling six models would not
+    fit the budget): prefill latency, decode tokens/s and memory in bf16, the fused op forward
+    only. Its files land in <out>/contenders_inference/."""
+    log = out / "inference.log"
+    log.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "bench.inference", *INFERENCE_ARGS, "--no-compile"]
+    cmd += ["--rounds", str(INFERENCE_ROUNDS), "--out", str(out)]
+    rc = run_logged(cmd, log, stage_timeout(stage.estimate_s))
+    path = out / "contenders_inference" / "inference.json"
+    rows = json.loads(path.read_text())["results"] if path.exists() and rc == 0 else []
+    report.inference = rows
+    errors = [r for r in rows if r.get("error")]
+    stage.status = "done" if rows and not errors else "failed"
+    stage.note = f"{len(rows)} rows, {len(errors)} with errors" if rows else tail(log, 1)
+
+
+# --------------------------------------------------------------------------- 4. trainings
 
 
 def steady_state(metrics: list[dict], key: str) -> float | None:
@@ -574,7 +598,7 @@ def goals(report: Report) -> list[tuple[str, bool | None, str]]:
     return _kernel_goals(report.kernels) + _training_goals(report.trainings)
 
 
-def markdown(report: Report, kernel_md: str = "") -> str:
+def markdown(report: Report, kernel_md: str = "", inference_md: str = "") -> str:
     v = report.versions
     budget = "none" if report.budget_s is None else f"{report.budget_s:.0f} s"
     lines = [
@@ -628,15 +652,21 @@ def markdown(report: Report, kernel_md: str = "") -> str:
             f"| {goal} | {'n/a' if met is None else 'yes' if met else 'no'} | {measured} |"
         )
     lines += ["", "## Kernels", "", kernel_md or "_not run_"]
+    if inference_md:
+        lines += ["", "## Inference (bench.inference)", "", inference_md]
     return "\n".join(lines) + "\n"
 
 
 def write(report: Report, out: Path) -> None:
     """report.md and results.json, each replaced whole."""
     kernel_md = "\n".join(p.read_text() for p in sorted(out.glob("bench_*.md")))
+    served = out / "contenders_inference" / "inference.md"
+    inference_md = (
+        served.read_text().split("\n", 2)[-1] if report.inference and served.exists() else ""
+    )
     data = {**asdict(report), "goals": [list(g) for g in goals(report)]}
     for name, text in (
-        ("report.md", markdown(report, kernel_md)),
+        ("report.md", markdown(report, kernel_md, inference_md)),
         ("results.json", json.dumps(data, indent=2, default=str) + "\n"),
     ):
         tmp = out / f"{name}.tmp"
@@ -683,6 +713,13 @@ def plan(report: Report, out: Path, full: bool) -> list[Planned]:
             + (" ..." if len(cases) > 6 else ""),
         ),
     ]
+    steps.append(
+        Planned(
+            Stage("inference", ESTIMATES["inference"]),
+            lambda s: run_inference(report, out, s),
+            f"bench.inference {' '.join(INFERENCE_ARGS)} --no-compile, {INFERENCE_ROUNDS} rounds",
+        )
+    )
     for t in planned_trainings(full):
 
         def run(stage: Stage, t: Training = t) -> None:
@@ -740,8 +777,8 @@ def execute(report: Report, out: Path, steps: list[Planned]) -> None:
         except Exception as e:  # a stage's own failure is reported, the next stage still runs
             s.status, s.note = "failed", f"{type(e).__name__}: {e}"[:300]
         s.wall_s = time.monotonic() - began
-        if s.name == "tests" and s.status == "done":
-            report.timings["tests"] = s.wall_s
+        if s.name in ("tests", "inference") and s.status == "done":
+            report.timings[s.name] = s.wall_s
         say(f"{s.name}: {s.status} in {s.wall_s:.0f} s ({s.note})")
         write(report, out)
     skipped = [s.name for s in report.stages if s.status == "skipped"]
