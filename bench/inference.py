@@ -9,12 +9,12 @@ CPU), `ffn.impl` as the sweep sets it (on CUDA `auto` is the fused Triton op, fo
 inference mode nothing is saved for a backward). Each is measured eager and compiled
 (torch.compile, dynamic shapes), after a warm-up, interleaved round by round so that drift of the
 machine is shared by all:
-  - prefill: one forward over a prompt of block_size/4 and of block_size/2 tokens (batch 1),
-    filling the KV cache, in ms;
+  - prefill: one forward over a prompt of block_size/4 tokens ("short") and of block_size/2
+    ("long"), batch 1, filling the KV cache, in ms;
   - decode: DECODE_TOKENS tokens one at a time through the KV cache after an 8-token prompt, at
     batch 1 and at batch DECODE_BATCH, in tokens/s (batch x tokens / time);
-  - memory: CUDA, the peak allocated during the batch-DECODE_BATCH decode; CPU, the growth of the
-    process's resident set over the subject's first (warm-up) pass, weights and caches included.
+  - memory: the weights, plus what a batch-DECODE_BATCH decode allocates on top of what was there
+    before it (CUDA: the peak allocated; CPU: the growth of the resident set, a rough figure).
 Medians and spread (p25-p75 over the median) over the rounds, with the machine and its load
 average before and after: figures are worth keeping only when nothing else ran. The weights are
 random: a step's time does not depend on their values.
@@ -124,8 +124,8 @@ def one_pass(s: Subject, device: torch.device) -> dict[str, float]:
     n = decode_tokens(s.cfg.model.block_size)
     with torch.inference_mode():
         return {
-            f"prefill_{short}_ms": 1e3 * prefill_s(s, short, device),
-            f"prefill_{long}_ms": 1e3 * prefill_s(s, long, device),
+            "prefill_short_ms": 1e3 * prefill_s(s, short, device),
+            "prefill_long_ms": 1e3 * prefill_s(s, long, device),
             "decode_b1_tokens_per_s": n / decode_s(s, 1, device),
             f"decode_b{DECODE_BATCH}_tokens_per_s": DECODE_BATCH
             * n
@@ -134,18 +134,23 @@ def one_pass(s: Subject, device: torch.device) -> dict[str, float]:
 
 
 def warm_up(s: Subject, device: torch.device) -> None:
-    """The first pass (compilation included); the memory figure."""
-    before = rss_bytes()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    """The first pass (compilation included), then the memory figure: the model's weights plus
+    what a batch-DECODE_BATCH decode needs on top of what was allocated before it (the KV cache
+    and the activations). Other subjects' models stay resident, so only the growth counts."""
     one_pass(s, device)
-    if device.type == "cuda":
-        with torch.inference_mode():
+    weights = sum(p.numel() * p.element_size() for p in s.model.parameters())
+    with torch.inference_mode():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            before = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
             decode_s(s, DECODE_BATCH, device)
-        s.memory_mib = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        s.memory_mib = max(0, rss_bytes() - before) / 2**20
+            working = torch.cuda.max_memory_allocated(device) - before
+        else:
+            before = rss_bytes()
+            decode_s(s, DECODE_BATCH, device)
+            working = max(0, rss_bytes() - before)
+    s.memory_mib = (weights + working) / 2**20
 
 
 def summarise(s: Subject) -> dict[str, Any]:
@@ -187,6 +192,7 @@ def measure(
                 s.times.setdefault(name, []).append(value)
     return {
         "date": date.today().isoformat(),
+        "prompts": {c.model.name: prompt_lengths(c.model.block_size) for c in cfgs},
         "machine": machine(device),
         "dtype": "bfloat16" if device.type == "cuda" else "float32",
         "rounds": rounds,

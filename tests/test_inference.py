@@ -14,7 +14,12 @@ from bench import inference
 from tests.helpers import TINY_MODEL
 from tests.helpers.fake_runs import write_run
 
-FIGURES = ["prefill_8_ms", "prefill_16_ms", "decode_b1_tokens_per_s", "decode_b8_tokens_per_s"]
+FIGURES = [
+    "prefill_short_ms",
+    "prefill_long_ms",
+    "decode_b1_tokens_per_s",
+    "decode_b8_tokens_per_s",
+]
 
 
 def test_the_benchmark_file_on_the_tiny_shape(tmp_path):
@@ -29,9 +34,10 @@ def test_the_benchmark_file_on_the_tiny_shape(tmp_path):
     ]
     for r in rows:
         assert not r["error"] and r["memory_mib"] >= 0
-        for key in FIGURES:  # block_size 32: prompts of 8 and 16
+        for key in FIGURES:
             assert r[key] > 0 and r[f"{key}_spread"] >= 0
     assert data["load_average_before"] and data["machine"]["device"] == "cpu"
+    assert data["prompts"] == {"tiny": [8, 16]}  # block_size 32: a quarter and a half
     assert "Relative to relu" in (dest / "inference.md").read_text()
     assert (dest / "inference.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -44,8 +50,8 @@ def fabricated(out: Path) -> None:
             {
                 **base,
                 "variant": variant,
-                "prefill_32_ms": prefill,
-                "prefill_32_ms_spread": 0.05,
+                "prefill_short_ms": prefill,
+                "prefill_short_ms_spread": 0.05,
                 "decode_b1_tokens_per_s": decode,
                 "decode_b1_tokens_per_s_spread": 0.1,
             }
