@@ -18,11 +18,16 @@ import pytest
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores, plan_slots
 from tests.helpers import REPO, fresh_cache, tiny_overrides
 
+RENDEZVOUS = REPO / "tests" / "fixtures" / "launcher" / "rendezvous.py"
 
-def multirun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+
+def multirun(
+    args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), "-m", *args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
@@ -50,19 +55,27 @@ def test_slots_follow_the_visible_gpus(monkeypatch):
 
 def test_every_job_gets_a_device_of_its_own(token_cache, tmp_path):
     """Two 'GPUs' (a device list standing in for them), four jobs: each job records the device
-    it was given; no two jobs running at once share one; each job is a process of its own."""
+    it was given; no two jobs running at once share one; each job is a process of its own.
+
+    The jobs train an FFN whose first forward waits until two jobs have reached it
+    (tests/fixtures/launcher/rendezvous.py), so two jobs overlap however late either process
+    starts; a launcher that ran them one at a time would leave them apart after its timeout."""
     sweep = tmp_path / "sweep"
     cache = fresh_cache(token_cache, tmp_path / "cache")
     proc = multirun(
         [
-            "ffn=relu,swiglu",
-            "seed=0,1",
-            *tiny_overrides(cache, steps=40),
+            "ffn=custom",
+            "ffn.target=rendezvous:MeetingFFN",
+            "ffn.name=meeting",
+            "seed=0,1,2,3",
+            *tiny_overrides(cache, steps=4),
             "logger.mode=disabled",
             "hydra/launcher=gpus",
             "hydra.launcher.devices=[a,b]",
             f"hydra.sweep.dir={sweep}",
-        ]
+        ],
+        cwd=RENDEZVOUS.parent,  # ffn.target imports from where the sweep is launched
+        env={"RENDEZVOUS_DIR": str(tmp_path / "rendezvous"), "RENDEZVOUS_TIMEOUT_S": "60"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = summaries(sweep)
