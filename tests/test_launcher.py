@@ -195,3 +195,29 @@ def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
     assert len(runs) == 2 and {r["status"] for r in runs} == {"preempted"}, runs
     for job_dir in {p.parent for p in sweep.glob("*/summary.json")}:
         assert list((job_dir / "checkpoints").glob("*.pt")), job_dir
+
+
+def test_a_ray_job_on_a_node_without_the_sweep_dir_is_refused_in_one_line(tmp_path, capsys):
+    """hydra/launcher=ray_*: a job whose node does not see the sweep dir (no shared filesystem)
+    is refused before it writes anything, and the sweep ends with one line and exit code 2.
+    (No Ray needed: the job's check and the driver's handling of its answer.)"""
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.ffn_variants_launcher.ray_job import UnsharedDir, enter_launch_dir
+    from hydra_plugins.ffn_variants_launcher.ray_launcher import RaySweepLauncher
+
+    elsewhere = tmp_path / "on-another-node"
+    cfg = OmegaConf.create(
+        {"hydra": {"runtime": {"cwd": str(tmp_path)}, "sweep": {"dir": str(elsewhere)}}}
+    )
+    with pytest.raises(UnsharedDir, match="filesystem every node mounts") as refused:
+        enter_launch_dir(cfg)
+    assert not elsewhere.exists()
+    failed = JobReturn(overrides=["seed=0"], status=JobStatus.FAILED)
+    failed._return_value = refused.value
+    with pytest.raises(SystemExit) as exit_:
+        RaySweepLauncher.outcome(failed, OmegaConf.create({"hydra": {"overrides": {"task": []}}}))
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: the sweep dir {elsewhere} is not on this node")

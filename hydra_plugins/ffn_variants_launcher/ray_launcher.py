@@ -154,7 +154,15 @@ class RaySweepLauncher(Launcher):
     def start_ray(self) -> Any:
         # Every job's lines, even where two jobs print the same one (Ray folds those by default).
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        import ray  # installed by the `ray` extra (pip install -e ".[ray]")
+        try:
+            import ray
+        except ImportError:
+            print(
+                'error: hydra/launcher=ray_local|ray_cluster needs ray: pip install -e ".[ray]" '
+                "(make install-ray)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
 
         init = OmegaConf.to_container(self.ray_cfg.init, resolve=True)
         assert isinstance(init, dict)
