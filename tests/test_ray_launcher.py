@@ -187,6 +187,7 @@ def test_a_two_job_sweep_on_ray_local(token_cache, tmp_path):
                 cache,
                 "seed=0,1",
                 "hydra/launcher=ray_local",
+                "hydra.launcher.ray.init.num_cpus=2",  # 2 jobs at once on any machine
                 f"+hydra.launcher.ray.init._temp_dir={temp_dir}",
                 f"hydra.sweep.dir={sweep_dir}",
             )
@@ -213,8 +214,7 @@ def test_a_sweep_on_a_head_started_elsewhere(head, token_cache, tmp_path):
     launch_dir.mkdir()
     shutil.copy(LAUNCHER_FIXTURES / "rendezvous.py", launch_dir)  # ffn.target, from here
     fresh_cache(token_cache, launch_dir / "cache")
-    args = train_args(Path("cache"), "seed=0,1", "hydra/launcher=ray_cluster")
-    args += ["hydra.launcher.ray.remote.num_gpus=0"]  # a CPU cluster: plain overrides only
+    args = train_args(Path("cache"), "seed=0,1", "hydra/launcher=ray_cluster")  # no extra keys
     auth = os.environ.get("RAY_AUTH_MODE", "token")  # Ray sends its token for RAY_ADDRESS so
     proc = sweep(args, env={"RAY_ADDRESS": address, "RAY_AUTH_MODE": auth}, cwd=launch_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -235,6 +235,7 @@ def test_a_stopped_ray_sweep_resumes_to_the_same_losses(token_cache, reference, 
         token_cache,
         "seed=0,1,2",
         "hydra/launcher=ray_local",
+        "hydra.launcher.ray.init.num_cpus=2",  # 2 jobs at once on any machine
         f"+hydra.launcher.ray.init._temp_dir={temp_dir}",
         f"hydra.sweep.dir={sweep_dir}",
     )
@@ -285,6 +286,7 @@ def test_a_job_whose_worker_dies_is_retried_and_resumes(token_cache, reference, 
         token_cache,
         "seed=0,1",
         "hydra/launcher=ray_local",
+        "hydra.launcher.ray.init.num_cpus=2",  # 2 jobs at once on any machine
         f"+hydra.launcher.ray.init._temp_dir={temp_dir}",
         f"hydra.sweep.dir={sweep_dir}",
     )

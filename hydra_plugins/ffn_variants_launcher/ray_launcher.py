@@ -133,11 +133,14 @@ class RaySweepLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         ray = self.start_ray()
+        options = self.task_options(ray)
         log.info(
             f"Ray launcher: {len(job_overrides)} jobs on {describe_resources(ray)} "
             f"({self.ray_cfg.init.get('address')}, {time.monotonic() - started:.1f} s to "
-            f"connect), sweep dir {sweep_dir}"
+            f"connect), each with {options.get('num_cpus', 1)} CPU(s) and "
+            f"{options['num_gpus']} GPU(s), sweep dir {sweep_dir}"
         )
+        warn_if_unplaceable(ray, options)
         jobs = [
             (initial_job_idx + i, self.sweep_config(list(o), initial_job_idx + i, sweep_dir))
             for i, o in enumerate(job_overrides)
@@ -145,7 +148,7 @@ class RaySweepLauncher(Launcher):
         for idx, cfg in jobs:
             log.info(f"\t#{idx} : {' '.join(filter_overrides(cfg.hydra.overrides.task))}")
         try:
-            return self.run(ray, jobs, sweep_dir)
+            return self.run(ray, jobs, sweep_dir, options)
         finally:
             ray.shutdown()  # a local Ray stops; a cluster's driver disconnects
 
@@ -199,11 +202,13 @@ class RaySweepLauncher(Launcher):
 
     # ----------------------------------------------------------------------------- running
 
-    def run(self, ray: Any, jobs: list[tuple[int, DictConfig]], sweep_dir: Path) -> list[JobReturn]:
+    def run(
+        self, ray: Any, jobs: list[tuple[int, DictConfig]], sweep_dir: Path, options: dict
+    ) -> list[JobReturn]:
         from hydra_plugins.ffn_variants_launcher.ray_job import StopBoard, run_ray_job
 
         board = ray.remote(num_cpus=0, max_restarts=0)(StopBoard).remote()
-        task = ray.remote(**self.task_options(ray))(run_ray_job)
+        task = ray.remote(**options)(run_ray_job)
         state = Singleton.get_state()
         refs = {
             task.remote(idx, self.hydra_context, cfg, self.task_function, state, board): (idx, cfg)
@@ -284,6 +289,19 @@ def check_reachable(address: str | None) -> None:
     except (OSError, ValueError) as e:
         print(f"error: no Ray cluster answers at {address} ({e}); {CONNECT_FIX}", file=sys.stderr)
         sys.exit(2)
+
+
+def warn_if_unplaceable(ray: Any, options: dict) -> None:
+    """Jobs asking more than any node has wait for the autoscaler to add such a node; on a
+    cluster without one they would wait forever: say so before they do."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus, gpus = options.get("num_cpus", 1) or 0, options.get("num_gpus") or 0
+    if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        log.warning(
+            f"Ray launcher: no node has {cpus} CPU(s) and {gpus} GPU(s) free for a job now; the "
+            "jobs wait for an autoscaler to add one (hydra.launcher.ray.remote.num_gpus=0 for CPU "
+            "jobs)"
+        )
 
 
 def not_run(cfg: DictConfig) -> JobReturn:
