@@ -109,14 +109,14 @@ def run_ray_job(
         signal.signal(signal.SIGTERM, previous)
 
 
-def ask(method: Any, *args: Any, timeout: float | None = None) -> Any:
+def ask(method: Any, *args: Any) -> Any:
     """An actor method's answer, waited for in a thread of its own: a task's main thread that
     waits on Ray lends its CPU to the next task, and two jobs would then share one core."""
     import ray
 
     answer: list[Any] = []
     thread = threading.Thread(
-        target=lambda: answer.append(ray.get(method.remote(*args), timeout=timeout)), daemon=True
+        target=lambda: answer.append(ray.get(method.remote(*args))), daemon=True
     )
     thread.start()
     thread.join()
