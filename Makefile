@@ -21,7 +21,7 @@ TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install data train help test tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput bench-inference gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: install install-ray data train help test test-ray tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput bench-inference gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -39,8 +39,14 @@ data:  ## tokenize the built-in corpus once (later runs reuse the cache in data/
 train:  ## one run: make train FFN=geglu
 	$(PYTHON) train.py ffn=$(FFN) model=$(MODEL)
 
-test:  ## the test suite (minutes on 2 CPU cores)
-	$(PYTHON) -m pytest -q
+install-ray:  ## the `ray` extra for hydra/launcher=ray_local|ray_cluster (~240 MB; not in make install)
+	$(PYTHON) -m pip install -e ".[ray]"
+
+test:  ## the test suite (minutes on 2 CPU cores); the Ray tests are make test-ray's
+	$(PYTHON) -m pytest -q -m "not ray"
+
+test-ray:  ## the Ray launcher's tests (needs make install-ray; starts and stops Ray, ~2 min)
+	$(PYTHON) -m pytest -q -m ray tests/test_ray_launcher.py
 
 tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid at 1 seed -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=2 TUNE_SEEDS=0 TUNE_GRID=...]
 	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) $(SEARCH) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \

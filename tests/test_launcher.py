@@ -18,11 +18,16 @@ import pytest
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores, plan_slots
 from tests.helpers import REPO, fresh_cache, tiny_overrides
 
+RENDEZVOUS = REPO / "tests" / "fixtures" / "launcher" / "rendezvous.py"
 
-def multirun(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+
+def multirun(
+    args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), "-m", *args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
@@ -50,19 +55,27 @@ def test_slots_follow_the_visible_gpus(monkeypatch):
 
 def test_every_job_gets_a_device_of_its_own(token_cache, tmp_path):
     """Two 'GPUs' (a device list standing in for them), four jobs: each job records the device
-    it was given; no two jobs running at once share one; each job is a process of its own."""
+    it was given; no two jobs running at once share one; each job is a process of its own.
+
+    The jobs train an FFN whose first forward waits until two jobs have reached it
+    (tests/fixtures/launcher/rendezvous.py), so two jobs overlap however late either process
+    starts; a launcher that ran them one at a time would leave them apart after its timeout."""
     sweep = tmp_path / "sweep"
     cache = fresh_cache(token_cache, tmp_path / "cache")
     proc = multirun(
         [
-            "ffn=relu,swiglu",
-            "seed=0,1",
-            *tiny_overrides(cache, steps=40),
+            "ffn=custom",
+            "ffn.target=rendezvous:MeetingFFN",
+            "ffn.name=meeting",
+            "seed=0,1,2,3",
+            *tiny_overrides(cache, steps=4),
             "logger.mode=disabled",
             "hydra/launcher=gpus",
             "hydra.launcher.devices=[a,b]",
             f"hydra.sweep.dir={sweep}",
-        ]
+        ],
+        cwd=RENDEZVOUS.parent,  # ffn.target imports from where the sweep is launched
+        env={"RENDEZVOUS_DIR": str(tmp_path / "rendezvous"), "RENDEZVOUS_TIMEOUT_S": "60"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = summaries(sweep)
@@ -182,3 +195,29 @@ def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
     assert len(runs) == 2 and {r["status"] for r in runs} == {"preempted"}, runs
     for job_dir in {p.parent for p in sweep.glob("*/summary.json")}:
         assert list((job_dir / "checkpoints").glob("*.pt")), job_dir
+
+
+def test_a_ray_job_on_a_node_without_the_sweep_dir_is_refused_in_one_line(tmp_path, capsys):
+    """hydra/launcher=ray_*: a job whose node does not see the sweep dir (no shared filesystem)
+    is refused before it writes anything, and the sweep ends with one line and exit code 2.
+    (No Ray needed: the job's check and the driver's handling of its answer.)"""
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.ffn_variants_launcher.ray_job import UnsharedDir, enter_launch_dir
+    from hydra_plugins.ffn_variants_launcher.ray_launcher import RaySweepLauncher
+
+    elsewhere = tmp_path / "on-another-node"
+    cfg = OmegaConf.create(
+        {"hydra": {"runtime": {"cwd": str(tmp_path)}, "sweep": {"dir": str(elsewhere)}}}
+    )
+    with pytest.raises(UnsharedDir, match="filesystem every node mounts") as refused:
+        enter_launch_dir(cfg)
+    assert not elsewhere.exists()
+    failed = JobReturn(overrides=["seed=0"], status=JobStatus.FAILED)
+    failed._return_value = refused.value
+    with pytest.raises(SystemExit) as exit_:
+        RaySweepLauncher.outcome(failed, OmegaConf.create({"hydra": {"overrides": {"task": []}}}))
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: the sweep dir {elsewhere} is not on this node")
