@@ -147,7 +147,7 @@ def online_possible(sweep_dir: Path | None) -> bool:
     return False
 
 
-def wandb_init(wandb: Any, mode: str, kwargs: dict[str, Any], sweep_dir: Path | None) -> Any:
+def wandb_init(wandb: Any, mode: str, kwargs: dict[str, Any], sweep_dir: Path | None = None) -> Any:
     """wandb.init in `mode`; online falls back to offline (for `wandb sync` later) when there is
     no login, no network or the service refuses, within INIT_TIMEOUT_S."""
     offline = dict(mode="offline", settings=wandb.Settings(**WANDB_SETTINGS), **kwargs)

@@ -66,7 +66,11 @@ def test_wandb_init_failing_without_a_message_leaves_training_going(
     def refuse(*args, **kwargs):
         raise RuntimeError()  # str(e) == "": no first line to take
 
+    from harness import metrics
+
     monkeypatch.setattr(wandb, "init", refuse)
+    # A server that answers (the probe passes) but whose init fails: the online path's fallback.
+    monkeypatch.setattr(metrics, "server_reachable", lambda url: True)
     summary = train([*tiny_overrides(token_cache, steps=4), "logger.mode=online"], tmp_path)
     assert summary.status == "completed" and summary.steps == 4
     err = capfd.readouterr().err
