@@ -89,7 +89,7 @@ bench-kernels:  ## Triton vs eager vs torch.compile vs Liger (needs a CUDA GPU)
 bench-parallel:  ## a 4-job sweep one after another vs with hydra/launcher=parallel -> results/parallel/
 	$(PYTHON) -m bench.parallel_sweep --oversubscribed
 
-gpu-check:  ## the acceptance run for a CUDA machine (~6 min): GPU tests, kernel benchmark, trainings -> results/gpu/ [GPU_CHECK_ARGS=--full|--dry-run|--budget-s N]
+gpu-check:  ## the acceptance run for a CUDA machine (~6 min): GPU tests, kernel benchmark, inference, trainings -> results/gpu/ [GPU_CHECK_ARGS=--full|--dry-run|--budget-s N]
 	$(PYTHON) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 gpu-run:  ## gpu-check on a bare offline GPU machine: wheels from .whl/ into .gpu-site/, then the run, packed into results/gpu/<gpu>.tar.gz
