@@ -224,18 +224,25 @@ class WandbLogger:
         except Exception as e:
             warn(f"W&B log failed at step {step} ({one_line(e)}); continuing with local files")
 
+    def log_sample(self, summary: RunSummary) -> None:
+        """The end-of-run sample as a W&B table; a failure is a warning, never the run's end."""
+        try:
+            import wandb
+
+            table = wandb.Table(columns=["step", "seed", "sample"])
+            table.add_data(summary.steps, summary.seed, summary.sample)
+            self.run.log({"samples": table}, step=summary.steps)
+        except Exception as e:
+            warn(f"W&B sample table failed ({one_line(e)}); the sample is in summary.json")
+
     def close(self, summary: RunSummary) -> None:
         if self.run is None:
             return
+        if summary.sample:
+            self.log_sample(summary)
         try:
             if summary.status in (RunStatus.preempted, RunStatus.interrupted):
                 self.run.mark_preempting()  # the requeued job resumes this same run
-            if summary.sample:
-                import wandb
-
-                table = wandb.Table(columns=["step", "seed", "sample"])
-                table.add_data(summary.steps, summary.seed, summary.sample)
-                self.run.log({"samples": table}, step=summary.steps)
             for key, value in summary.to_dict().items():
                 if key != "data":
                     self.run.summary[key] = value
