@@ -170,6 +170,14 @@ def measure(
     cfgs: Sequence[TrainConfig], rounds: int, modes: Sequence[str], log=print
 ) -> dict[str, Any]:
     device = pick_device(cfgs[0].trainer.device)
+    if "compiled" in modes:
+        # Dynamo's recompile limit (8 by default) is shared by every model compiled in this
+        # process: past it, later subjects would silently run eager under a "compiled" label.
+        limit = 16 * len(cfgs)
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+        torch._dynamo.config.accumulated_recompile_limit = max(
+            torch._dynamo.config.accumulated_recompile_limit, 4 * limit
+        )
     load_before = _load()
     subjects = []
     for cfg in cfgs:
