@@ -6,10 +6,11 @@ EXPERIMENT ?= glu_table
 BASELINES ?= relu relu2
 LAUNCHER ?= basic
 # make tune: the lr grid (TUNE_POINTS rates TUNE_FACTOR apart, centred on the experiment's
-# optim.lr, or TUNE_GRID=1e-3,2e-3,... as given) and its seeds; make sweep TUNED=<tuned.yaml>
+# optim.lr, or TUNE_GRID=1e-3,2e-3,... as given) and its seeds, disjoint from the sweeps' seeds
+# (0-4) and judged on the held-out split's tuning slice; make sweep TUNED=<tuned.yaml>
 TUNE_POINTS ?= 5
-TUNE_FACTOR ?= 2
-TUNE_SEEDS ?= 0
+TUNE_FACTOR ?= 1.4142135623730951
+TUNE_SEEDS ?= 100,101
 TUNE_GRID ?=
 TUNED ?=
 # Your own config files (configs/ffn/<your ffn>.yaml, configs/experiment/<yours>.yaml) on Hydra's
@@ -48,12 +49,12 @@ test:  ## the test suite (minutes on 2 CPU cores); the Ray tests are make test-r
 test-ray:  ## the Ray launcher's tests (needs make install-ray; starts and stops Ray, ~2 min)
 	$(PYTHON) -m pytest -q -m ray tests/test_ray_launcher.py
 
-tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid at 1 seed -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=2 TUNE_SEEDS=0 TUNE_GRID=...]
+tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid, 2 seeds, on the tuning slice -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=1.414 TUNE_SEEDS=100,101 TUNE_GRID=...]
 	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) $(SEARCH) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
 	test -n "$$grid" || exit 2; \
 	echo "make tune: experiment=$(EXPERIMENT) optim.lr=$$grid seed=$(TUNE_SEEDS) -> $(TUNE_DIR)"; \
 	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(SEARCH) "optim.lr=$$grid" \
-		"seed=$(TUNE_SEEDS)" hydra.sweep.dir=$(TUNE_DIR); \
+		"seed=$(TUNE_SEEDS)" data.eval_slice=tune hydra.sweep.dir=$(TUNE_DIR); \
 	rc=$$?; test $$rc -le 1 || exit $$rc; \
 	$(PYTHON) -m sweep.tune $(TUNE_DIR) --name $(EXPERIMENT)_tune
 

@@ -448,7 +448,7 @@ def training_args(t: Training, run_dir: Path) -> list[str]:
         f"trainer.compile={str(t.compile).lower()}",
         f"trainer.max_steps={t.steps}",
         f"trainer.eval_interval={t.steps}",
-        "trainer.eval_batches=4",
+        "trainer.eval_tokens=131072",
         f"trainer.log_interval={LOG_INTERVAL}",
         "trainer.checkpoint=false",
         "trainer.resume=never",

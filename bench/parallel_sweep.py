@@ -32,7 +32,7 @@ def sweep_args(steps: int, sweep_dir: Path) -> list[str]:
         "seed=0,1",
         f"trainer.max_steps={steps}",
         f"trainer.eval_interval={steps}",
-        "trainer.eval_batches=2",
+        "trainer.eval_tokens=2048",
         "trainer.progress=false",
         "trainer.checkpoint=false",
         "logger.mode=disabled",

@@ -90,7 +90,9 @@ class TrainerConfig:
     batch_size: int = 8  # sequences per micro-batch
     grad_accum: int = 1
     eval_interval: int = 50
-    eval_batches: int = 8
+    # Each evaluation reads the held-out slice (data.eval_slice) once from its start, in
+    # non-overlapping windows, up to this many tokens: the same windows every time.
+    eval_tokens: int = 65_536
     log_interval: int = 10
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     dtype: DType = DType.auto
@@ -112,7 +114,7 @@ class TrainerConfig:
             batch_size=1,
             grad_accum=1,
             eval_interval=1,
-            eval_batches=1,
+            eval_tokens=1,
             log_interval=1,
             ckpt_interval=0,
             keep_checkpoints=1,

@@ -35,7 +35,7 @@ from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
-from harness.data import BatchSampler, prepare_tokens
+from harness.data import BatchSampler, EvalWindows, held_out_slices, prepare_tokens
 from harness.data.bpb import bits_per_byte, nats_and_bytes
 from harness.data.tokenizer import TRUNCATED, get_encoding
 from harness.diskfull import (
@@ -62,8 +62,6 @@ from harness.runtime import (
 from harness.sampling import sample_texts
 from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
-
-VAL_SEED = 1234  # every run is evaluated on the same validation batches
 
 
 class NonFiniteError(RuntimeError):
@@ -129,21 +127,28 @@ class Trainer:
         self.data_info = {"name": data.manifest.get("name"), "train_tokens": len(data.train)}
         shard = (d.rank, d.world_size)
         self.train_batches = BatchSampler(
-            data.train, t.batch_size, m.block_size, self.cfg.seed, shard
+            data.train, t.batch_size, m.block_size, self.cfg.seed, shard, t.grad_accum
         )
-        self.val_batches = BatchSampler(data.val, t.batch_size, m.block_size, VAL_SEED)
+        eval_slice = self.cfg.data.eval_slice
+        self.val_windows = EvalWindows(
+            held_out_slices(data.val)[eval_slice],
+            t.batch_size,
+            m.block_size,
+            t.eval_tokens,
+            f"held-out slice data.eval_slice={eval_slice}",
+        )
         # val/bpb's denominator: the UTF-8 bytes of every validation target, looked up once.
         table = torch.from_numpy(data.token_bytes).to(self.device)
-        targets = (self.val_batches.get(i)[1] for i in range(t.eval_batches))
-        self.val_target_bytes = [table[y.to(self.device)] for y in targets]
-        self.data_info["val_tokens"] = sum(b.numel() for b in self.val_target_bytes)
+        self.val_target_bytes = [table[y.to(self.device)] for _, y in self.val_windows]
+        self.data_info["eval_slice"] = str(eval_slice)
+        self.data_info["val_tokens"] = self.val_windows.n_tokens
         self.data_info["val_bytes"] = int(sum(b.sum() for b in self.val_target_bytes))
 
     def plan_data_budget(self) -> None:
         """summary.json's data.epochs: the passes over the training split this run plans (and,
         at the end, made); above one pass, a warning before the first step."""
         train_tokens = self.data_info["train_tokens"]
-        planned = self.max_steps * self.tokens_per_step / max(train_tokens, 1)
+        planned = self.train_batches.passes(self.max_steps)  # each window once per pass
         self.data_info["epochs"] = {"planned": planned, "done": 0.0}
         if planned > 1 and self.dist.main:
             warn(
@@ -389,22 +394,23 @@ class Trainer:
 
     @torch.no_grad()
     def validation_metrics(self) -> dict[str, float]:
-        """val/loss: the mean loss per token over the validation batches, in nats. val/bpb: the
+        """val/loss: the mean loss per token over the evaluation windows, in nats. val/bpb: the
         loss summed over their targets in bits, per UTF-8 byte of the text those targets decode
         to (harness.data.bpb; end-of-text targets count in neither sum)."""
         self.model.eval()
-        losses, nats = [], []
-        for i, target_bytes in enumerate(self.val_target_bytes):
-            x, y = (b.to(self.device, non_blocking=True) for b in self.val_batches.get(i))
+        sums = torch.zeros(2, device=self.device)  # nats over all targets; over bpb's targets
+        for (x, y), target_bytes in zip(self.val_windows, self.val_target_bytes, strict=True):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self.autocast:
-                logits, loss = self.model(x, y)
-            losses.append(loss.float())
+                logits, _ = self.model(x, y)
             per_token = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
-            nats.append(nats_and_bytes(per_token, target_bytes.flatten())[0])
+            sums[0] += per_token.sum()
+            sums[1] += nats_and_bytes(per_token, target_bytes.flatten())[0]
         self.model.train()
+        total, bpb_nats = sums.tolist()
         return {
-            "val/loss": torch.stack(losses).mean().item(),
-            "val/bpb": bits_per_byte(torch.stack(nats).sum().item(), self.data_info["val_bytes"]),
+            "val/loss": total / self.val_windows.n_tokens,
+            "val/bpb": bits_per_byte(bpb_nats, self.data_info["val_bytes"]),
         }
 
     def log(self, record: dict[str, float]) -> None:
@@ -581,7 +587,7 @@ class Trainer:
         train_rate = trained / max(wall - paused, 1e-9)
         epochs = {
             **self.data_info["epochs"],
-            "done": s.tokens / max(self.data_info["train_tokens"], 1),
+            "done": self.train_batches.passes(s.step),
         }
         self.summary = dataclasses.replace(
             self.summary,

@@ -15,6 +15,7 @@ pair missing from the file is a one-line error, exit 2, before anything is writt
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from harness.errors import UserInputError, one_line
 
 SWEEPER_KEY = "hydra.sweeper.tuned"  # the command-line key naming the rates file
 DEFAULT_POINTS = 5
-DEFAULT_FACTOR = 2.0
+DEFAULT_FACTOR = math.sqrt(2)
 
 
 def lr_grid(center: float, points: int = DEFAULT_POINTS, factor: float = DEFAULT_FACTOR) -> list:
@@ -93,7 +94,8 @@ class TunedRates:
     def write(self, path: Path) -> None:
         header = (
             "# Learning rates chosen by python -m sweep.tune: per model size, each variant's rate\n"
-            "# with the lowest mean final val loss over the grid. Stage 2 trains each variant at\n"
+            "# at the vertex of a quadratic in log lr through its best grid point and neighbours,\n"
+            "# judged on the tuning slice with the tuning seeds below. Stage 2 trains each at\n"
             f"# its own: make sweep EXPERIMENT={self.experiment or '<experiment>'} TUNED={path}\n"
         )
         body = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -208,4 +210,17 @@ def check_sweep(
     for job in size_and_variant_jobs(jobs):
         cfg = compose(job)
         tuned.rate(str(cfg.model.name), str(cfg.ffn.name))
+    seeds = {int(o.split("=", 1)[1]) for job in jobs for o in job if _key(o) == "seed"}
+    shared = sorted((seeds or {int(first.seed)}) & {int(x) for x in tuned.seeds})
+    if shared:
+        raise UserInputError(
+            f"seed(s) {', '.join(map(str, shared))} of this sweep also chose the rates in {path}; "
+            "a tuned comparison is judged on seeds the tuning never saw: use other seeds, or "
+            "tune with other TUNE_SEEDS"
+        )
+    if str(first.data.eval_slice) == "tune":
+        raise UserInputError(
+            f"data.eval_slice=tune judges this sweep on the slice {path} was tuned on; drop it "
+            "(the test slice is the default)"
+        )
     return tuned

@@ -6,10 +6,12 @@
 
 `make tune` runs the experiment's multirun (every variant at every model size it sweeps, at its
 length) with `optim.lr=<grid>` and `seed=<TUNE_SEEDS>` on the command line, then this analysis:
-per model size and variant, the mean final val loss at each rate of the grid, and the chosen
-rate, the grid's point with the lowest mean. A chosen rate at either end of the grid is flagged,
-in the report and on the console: the best rate may lie beyond it, so widen the grid
-(TUNE_POINTS, TUNE_FACTOR or TUNE_GRID) there. It writes under <out>/<name>/ (default
+per model size and variant, the mean final val loss at each rate of the grid (over the tuning
+seeds, on the held-out split's tuning slice: data.eval_slice=tune), and the chosen rate: the
+minimum of the quadratic in log lr through the best grid point and its two neighbours, kept
+between them. A best point at either end of the grid stops the analysis with exit 1 and one line
+per variant giving the widened grid to rerun (TUNE_GRID=...); neighbours within one seed standard
+deviation of the best are flagged as near-ties. It writes under <out>/<name>/ (default
 results/<experiment>_tune/): tuned.yaml (the chosen rates, harness.tuned.TunedRates), report.md
 (loss against learning rate, as a table and lr_loss.png), summary.json. Stage 2:
 `make sweep EXPERIMENT=<e> TUNED=<out>/<name>/tuned.yaml` trains each variant at its own rate.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,21 +57,79 @@ class Curve:
         """Mean final val loss at `lr` and its 95% CI half-width (NaN without runs there)."""
         return mean_ci(self.losses.get(lr, []), CONFIDENCE)
 
+    def completed_means(self) -> dict[float, float]:
+        """The mean final val loss at each rate where a run completed."""
+        means = {lr: self.mean(lr)[0] for lr in self.losses}
+        return {lr: m for lr, m in sorted(means.items()) if math.isfinite(m)}
+
+    @property
+    def best(self) -> float | None:
+        """The grid's rate with the lowest mean final val loss; None if no run completed."""
+        means = self.completed_means()
+        return min(means, key=lambda lr: (means[lr], lr)) if means else None
+
+    def neighbours(self) -> tuple[float, float] | None:
+        """The completed rates either side of the best one; None when it is at an edge."""
+        rates, best = list(self.completed_means()), self.best
+        if best is None or self.at_edge:
+            return None
+        i = rates.index(best)
+        return (rates[i - 1], rates[i + 1]) if 0 < i < len(rates) - 1 else None
+
     @property
     def chosen(self) -> float | None:
-        """The grid's rate with the lowest mean final val loss; None if no run completed."""
-        means = {lr: self.mean(lr)[0] for lr in self.losses}
-        means = {lr: m for lr, m in means.items() if math.isfinite(m)}
-        return min(means, key=lambda lr: (means[lr], lr)) if means else None
+        """The rate at the minimum of the quadratic in log lr through the best grid point and its
+        two neighbours, kept between them (4 significant digits); the best grid point itself when
+        it is at the grid's edge or has no neighbour on both sides."""
+        near, best = self.neighbours(), self.best
+        if near is None or best is None:
+            return best
+        means = self.completed_means()
+        return float(f"{quadratic_vertex(near[0], best, near[1], means):.4g}")
 
     @property
     def at_edge(self) -> bool:
-        """Whether the chosen rate is the grid's smallest or largest."""
-        grid = self.grid
-        return self.chosen is not None and len(grid) > 1 and self.chosen in (grid[0], grid[-1])
+        """Whether the best rate is the grid's smallest or largest."""
+        grid, best = self.grid, self.best
+        return best is not None and len(grid) > 1 and best in (grid[0], grid[-1])
+
+    def seed_sd(self) -> float:
+        """The pooled standard deviation over seeds of the final val loss (NaN with one seed)."""
+        variances = [statistics.variance(v) for v in self.losses.values() if len(v) > 1]
+        return math.sqrt(statistics.fmean(variances)) if variances else math.nan
+
+    def near_ties(self) -> list[float]:
+        """Neighbours of the best rate whose mean loss is within one seed standard deviation of
+        the best's: the data cannot tell those rates apart."""
+        near, best, sd = self.neighbours(), self.best, self.seed_sd()
+        if near is None or best is None or not math.isfinite(sd):
+            return []
+        means = self.completed_means()
+        return [lr for lr in near if means[lr] - means[best] < sd]
 
     def edge_side(self) -> str:
-        return "smallest" if self.chosen == self.grid[0] else "largest"
+        return "smallest" if self.best == self.grid[0] else "largest"
+
+    def widened(self) -> list[float]:
+        """The grid with two more rates past the edge where the best one sits (same spacing)."""
+        grid = self.grid
+        if self.best == grid[0]:
+            step = grid[1] / grid[0]
+            return [grid[0] / step**2, grid[0] / step, *grid]
+        step = grid[-1] / grid[-2]
+        return [*grid, grid[-1] * step, grid[-1] * step**2]
+
+
+def quadratic_vertex(lo: float, best: float, hi: float, means: dict[float, float]) -> float:
+    """The minimum of the parabola in u = log(lr) through (lo, best, hi), clamped to [lo, hi]."""
+    (u0, y0), (u1, y1), (u2, y2) = ((math.log(x), means[x]) for x in (lo, best, hi))
+    left, right = (y1 - y0) / (u1 - u0), (y2 - y1) / (u2 - u1)
+    curvature = (right - left) / (u2 - u0)  # a, of a u^2 + b u + c
+    if curvature <= 0:  # flat through the three: no interior minimum to prefer
+        return best
+    # A chord's slope is the parabola's slope at the chord's midpoint, 2a (mid - u*).
+    u = (u0 + u1) / 2 - left / (2 * curvature)
+    return math.exp(min(max(u, u0), u2))
 
 
 def _lr(run: Run) -> float | None:
@@ -127,15 +188,17 @@ def chosen_rates(
 
 
 def warnings(cs: Sequence[Curve]) -> list[str]:
-    """One line per curve whose chosen rate sits at the grid's edge, or that has no rate."""
+    """One line per curve whose best rate sits at the grid's edge (with the grid to rerun), or
+    that has no rate."""
     out = []
     for c in cs:
-        if c.chosen is None:
+        if c.best is None:
             out.append(f"{c.variant} at {c.size}: no run completed at any rate, so no rate")
         elif c.at_edge:
             out.append(
-                f"{c.variant} at {c.size}: the best rate {c.chosen:g} is the grid's "
-                f"{c.edge_side()}; its optimum may lie beyond it: widen the grid that way"
+                f"{c.variant} at {c.size}: the best rate {c.best:g} is the grid's "
+                f"{c.edge_side()}, so its optimum may lie beyond it: rerun make tune with "
+                f"TUNE_GRID={format_grid(c.widened())}"
             )
     return out
 
@@ -157,7 +220,7 @@ def _cell(c: Curve, lr: float) -> str:
     text = _mean_text(c, lr)
     if lr in c.failed:
         text += f" ({len(c.failed[lr])} not completed)"
-    return f"**{text}**" if lr == c.chosen else text
+    return f"**{text}**" if lr == c.best else text
 
 
 def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: str | None) -> str:
@@ -168,11 +231,14 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         [
             f"**{c.variant}**",
             c.size,
-            f"{c.chosen:g}" if c.chosen is not None else "none",
-            _mean_text(c, c.chosen) if c.chosen is not None else "n/a",
+            f"{c.best:g}" if c.best is not None else "none",
+            _mean_text(c, c.best) if c.best is not None else "n/a",
+            f"**{c.chosen:g}**" if c.chosen is not None else "none",
+            f"{c.seed_sd():.4f}" if math.isfinite(c.seed_sd()) else "n/a (1 seed)",
+            ", ".join(f"{lr:g}" for lr in c.near_ties()) or "no",
             "**yes** (" + c.edge_side() + ")" if c.at_edge else "no",
         ]
-        for c in sorted(cs, key=lambda c: (sizes.index(c.size), c.mean(c.chosen or 0)[0]))
+        for c in sorted(cs, key=lambda c: (sizes.index(c.size), c.mean(c.best or 0)[0]))
     ]
     grid_rows = [[f"**{c.variant}**", c.size, *(_cell(c, lr) for lr in lrs)] for c in cs]
     warn = warnings(cs)
@@ -185,15 +251,32 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         f"- **Grid:** {', '.join(f'{x:g}' for x in lrs)} (optim.lr); **seeds:** "
         f"{' '.join(map(str, tuned.seeds)) or 'none'}; **steps:** "
         f"{', '.join(map(str, tuned.steps)) or 'unknown'}; **model sizes:** {', '.join(sizes)}",
-        "- **Chosen:** per model size, each variant's rate with the lowest mean final val loss; "
-        f"written to `tuned.yaml` (stage 2: `make sweep EXPERIMENT={tuned.experiment or '<e>'} "
-        "TUNED=<this dir>/tuned.yaml`).",
+        "- **Judged on:** the held-out split's tuning slice (data.eval_slice=tune); the sweep "
+        "that uses these rates is judged on its test slice, with seeds disjoint from these.",
+        "- **Chosen:** per model size, each variant's rate at the minimum of a quadratic in log lr "
+        "through the best grid point and its two neighbours (kept between them); at the grid's "
+        "edge, the edge point, flagged. Written to `tuned.yaml` (stage 2: `make sweep "
+        f"EXPERIMENT={tuned.experiment or '<e>'} TUNED=<this dir>/tuned.yaml`).",
         "",
         "## Chosen rates",
         "",
         *table(
-            ["variant", "model", "chosen lr", "final val loss there", "at grid edge"], chosen_rows
+            [
+                "variant",
+                "model",
+                "best grid lr",
+                "final val loss there",
+                "chosen lr (vertex)",
+                "seed sd",
+                "near-tie neighbours",
+                "at grid edge",
+            ],
+            chosen_rows,
         ),
+        "",
+        "A near-tie: a neighbour of the best grid rate whose mean loss is within one seed standard "
+        "deviation (pooled over the grid) of the best's; the data do not separate those rates, "
+        "and the vertex between them is a choice inside that tie, not a measured optimum.",
         "",
     ]
     if warn:
@@ -203,8 +286,8 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         "",
         *table(["variant", "model", *(f"lr {x:g}" for x in lrs)], grid_rows),
         "",
-        "Bold: the chosen rate. With one seed a cell is one run; with more, the mean ± the 95% CI "
-        "over seeds (Student t). A rate chosen at the grid's edge is a lower or upper bound on "
+        "Bold: the best grid rate. With one seed a cell is one run; with more, the mean ± the 95% "
+        "CI over seeds (Student t). A rate chosen at the grid's edge is a lower or upper bound on "
         "the best rate, not the best rate.",
         "",
         "## Plot",
@@ -241,10 +324,11 @@ def plot_curves(cs: Sequence[Curve], path: Path) -> str | None:
             xs = sorted(c.losses)
             ys = [c.mean(lr)[0] for lr in xs]
             ax.plot(xs, ys, marker="o", ms=4, lw=1.5, color=colors[c.variant], label=c.variant)
-            if c.chosen is not None:
+            if c.best is not None:
                 face = "none" if c.at_edge else colors[c.variant]
-                y = c.mean(c.chosen)[0]
-                ax.scatter([c.chosen], [y], s=110, facecolors=face, edgecolors=colors[c.variant])
+                y = c.mean(c.best)[0]
+                ax.scatter([c.best], [y], s=110, facecolors=face, edgecolors=colors[c.variant])
+                ax.axvline(c.chosen, color=colors[c.variant], lw=0.8, ls="--")
             bad = [lr for lr in c.failed if lr not in c.losses]
             ax.scatter(bad, [top] * len(bad), marker="x", color=colors[c.variant])
         ax.set_xscale("log", base=2)
@@ -253,13 +337,21 @@ def plot_curves(cs: Sequence[Curve], path: Path) -> str | None:
         ax.minorticks_off()
         ax.set_xlabel("optim.lr (log scale)")
         ax.set_ylabel("final val loss")
-        ax.set_title(f"{size}: chosen rate circled (hollow: at the grid's edge)", fontsize=9)
+        ax.set_title(
+            f"{size}: best grid rate circled (hollow: at the edge), chosen vertex dashed",
+            fontsize=9,
+        )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None
+
+
+def _eval_slice(run: Run) -> str | None:
+    data = run.summary.data if run.summary is not None else None
+    return data.get("eval_slice") if isinstance(data, dict) else None
 
 
 def _experiment(runs: Sequence[Run]) -> str | None:
@@ -282,6 +374,13 @@ def analyse(
             f"no run under {root} records its optim.lr and variant: not a tuning sweep (make tune "
             "runs one)"
         )
+    judged_on_test = [r.name for r in runs if _eval_slice(r) == "test"]
+    if judged_on_test:
+        raise UserInputError(
+            f"{len(judged_on_test)} run(s) under {root} (e.g. {judged_on_test[0]}) were evaluated "
+            "on the held-out test slice; tuning judges on the tuning slice: rerun them with "
+            "data.eval_slice=tune (make tune does)"
+        )
     experiment = _experiment(runs)
     dest = Path(out) / (name or f"{experiment or Path(root).name}_tune")
     dest.mkdir(parents=True, exist_ok=True)
@@ -298,6 +397,9 @@ def analyse(
                 "size": c.size,
                 "variant": c.variant,
                 "chosen": c.chosen,
+                "best_on_grid": c.best,
+                "seed_sd": c.seed_sd(),
+                "near_ties": c.near_ties(),
                 "at_edge": c.at_edge,
                 "mean_final_val_loss": {f"{lr:g}": c.mean(lr)[0] for lr in c.losses},
                 "not_completed": {f"{lr:g}": v for lr, v in c.failed.items()},
@@ -365,8 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in warn:
         print(f"WARNING: {w}", file=sys.stderr)
     print(f"tuned rates: {dest / 'tuned.yaml'}  (report: {dest / 'report.md'})")
-    missing = [w for w in warn if "no rate" in w]
-    return 1 if missing else 0
+    return 1 if warn else 0  # no rate, or a rate at the grid's edge: the grid must change
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def test_a_uniform_predictor_has_the_bpb_its_counts_give_under_two_tokenizers(
         metrics = trainer.validation_metrics()
         enc = get_encoding(tokenizer, token_cache)
         n_targets = n_bytes = 0
-        for i in range(trainer.cfg.trainer.eval_batches):
-            for row in trainer.val_batches.get(i)[1].tolist():
+        for _, y in trainer.val_windows:
+            for row in y.tolist():
                 text = [t for t in row if t != enc.eot_token]
                 n_targets += len(text)
                 n_bytes += len(enc.decode_bytes(text))

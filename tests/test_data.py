@@ -441,6 +441,56 @@ def test_batch_sampler_on_memmap(shakespeare: TokenData) -> None:
     assert torch.equal(x[:, 1:], y[:, :-1])
 
 
+def test_one_pass_draws_every_window_once_and_no_token_twice() -> None:
+    tokens = np.arange(5000, dtype=np.uint16)  # each value a position: tokens name themselves
+    s = BatchSampler(tokens, batch_size=6, block_size=16, seed=7, accum=3)
+    n = s.n_windows
+    assert n == (5000 - 16) // 16
+    steps_per_pass = n // (6 * 3)
+    seen = [s.get(step, micro)[0] for step in range(steps_per_pass) for micro in range(3)]
+    x = torch.cat(seen).flatten()
+    assert len(x) == steps_per_pass * 18 * 16
+    assert len(torch.unique(x)) == len(x)  # under one pass: no input token drawn twice
+    assert s.passes(steps_per_pass) == pytest.approx(steps_per_pass * 18 / n)
+    # The whole pass: every window once, in an order of its own; the next pass another order.
+    first = np.concatenate([s.starts(k // 3, k % 3) for k in range(-(-n // 6))])[:n]
+    order0, offset0 = s.order(0)
+    assert sorted((first - offset0) // 16) == list(range(n))
+    order1, _ = s.order(1)
+    assert not np.array_equal(order0, order1)
+
+
+def test_batches_are_a_function_of_seed_and_step_across_passes_and_shards() -> None:
+    tokens = np.arange(700, dtype=np.uint16)
+    whole = BatchSampler(tokens, batch_size=4, block_size=8, seed=1)
+    later = [whole.get(step) for step in (200, 3, 57)]  # out of order, passes apart
+    fresh = BatchSampler(tokens, batch_size=4, block_size=8, seed=1)
+    assert all(torch.equal(a[0], fresh.get(k)[0]) for a, k in zip(later, (200, 3, 57), strict=True))
+    # Two processes each keep their half of the rows of the one global batch.
+    halves = [BatchSampler(tokens, 4, 8, seed=1, shard=(r, 2)).get(200)[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), later[0][0])
+    assert not torch.equal(BatchSampler(tokens, 4, 8, seed=2).get(3)[0], later[1][0])
+
+
+def test_eval_windows_read_the_slice_once_up_to_the_cap() -> None:
+    from harness.data import EvalWindows, held_out_slices
+
+    val = np.arange(1001, dtype=np.uint16)
+    slices = held_out_slices(val)
+    assert len(slices["tune"]) + len(slices["test"]) == 1001
+    assert int(slices["tune"][-1]) + 1 == int(slices["test"][0])  # disjoint, in order
+    whole = EvalWindows(slices["test"], batch_size=3, block_size=10, max_tokens=10**6, what="t")
+    xs, ys = zip(*whole, strict=True)
+    x, y = torch.cat(xs), torch.cat(ys)
+    assert whole.n_tokens == x.numel() == (len(slices["test"]) - 1) // 10 * 10
+    assert len(torch.unique(x)) == x.numel() and torch.equal(y, x + 1)
+    assert int(x[0, 0]) == int(slices["test"][0])  # from the slice's start
+    capped = EvalWindows(slices["test"], batch_size=3, block_size=10, max_tokens=45, what="t")
+    assert capped.n_tokens == 40 and torch.equal(torch.cat([a for a, _ in capped]), x[:4])
+    with pytest.raises(UserInputError, match="too few.*val_fraction"):
+        EvalWindows(val[:10], 3, 10, 100, "held-out slice")
+
+
 def test_config_group_files_match_the_schema() -> None:
     from omegaconf import OmegaConf
 

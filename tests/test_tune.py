@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -21,11 +22,13 @@ from sweep.tune import main as tune_main
 from tests.helpers import REPO, fresh_cache, tiny_overrides
 from tests.helpers.fake_runs import write_run
 
-GRID = [0.00075, 0.0015, 0.003, 0.006, 0.012]
+GRID = [0.00075, 0.0015, 0.003, 0.006, 0.012]  # the fabricated sweeps' grid: factor 2
+DEFAULT_GRID = [0.0015, 0.00212132, 0.003, 0.00424264, 0.006]  # sqrt(2) apart
 
 
 def test_the_grid_is_log_spaced_and_centred_on_the_default() -> None:
-    assert lr_grid(3e-3) == GRID
+    assert lr_grid(3e-3) == DEFAULT_GRID
+    assert lr_grid(3e-3, factor=2) == GRID
     assert lr_grid(1e-3, points=3, factor=4) == [0.00025, 0.001, 0.004]
     even = lr_grid(1e-2, points=4, factor=2)
     assert even[1] * even[2] == pytest.approx(1e-4, rel=1e-5)  # geometric centre
@@ -36,7 +39,7 @@ def test_the_grid_is_log_spaced_and_centred_on_the_default() -> None:
 
 def test_make_tune_prints_the_grid_of_the_experiment(capsys) -> None:
     assert tune_main(["--grid", "experiment=contenders"]) == 0
-    assert capsys.readouterr().out.strip() == ",".join(f"{x:g}" for x in GRID)
+    assert capsys.readouterr().out.strip() == ",".join(f"{x:g}" for x in DEFAULT_GRID)
 
 
 # final val loss per (size, variant) at each rate of GRID; None: the run diverged
@@ -70,39 +73,100 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "out": out, "rc": tune_main([str(root), "--out", str(out)])}
 
 
-def test_the_chosen_rate_is_the_grids_minimum(tuned: dict) -> None:
-    assert tuned["rc"] == 0
+def vertex(lrs: list[float], losses: list[float]) -> float:
+    """The oracle: numpy's least-squares parabola in log lr through three points, its minimum."""
+    a, b, _ = np.polyfit(np.log(lrs), losses, 2)
+    return float(np.exp(-b / (2 * a)))
+
+
+def test_the_chosen_rate_is_the_vertex_through_the_best_point_and_its_neighbours(
+    tuned: dict,
+) -> None:
+    assert tuned["rc"] == 1  # two best points sit at the grid's edge: the grid must change
     dest = tuned["out"] / "contenders_tune"
     rates = TunedRates.load(dest / "tuned.yaml")
-    assert rates.rates == {
-        "tiny": {"relu": 0.003, "swiglu": 0.012},
-        "cpu_d64": {"relu": 0.00075, "swiglu": 0.003},
+    inner = {
+        ("tiny", "relu"): vertex(GRID[1:4], [5.30, 5.20, 5.25]),
+        ("cpu_d64", "swiglu"): vertex(GRID[1:4], [5.70, 5.60, 5.65]),
     }
+    for (size, variant), want in inner.items():
+        assert GRID[1] < want < GRID[3]
+        assert rates.rates[size][variant] == pytest.approx(want, rel=1e-3)
+    # At the edge: the edge point itself, flagged.
+    assert rates.rates["tiny"]["swiglu"] == 0.012 and rates.rates["cpu_d64"]["relu"] == 0.00075
     assert rates.experiment == "contenders" and rates.seeds == [0]
     assert rates.tuning_sweep == str(tuned["root"]) and rates.grid["tiny"]["relu"] == GRID
     md = (dest / "report.md").read_text()
     # relu's largest rate diverged: no loss there, and the table says why
     assert "| **relu** | tiny | 5.4000 | 5.3000 | **5.2000** | 5.2500 | diverged |" in md
+    assert "tuning slice" in md and "quadratic in log lr" in md
     assert (dest / "lr_loss.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((dest / "summary.json").read_text())
-    assert {(c["size"], c["variant"]): c["chosen"] for c in summary["curves"]}[
-        ("cpu_d64", "swiglu")
-    ] == 0.003
+    curves = {(c["size"], c["variant"]): c for c in summary["curves"]}
+    assert curves[("cpu_d64", "swiglu")]["best_on_grid"] == 0.003
+    assert curves[("cpu_d64", "swiglu")]["chosen"] == rates.rates["cpu_d64"]["swiglu"]
 
 
-def test_an_edge_minimum_is_flagged_in_the_report_and_on_the_console(
-    tuned: dict, tmp_path: Path, capsys
-) -> None:
+def test_the_vertex_is_kept_between_the_neighbours() -> None:
+    from sweep.tune import quadratic_vertex
+
+    means = {1.0: 5.0, 2.0: 4.0, 4.0: 4.0}  # a tie at 2 and 4: the vertex lies between them
+    assert 2.0 < quadratic_vertex(1.0, 2.0, 4.0, means) < 4.0
+    assert quadratic_vertex(1.0, 2.0, 4.0, {1.0: 4.0, 2.0: 4.0, 4.0: 4.0}) == 2.0  # flat
+    # exact on a parabola in log lr whose minimum is 2.5
+    parabola = {x: (np.log(x) - np.log(2.5)) ** 2 for x in (1.0, 2.0, 4.0)}
+    assert quadratic_vertex(1.0, 2.0, 4.0, parabola) == pytest.approx(2.5)
+
+
+def test_an_edge_minimum_stops_with_the_grid_to_rerun(tuned: dict, tmp_path: Path, capsys) -> None:
     rates = TunedRates.load(tuned["out"] / "contenders_tune" / "tuned.yaml")
     assert rates.at_edge == {"tiny": ["swiglu"], "cpu_d64": ["relu"]}
     md = (tuned["out"] / "contenders_tune" / "report.md").read_text()
     assert "**Warning:**" in md
     assert "swiglu at tiny: the best rate 0.012 is the grid's largest" in md
     assert "relu at cpu_d64: the best rate 0.00075 is the grid's smallest" in md
-    assert tune_main([str(tuned["root"]), "--out", str(tmp_path)]) == 0
+    assert tune_main([str(tuned["root"]), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "WARNING: swiglu at tiny: the best rate 0.012 is the grid's largest" in err
+    assert "TUNE_GRID=0.00075,0.0015,0.003,0.006,0.012,0.024,0.048" in err
+    assert "TUNE_GRID=0.0001875,0.000375,0.00075," in err
     assert "WARNING: relu at cpu_d64" in err and "relu at tiny" not in err
+
+
+def test_near_ties_are_flagged_and_runs_judged_on_the_test_slice_refused(
+    tmp_path: Path, capsys
+) -> None:
+    root = tmp_path / "contenders_tune" / "2026-12-01_10-00-00"
+    # Two seeds each; seed spread 0.05; the neighbour at 0.006 is 0.01 behind: a near-tie.
+    grid = {0.0015: (5.30, 5.40), 0.003: (5.20, 5.25), 0.006: (5.21, 5.26)}
+    job = 0
+    for lr, pair in grid.items():
+        for seed, loss in zip((100, 101), pair, strict=True):
+            write_run(
+                root / f"{job}_relu-s{seed}",
+                "relu",
+                seed,
+                loss,
+                lr=lr,
+                overrides=(f"optim.lr={lr}",),
+                experiment="contenders",
+            )
+            job += 1
+    assert tune_main([str(root), "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "contenders_tune" / "summary.json").read_text())
+    (curve,) = summary["curves"]
+    assert curve["near_ties"] == [0.006] and curve["seed_sd"] == pytest.approx(
+        np.sqrt(np.mean([np.var(p, ddof=1) for p in grid.values()]))
+    )
+    assert "near-tie" in (tmp_path / "out" / "contenders_tune" / "report.md").read_text()
+    # A run evaluated on the test slice cannot choose a rate.
+    summary_file = root / "0_relu-s100" / "summary.json"
+    data = json.loads(summary_file.read_text())
+    data["data"] = {**(data.get("data") or {}), "eval_slice": "test"}
+    summary_file.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert tune_main([str(root), "--out", str(tmp_path / "out2")]) == 2
+    assert "data.eval_slice=tune" in capsys.readouterr().err
 
 
 def test_not_a_tuning_sweep_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
@@ -114,9 +178,9 @@ def test_not_a_tuning_sweep_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
 
 
 def write_rates(path: Path, rates: dict) -> Path:
-    TunedRates(rates=rates, experiment="contenders", tuning_sweep="multirun/x", seeds=[0]).write(
-        path
-    )
+    TunedRates(
+        rates=rates, experiment="contenders", tuning_sweep="multirun/x", seeds=[100, 101]
+    ).write(path)
     return path
 
 
@@ -140,6 +204,11 @@ def test_a_missing_variant_or_size_fails_the_preflight(tmp_path: Path) -> None:
         check_command_line([*argv, tuned, "optim.lr=1e-3,2e-3"])
     with pytest.raises(UserInputError, match="for one run give optim.lr=0.002"):
         check_command_line(["ffn=swiglu", tuned])
+    # Judged on seeds the tuning never saw, and on the test slice.
+    with pytest.raises(UserInputError, match="seed.s. 100 of this sweep also chose the rates"):
+        check_command_line([*argv, tuned, "seed=0,100"])
+    with pytest.raises(UserInputError, match="data.eval_slice=tune judges this sweep"):
+        check_command_line([*argv, tuned, "data.eval_slice=tune"])
     assert not (tmp_path / "sweep").exists()
 
 

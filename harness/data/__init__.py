@@ -5,6 +5,15 @@ from harness.data import DataConfig, prepare_tokens, BatchSampler
 
 from harness.data.cache import TokenData, prepare_tokens
 from harness.data.config import DataConfig, Format, Source
-from harness.data.sampler import BatchSampler
+from harness.data.sampler import BatchSampler, EvalWindows, held_out_slices
 
-__all__ = ["BatchSampler", "DataConfig", "Format", "Source", "TokenData", "prepare_tokens"]
+__all__ = [
+    "BatchSampler",
+    "DataConfig",
+    "EvalWindows",
+    "Format",
+    "Source",
+    "TokenData",
+    "held_out_slices",
+    "prepare_tokens",
+]

@@ -16,6 +16,11 @@ class Source(StrEnum):
     files = "files"  # local text / json(l) / parquet files
 
 
+class EvalSlice(StrEnum):
+    tune = "tune"  # the held-out split's first half: what tuning judges a learning rate on
+    test = "test"  # its second half: what every reported figure is measured on
+
+
 class Format(StrEnum):
     text = "text"
     json = "json"
@@ -34,6 +39,8 @@ class DataConfig:
     streaming: bool = False
     max_tokens: int | None = None  # cap on tokens taken (required with hub streaming)
     val_fraction: float = 0.05
+    # The half of the held-out split that evaluations read (harness.data.sampler.held_out_slices)
+    eval_slice: EvalSlice = EvalSlice.test
     # auto: GPT-2's BPE sized to model.vocab_size (resolved by TrainConfig); or a name
     tokenizer: str = "auto"
     # Root of everything the data layer fetches or builds: downloads, tokenizer files and token

@@ -1,6 +1,20 @@
-"""Batches of random token windows, reproducible from (seed, step, micro_step) alone."""
+"""Training batches drawn without replacement, and the fixed evaluation windows of a slice.
+
+Training: the split is cut into non-overlapping windows of block_size input tokens (plus the one
+target token after each). Each pass over the split visits every window once, in an order shuffled
+per (seed, pass); sample i of the run is window perm_{i // n}[i % n]. A batch is therefore a
+function of (seed, step, micro_step) alone: two runs with one seed see the same data order
+whatever they train, and a run resumed at step k draws what an unbroken run draws, with no
+sampler state to save. Each pass also shifts the window grid by an offset drawn from (seed, pass),
+so a second pass does not cut the text at the same places.
+
+Evaluation: a slice read once from its start in non-overlapping windows, up to a cap; the same
+windows at every evaluation of every run, so the loss adds no sampling noise of its own.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -8,13 +22,18 @@ import torch
 from harness.errors import UserInputError
 
 
+def _check_length(tokens: np.ndarray, block_size: int, what: str, fix: str) -> None:
+    if len(tokens) < block_size + 1:
+        raise UserInputError(
+            f"{len(tokens):,} tokens in the {what} are too few for block_size={block_size} "
+            f"(need {block_size + 1:,}); {fix}"
+        )
+
+
 class BatchSampler:
-    """Random windows of a token array as (x, y) int64 batches, reproducible from the step alone.
+    """Training batches as (x, y) int64 tensors on CPU, each window once per pass.
 
-    The windows for (seed, step, micro_step) come from ``np.random.default_rng([seed, step,
-    micro_step])``: two runs with one seed see the same data order whatever they train, and a run
-    resumed at step k draws what an unbroken run draws, with no sampler state to save.
-
+    ``accum``: micro-batches per optimizer step (sample indices count across them).
     ``shard=(rank, world_size)``: the batch is drawn whole and this process keeps its share of the
     rows, so the global batch of a data-parallel run is the one a single process would train on.
     """
@@ -26,26 +45,91 @@ class BatchSampler:
         block_size: int,
         seed: int,
         shard: tuple[int, int] = (0, 1),
+        accum: int = 1,
     ) -> None:
-        if len(tokens) < block_size + 1:
-            raise UserInputError(
-                f"{len(tokens):,} tokens are too few for block_size={block_size} (need "
-                f"{block_size + 1:,}); use more text or a smaller block_size"
-            )
+        _check_length(tokens, block_size, "training split", "use more text or a smaller block_size")
         self.tokens = tokens
         self.batch_size = batch_size
         self.block_size = block_size
         self.seed = seed
+        self.accum = accum
+        # Windows start at offset + k * block_size; the last one needs block_size + 1 tokens
+        # whatever the offset (< block_size) is, so n stays the same in every pass.
+        self.n_windows = max(1, (len(tokens) - block_size) // block_size)
         rank, world_size = shard
         per_rank = batch_size // world_size
         self._rows = slice(rank * per_rank, (rank + 1) * per_rank)
         self._offsets = np.arange(block_size + 1)
+        self._pass: tuple[int, np.ndarray, int] | None = None  # (pass, order, offset)
+
+    def order(self, epoch: int) -> tuple[np.ndarray, int]:
+        """Pass `epoch`'s window order (a permutation of range(n_windows)) and grid offset."""
+        if self._pass is None or self._pass[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            room = len(self.tokens) - 1 - self.n_windows * self.block_size
+            offset = int(rng.integers(0, min(room, self.block_size - 1) + 1))
+            self._pass = (epoch, rng.permutation(self.n_windows), offset)
+        return self._pass[1], self._pass[2]
+
+    def sample_index(self, step: int, micro_step: int = 0) -> int:
+        """The run's index of the first sample of (step, micro_step)."""
+        return (step * self.accum + micro_step) * self.batch_size
+
+    def passes(self, steps: int) -> float:
+        """Passes over the split after `steps` optimizer steps: windows drawn / windows."""
+        return self.sample_index(steps) / self.n_windows
+
+    def starts(self, step: int, micro_step: int = 0) -> np.ndarray:
+        """The start token of each row's window (all rows, before sharding)."""
+        first = self.sample_index(step, micro_step)
+        out = np.empty(self.batch_size, dtype=np.int64)
+        for row, i in enumerate(range(first, first + self.batch_size)):
+            epoch, k = divmod(i, self.n_windows)
+            order, offset = self.order(epoch)
+            out[row] = offset + int(order[k]) * self.block_size
+        return out
 
     def get(self, step: int, micro_step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """x and y = x shifted by one token, int64 on CPU, [batch_size / world_size, block_size]."""
-        rng = np.random.default_rng([self.seed, step, micro_step])
-        # high is exclusive: the last start leaves room for block_size + 1 tokens.
-        starts = rng.integers(0, len(self.tokens) - self.block_size, size=self.batch_size)
-        starts = starts[self._rows]
+        starts = self.starts(step, micro_step)[self._rows]
         window = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
         return window[:, :-1].contiguous(), window[:, 1:].contiguous()
+
+
+class EvalWindows:
+    """A held-out slice read once from its start in non-overlapping windows, up to `max_tokens`
+    (input tokens); batches of up to `batch_size` windows, in the same order every time."""
+
+    def __init__(
+        self, tokens: np.ndarray, batch_size: int, block_size: int, max_tokens: int, what: str
+    ) -> None:
+        fix = "raise data.val_fraction, use more text, or use a smaller block_size"
+        _check_length(tokens, block_size, what, fix)
+        self.tokens = tokens
+        self.batch_size = batch_size
+        self.block_size = block_size
+        whole = (len(tokens) - 1) // block_size
+        self.n_windows = max(1, min(whole, max_tokens // block_size))
+        self._offsets = np.arange(block_size + 1)
+
+    @property
+    def n_tokens(self) -> int:
+        """Target tokens every evaluation averages over."""
+        return self.n_windows * self.block_size
+
+    def __len__(self) -> int:
+        return -(-self.n_windows // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for first in range(0, self.n_windows, self.batch_size):
+            k = np.arange(first, min(first + self.batch_size, self.n_windows))
+            starts = k * self.block_size
+            window = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
+            yield window[:, :-1].contiguous(), window[:, 1:].contiguous()
+
+
+def held_out_slices(val: np.ndarray) -> dict[str, np.ndarray]:
+    """The held-out split cut in two halves: 'tune' (the first: what tuning judges a learning
+    rate on) and 'test' (the second: what every reported figure is measured on)."""
+    cut = len(val) // 2
+    return {"tune": val[:cut], "test": val[cut:]}

@@ -34,7 +34,7 @@ def tiny_overrides(cache_dir: Path, steps: int = 6) -> list[str]:
         *TINY_MODEL,
         f"trainer.max_steps={steps}",
         f"trainer.eval_interval={max(1, steps // 2)}",
-        "trainer.eval_batches=2",
+        "trainer.eval_tokens=128",
         "trainer.log_interval=2",
         "trainer.batch_size=4",
         "trainer.progress=false",
