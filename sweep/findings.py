@@ -10,10 +10,12 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from sweep.family import Pair
 from sweep.fmt import p_value, percent, pm, si, table
 from sweep.model import Comparison, ReportInput
+from sweep.runs import Run
 from sweep.scaling import Multiplier
-from sweep.stats import CONFIDENCE, seeds_to_resolve
+from sweep.stats import FAMILY_ALPHA, POWER, seeds_for_power
 from sweep.table import Row, by_setting
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
@@ -172,6 +174,181 @@ def side_by_side(rep: ReportInput) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- the verdict
+
+
+def evaluation(runs: Sequence[Run]) -> dict[str, Any]:
+    """What the runs' losses average over: the held-out slice and the tokens of each evaluation
+    (summary.json's data.eval_slice and data.val_tokens)."""
+    data = [r.summary.data for r in runs if r.summary is not None and r.summary.data]
+    slices = sorted({str(d.get("eval_slice")) for d in data if d.get("eval_slice")})
+    tokens = sorted({int(d["val_tokens"]) for d in data if d.get("val_tokens")})
+    return {"slices": slices, "tokens": tokens}
+
+
+def evaluation_text(rep: ReportInput) -> str:
+    e = evaluation(rep.ok)
+    tokens = (
+        " to ".join(f"{t:,}" for t in sorted({e["tokens"][0], e["tokens"][-1]}))
+        if e["tokens"]
+        else "an unrecorded number of"
+    )
+    where = (
+        f"the held-out split's {' and '.join(e['slices'])} slice"
+        if e["slices"]
+        else "held-out data (slice not recorded)"
+    )
+    note = (
+        " **Judged on the tuning slice**: these losses chose the rates, so they are not an "
+        "independent test."
+        if "tune" in e["slices"]
+        else ""
+    )
+    return (
+        f"every loss averages {tokens} tokens of {where}, read once in non-overlapping windows "
+        f"(the same windows for every run and evaluation).{note}"
+    )
+
+
+def _claim_pairs(rep: ReportInput) -> list[str]:
+    base = set(rep.present_baselines)
+    return sorted(
+        {
+            f"{c['variant']} vs {c['other']}"
+            for c in rep.claims
+            if not {c["variant"], c["other"]} & base and c["diff_n_pairs"] > 0
+        }
+    )
+
+
+def _finding(pair: Pair, unit: str) -> str:
+    d = pair.diff
+    lower, higher = (pair.variant, pair.other) if d.mean < 0 else (pair.other, pair.variant)
+    where = f" ({pair.setting})" if pair.setting else ""
+    return (
+        f"- **{lower}** is lower than **{higher}**{where} by {abs(d.mean):.4f} ± "
+        f"{d.ci_half_width:.4f} {unit} (paired over {d.n_pairs} seeds; p {p_value(d.p_value)}, "
+        f"Holm-adjusted {p_value(d.p_adjusted)})"
+    )
+
+
+def verdict(rep: ReportInput) -> list[str]:
+    """What survives Holm's adjustment over the report's family, in nats and in bits per byte:
+    the only differences this report calls findings."""
+    loss = rep.families.get("loss")
+    if loss is None or not loss.size:
+        return []
+    extra = _claim_pairs(rep)
+    lines = [
+        f"## Verdict at familywise α {FAMILY_ALPHA}",
+        "",
+        f"The family: {loss.size} paired comparisons of final val loss — each variant against "
+        f"each baseline ({', '.join(rep.present_baselines)}), each pair once"
+        + (f", and the pairs the literature check uses ({', '.join(extra)})" if extra else "")
+        + ". Their paired t-test p-values are adjusted by Holm's step-down method over the "
+        "family; a difference is a finding only where the adjusted p is at most "
+        f"{FAMILY_ALPHA}.",
+        "",
+    ]
+    for metric, unit in (("loss", "nats"), ("bpb", "bits/byte")):
+        family = rep.families.get(metric)
+        if family is None or not family.size:
+            continue
+        kept = sorted(
+            (p for p in family.pairs if p.diff.significant), key=lambda p: p.diff.p_adjusted
+        )
+        raw = sum(p.diff.p_value <= FAMILY_ALPHA for p in family.pairs)
+        title = "final val loss" if metric == "loss" else "final val bpb"
+        lines.append(
+            f"**{title}:** {len(kept)} of {family.size} comparisons survive the adjustment "
+            f"({raw} pass at 0.05 unadjusted)"
+            + (":" if kept else "; no two variants can be told apart at these seeds.")
+        )
+        lines += ["", *(_finding(p, unit) for p in kept), ""] if kept else [""]
+    lines += [
+        "Every other pair cannot be told apart at these seeds: its difference may be seed "
+        "noise. Ranks below order means only.",
+        "",
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------- along training
+
+MAX_STEP_COLUMNS = 8
+
+
+def _thin(steps: list[int]) -> list[int]:
+    """At most MAX_STEP_COLUMNS evaluation steps, evenly spread, the last always kept."""
+    steps = [s for s in steps if s]
+    if len(steps) <= MAX_STEP_COLUMNS:
+        return steps
+    idx = {round(i * (len(steps) - 1) / (MAX_STEP_COLUMNS - 1)) for i in range(MAX_STEP_COLUMNS)}
+    return [steps[i] for i in sorted(idx)]
+
+
+def along_training(rep: ReportInput) -> list[str]:
+    """The paired differences at every evaluation, where they change sign, and the gaps."""
+    if not rep.along:
+        return []
+    steps = _thin(sorted({s for a in rep.along for s in a.steps}))
+    body = []
+    for a in rep.along:
+        at = dict(zip(a.steps, zip(a.mean, a.half, strict=True), strict=True))
+        cells = [pm(*at[s], signed=True) if s in at else "—" for s in steps]
+        changes = a.sign_changes()
+        where = f" ({a.setting})" if a.setting else ""
+        body.append(
+            [f"{a.variant} − {a.baseline}{where}", *cells, ", ".join(map(str, changes)) or "none"]
+        )
+    crossing = [a for a in rep.along if a.sign_changes()]
+    lines = [
+        "## Along training",
+        "",
+        "Each variant's paired difference in val loss against each baseline at every evaluation "
+        "(mean ± 95% CI over seeds, the same held-out windows at each step; step 0 left out); "
+        "the last column gives the steps at which the mean difference changed sign. The per-step "
+        "intervals are not adjusted over steps or pairs: the verdict above is made at the last "
+        "evaluation alone; this view shows whether it could have read otherwise earlier.",
+        "",
+        *table(["variant − baseline", *(f"step {s}" for s in steps), "sign changes at"], body),
+        "",
+        (
+            f"{len(crossing)} of {len(rep.along)} differences change sign during training"
+            + (
+                f" ({', '.join(f'{a.variant} − {a.baseline}' for a in crossing)})"
+                if crossing
+                else ""
+            )
+            + ": a verdict taken at another length could differ. "
+            if crossing
+            else "No difference changes sign after the first evaluation. "
+        )
+        + "The plot _Paired differences along training_ below draws them.",
+        "",
+    ]
+    if rep.gaps:
+        gap_rows = [
+            [
+                g["variant"] + (f" ({g['setting']})" if g["setting"] else ""),
+                pm(g["gap"], g["ci_half_width"], signed=True),
+                str(g["n"]),
+            ]
+            for g in rep.gaps
+        ]
+        lines += [
+            "### Train–val gap",
+            "",
+            "Final val loss minus the final logged train loss (the mean over the last logging "
+            "step's batch: a noisy single-batch figure), mean ± 95% CI over seeds. A large "
+            "positive gap means a variant fits its training batches better than held-out text.",
+            "",
+            *table(["variant", "val − train", "seeds"], gap_rows),
+            "",
+        ]
+    return lines
+
+
 # --------------------------------------------------------------------------- the literature
 
 
@@ -219,6 +396,7 @@ def against_the_literature(rep: ReportInput) -> list[str]:
             c["setting"] or "—",
             pm(c["diff_mean"], c["diff_ci_half_width"], signed=True) + f" (n={c['diff_n_pairs']})",
             f"{c['relative_percent']:+.2f}%",
+            p_value(c.get("diff_p_adjusted", math.nan)),
             c["verdict"],
         ]
         for c in rep.claims
@@ -229,6 +407,7 @@ def against_the_literature(rep: ReportInput) -> list[str]:
         "setting",
         "Δ here (variant − other), 95% CI",
         "relative",
+        "p (Holm)",
         "this sweep",
     ]
     claims = (
@@ -237,9 +416,11 @@ def against_the_literature(rep: ReportInput) -> list[str]:
             "",
             *table(head, rows, numeric=False),
             "",
-            "A claim agrees when this sweep's 95% CI of the paired difference lies wholly on the "
-            "claimed side of 0, disagrees when it lies wholly on the other side, and cannot tell "
-            "when it includes 0.",
+            "A claim agrees when this sweep's paired difference survives Holm's adjustment over "
+            "the report's family (adjusted p at most 0.05) on the claimed side of 0, and cannot "
+            "tell otherwise. Where it survives on the other side, it disagrees if this sweep's "
+            "models are within 100x of the claim's in size, and is **not reproduced here** if "
+            "they are further apart: a regime that different does not test the claim.",
             "",
         ]
         if rows
@@ -334,12 +515,11 @@ DELTAS = (0.01, 0.02)
 
 def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
     """Per baseline and metric (nats per token, bits per byte): the paired standard deviations
-    measured here and the seeds that would resolve a difference of each of DELTAS at 95%.
-
-    n(δ) is the smallest n >= 2 with t_{0.975, n-1} · sd / √n < δ (sweep.stats.seeds_to_resolve):
-    at that many seeds a true difference δ has a paired interval that excludes 0, given the
-    seed-to-seed sd of the paired differences measured in this sweep (its median over the
-    variants compared with the baseline, and its largest)."""
+    measured here and the seeds a paired two-sided t-test needs for POWER (80%) power to detect a
+    true difference of each of DELTAS (sweep.stats.seeds_for_power, noncentral t), at alpha 0.05
+    alone and at the family's strictest Holm level (FAMILY_ALPHA / m, m its hypotheses: what the
+    smallest p must beat), at the median sd over the variants compared with the baseline and at
+    the largest."""
     out = []
     for b in rep.present_baselines:
         for metric, unit, attr in (("loss", "nats", "diffs"), ("bpb", "bits/byte", "bpb_diffs")):
@@ -350,6 +530,9 @@ def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
             if not sds:
                 continue
             median, worst = statistics.median(sds), max(sds)
+            family = rep.families.get(metric)
+            m = max(family.size if family is not None else 1, 1)
+            levels = {"alpha_0.05": FAMILY_ALPHA, "family": FAMILY_ALPHA / m}
             out.append(
                 {
                     "baseline": b,
@@ -358,10 +541,14 @@ def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
                     "pairs": len(sds),
                     "sd_median": median,
                     "sd_max": worst,
+                    "power": POWER,
+                    "family_size": m,
+                    "family_alpha": FAMILY_ALPHA / m,
                     "seeds": {
                         str(d): {
-                            "at_median_sd": seeds_to_resolve(median, d, CONFIDENCE),
-                            "at_max_sd": seeds_to_resolve(worst, d, CONFIDENCE),
+                            f"{level}_at_{which}_sd": seeds_for_power(sd, d, alpha, POWER)
+                            for level, alpha in levels.items()
+                            for which, sd in (("median", median), ("max", worst))
                         }
                         for d in DELTAS
                     },
@@ -371,7 +558,7 @@ def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
 
 
 def _n(x: int | None) -> str:
-    return "> 10,000" if x is None else f"{x:,}"
+    return "> 2,000" if x is None else f"{x:,}"
 
 
 def _seeds_needed_table(rep: ReportInput) -> list[str]:
@@ -384,20 +571,26 @@ def _seeds_needed_table(rep: ReportInput) -> list[str]:
             e["unit"],
             f"{e['sd_median']:.4f} (up to {e['sd_max']:.4f}, {e['pairs']} variants)",
             *(
-                f"{_n(e['seeds'][str(d)]['at_median_sd'])} (up to "
-                f"{_n(e['seeds'][str(d)]['at_max_sd'])})"
+                f"{_n(e['seeds'][str(d)][f'{level}_at_median_sd'])} (up to "
+                f"{_n(e['seeds'][str(d)][f'{level}_at_max_sd'])})"
                 for d in DELTAS
+                for level in ("alpha_0.05", "family")
             ),
         ]
         for e in needs
     ]
-    head = ["baseline", "unit", "paired sd (median)", *(f"seeds for Δ = {d}" for d in DELTAS)]
+    m, alpha = needs[0]["family_size"], needs[0]["family_alpha"]
+    head = ["baseline", "unit", "paired sd (median)"]
+    head += [f"seeds for Δ = {d}, {lvl}" for d in DELTAS for lvl in ("α 0.05", f"α {alpha:.2g}")]
     return [
         "",
-        "Seeds a user needs: from the paired standard deviations measured here, the seeds at "
-        "which a true difference of 0.01 or 0.02 (in nats per token, and in bits per byte) would "
-        "have a paired 95% interval that excludes 0: the smallest n with t₀.₉₇₅,ₙ₋₁ · sd / √n < Δ, "
-        "at the median sd over the variants compared with each baseline (and at the largest).",
+        f"Seeds a user needs, at **{POWER:.0%} power**: from the paired standard deviations "
+        "measured here, the seeds at which the two-sided paired t-test detects a true difference "
+        "of 0.01 or 0.02 (in nats per token, and in bits per byte) with 80% probability "
+        "(noncentral t), at α 0.05 for one comparison alone and at "
+        f"α 0.05 / {m} = {alpha:.2g}, the level the smallest p-value of this report's family of "
+        f"{m} comparisons must beat under Holm's adjustment; at the median sd over the variants "
+        "compared with each baseline (and at the largest).",
         "",
         *table(head, body),
     ]

@@ -18,6 +18,7 @@ PLOT_TITLES = {
     "final_loss.png": "Final validation loss with 95% CI",
     "scaling.png": "Loss against training compute, with the fits and their residuals",
     "activations.png": "Activation statistics over training",
+    "diff_along.png": "Paired differences along training",
 }
 
 
@@ -145,6 +146,7 @@ def header(rep: ReportInput) -> list[str]:
         f"- **Model:** {span(summary_values(ok, 'model'))}; **steps:** "
         f"{span(summary_values(ok, 'steps'))}; **tokens per run:** {tokens}",
         f"- **Matching:** {matching_line(rep)}",
+        f"- **Evaluation:** {findings.evaluation_text(rep)}",
         lr_line(rep),
         f"- **Baselines:** {', '.join(rep.baselines)}"
         + (
@@ -161,13 +163,16 @@ def header(rep: ReportInput) -> list[str]:
 
 
 def _difference_cells(row: Row, baseline: str, bpb: bool = False) -> list[str]:
+    """Δ (bold where it survives the family's Holm adjustment), the raw and the adjusted p."""
     d = (row.bpb_diffs if bpb else row.diffs).get(baseline)
     if row.variant == baseline:
-        return ["(baseline)", ""]
+        return ["(baseline)", "", ""]
     if d is None or d.n_pairs == 0:
-        return ["no common seeds", "n/a"]
+        return ["no common seeds", "n/a", "n/a"]
     diff = pm(d.mean, d.ci_half_width, signed=True)
-    return [f"{diff} (n={d.n_pairs})", p_value(d.p_value)]
+    if d.significant:
+        diff = f"**{diff}**"
+    return [f"{diff} (n={d.n_pairs})", p_value(d.p_value), p_value(d.p_adjusted)]
 
 
 def results(rep: ReportInput) -> list[str]:
@@ -191,7 +196,7 @@ def results(rep: ReportInput) -> list[str]:
     if bpb:
         head.append("final val bpb")
     for b in rep.present_baselines:
-        head += [f"Δ final vs {b}", "p (paired t)"]
+        head += [f"Δ final vs {b}", "p (paired t)", "p (Holm)"]
     body = []
     for r in rep.rows:
         shared = " (shared)" if r.throughput_source.endswith("shared machine") else ""
@@ -223,7 +228,8 @@ def results(rep: ReportInput) -> list[str]:
         "(Student t, df = n − 1). Rank 1 = lowest mean final val loss. FLOPs/token is the "
         "forward pass; FFN share is the FFN matmuls' share of the training FLOPs; MFU is the "
         "training FLOPs achieved over the device's peak (harness.mfu: "
-        f"{peak_sources(rep)})."
+        f"{peak_sources(rep)}). p (Holm): the paired t-test's p adjusted over the report's "
+        "family of comparisons (see the verdict); a Δ in bold survives it at familywise α 0.05."
         + (" val bpb: the validation loss in bits per UTF-8 byte of the text." if bpb else ""),
         "",
         throughput_line(rep),
@@ -271,7 +277,7 @@ def ranked_by_bpb(rep: ReportInput) -> list[str]:
     )
     head = ["variant", "final val bpb", "best val bpb"]
     for b in rep.present_baselines:
-        head += [f"Δ bpb vs {b}", "p (paired t)"]
+        head += [f"Δ bpb vs {b}", "p (paired t)", "p (Holm)"]
     body = []
     for i, r in enumerate(ordered, 1):
         cells = [
@@ -362,9 +368,11 @@ def how_to_read(rep: ReportInput) -> list[str]:
         diff = (
             f"The Δ columns compare each variant with {' and '.join(rep.present_baselines)} seed "
             "by seed (only seeds both completed): the mean of the per-seed differences in final "
-            "val loss, its 95% CI, and the p-value of the paired t-test. Negative Δ means lower "
-            "loss than the baseline. A difference whose CI includes 0 (p ≥ 0.05) is not "
-            "significant at these seeds: it may be seed noise, and more seeds are needed to tell. "
+            "val loss, its 95% CI, the p-value of the paired t-test, and that p adjusted by Holm's "
+            "method over every comparison the report makes (its family). Negative Δ means lower "
+            "loss than the baseline. Only a difference whose adjusted p is at most 0.05 (shown in "
+            "bold) is a finding; any other cannot be told from seed noise at these seeds, even "
+            "where its own interval excludes 0. "
         )
     else:
         diff = "Two variants whose intervals overlap heavily cannot be told apart at these seeds. "
@@ -385,7 +393,9 @@ def render_markdown(rep: ReportInput) -> str:
     """The human-readable report: each section in turn."""
     sections = (
         header,
+        findings.verdict,
         results,
+        findings.along_training,
         findings.side_by_side,
         findings.compute_multipliers,
         lambda rep: rep.serving,

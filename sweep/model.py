@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.tuned import TunedRates
+from sweep.along import Along
+from sweep.family import Family
 from sweep.runs import Run
 from sweep.scaling import Fit, Multiplier, Point
 from sweep.table import Row
@@ -57,6 +59,9 @@ class ReportInput:
     throughput_rows: int = 0  # rows whose tokens/s and MFU come from it
     shared: Comparison | None = None  # a sweep of the same experiment at one shared rate
     serving: list[str] = field(default_factory=list)  # "Cost to serve" (sweep.serving)
+    families: dict[str, Family] = field(default_factory=dict)  # metric -> its Holm family
+    along: list[Along] = field(default_factory=list)  # paired differences at every evaluation
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # train-val gap per variant
 
     @property
     def ok(self) -> list[Run]:

@@ -348,3 +348,36 @@ def plot_scaling(scaling: Any, path: Path, baselines: Sequence[str]) -> str | No
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None
+
+
+def plot_along(along: Sequence[Any], path: Path, colors: Mapping[str, str]) -> str | None:
+    """Each variant's paired difference in val loss against each baseline (one panel per
+    baseline and setting) at every evaluation after the first: mean over seeds, 95% CI band."""
+    panels: dict[tuple[str, str], list[Any]] = {}
+    for a in along:
+        if len([s for s in a.steps if s]) > 0:
+            panels.setdefault((a.baseline, a.setting), []).append(a)
+    if not panels:
+        return "no paired val-loss curves (a baseline and another variant on common seeds)"
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    for ax, ((base, setting), items) in zip(axes[0], panels.items(), strict=True):
+        for a in items:
+            keep = [i for i, s in enumerate(a.steps) if s]
+            x = np.array([a.steps[i] for i in keep])
+            m = np.array([a.mean[i] for i in keep])
+            h = np.array([a.half[i] for i in keep])
+            color = colors.get(a.variant, "gray")
+            ax.plot(x, m, color=color, lw=1.6, marker=".", label=a.variant)
+            ok = np.isfinite(h)
+            if ok.any():
+                ax.fill_between(x[ok], (m - h)[ok], (m + h)[ok], color=color, alpha=0.15, lw=0)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"val loss − {base} (nats)")
+        ax.set_title(f"against {base}" + (f" ({setting})" if setting else ""), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None

@@ -5,7 +5,8 @@
                            [--y loss|bpb] [--wandb [online|offline]]
 
 It reads only the files each run writes (``summary.json``, ``metrics.jsonl``, ``.hydra/``) and
-writes ``report.md``, ``report.csv``, ``summary.json`` and PNG plots under ``<out>/<name>/``. Runs
+writes ``report.md``, ``report.csv`` (a row per variant), ``runs.csv`` (a row per run: everything
+the statistics are computed from), ``summary.json`` and PNG plots under ``<out>/<name>/``. Runs
 that did not complete are listed, never silently dropped, and are excluded from the statistics. A
 sweep over model sizes also gets compute multipliers (in training FLOPs and seconds; --y bpb fits
 bits per byte instead of nats). Tokens/s and MFU come from bench.throughput's file where there is
@@ -29,8 +30,10 @@ from harness.errors import UserInputError
 from harness.json_safe import dumps, json_safe
 from harness.tuned import TunedRates
 from sweep import serving, throughput
-from sweep.findings import seeds_needed
-from sweep.literature import check_claims, compare_with_table_1
+from sweep.along import along_training, train_val_gaps
+from sweep.family import adjust
+from sweep.findings import evaluation, seeds_needed
+from sweep.literature import check_claims, compare_with_table_1, judge_claims
 from sweep.markdown import render_markdown
 from sweep.model import Comparison, ReportInput, Scaling
 from sweep.runs import Run, default_name, load_sweep, summary_values
@@ -52,13 +55,54 @@ def write_csv(rows: Sequence[Row], baselines: Sequence[str], path: Path) -> None
         w = csv.DictWriter(f, fieldnames=columns(baselines))
         w.writeheader()
         for r in rows:
-            flat = json_safe(r.flat(baselines))
-            w.writerow(
-                {
-                    k: "" if v is None else repr(v) if isinstance(v, float) else v
-                    for k, v in flat.items()
-                }
-            )
+            w.writerow({k: _cell(v) for k, v in json_safe(r.flat(baselines)).items()})
+
+
+RUN_COLUMNS = [
+    "variant",
+    "model",
+    "setting",
+    "seed",
+    "lr",
+    "status",
+    "final_val_loss",
+    "best_val_loss",
+    "final_val_bpb",
+    "best_val_bpb",
+    "final_train_loss",
+    "tokens",
+    "eval_slice",
+    "eval_tokens",
+    "dir",
+]
+
+
+def run_record(r: Run) -> dict[str, Any]:
+    """One run as runs.csv has it: what the report's statistics are computed from."""
+    s = r.summary
+    data = s.data if s is not None and isinstance(s.data, dict) else {}
+    value = {k: getattr(s, k, None) if s is not None else None for k in RUN_COLUMNS[6:12]}
+    return {
+        "variant": r.variant,
+        "model": (s.model if s is not None else None) or r.settings.get("model"),
+        "setting": r.setting,
+        "seed": r.seed,
+        "lr": r.lr,
+        "status": r.status if r.ok else f"{r.status} (excluded: {r.reason})",
+        **value,
+        "eval_slice": data.get("eval_slice"),
+        "eval_tokens": data.get("val_tokens"),
+        "dir": r.rel,
+    }
+
+
+def write_runs_csv(runs: Sequence[Run], path: Path) -> None:
+    """runs.csv: one row per run found, completed or not (the excluded say why)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
+        w.writeheader()
+        for r in runs:
+            w.writerow({k: _cell(v) for k, v in json_safe(run_record(r)).items()})
 
 
 def scaling_analysis(
@@ -116,6 +160,7 @@ def make_plots(rep: ReportInput, dest: Path) -> dict[str, str | None]:
     if rep.scaling is not None:
         out["scaling.png"] = P.plot_scaling(rep.scaling, dest / "scaling.png", rep.baselines)
     out["activations.png"] = P.plot_activations(by_label, dest / "activations.png", colors, order)
+    out["diff_along.png"] = P.plot_along(rep.along, dest / "diff_along.png", colors)
     return out
 
 
@@ -182,6 +227,10 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
         "learning_rate": learning_rate,
         "throughput": {"bench": rep.throughput_note or None, "rows": rep.throughput_rows},
         "seeds_needed": seeds_needed(rep),
+        "families": {m: f.flat() for m, f in rep.families.items()},
+        "along_training": [a.flat() for a in rep.along],
+        "train_val_gap": rep.gaps,
+        "evaluation": evaluation(rep.ok),
         "shared_rate_comparison": shared,
         "baselines": rep.baselines,
         "baselines_present": rep.present_baselines,
@@ -250,6 +299,9 @@ def make_report(
     scaling, skipped = scaling_analysis(runs, baselines, METRICS[y])
     throughput.seconds_multipliers(scaling, rows)
     tuned, tuned_problem = tuned_rates(runs)
+    claims = check_claims(runs)
+    families = adjust(rows, claims)
+    judge_claims(claims, runs)
     rep = ReportInput(
         name,
         root,
@@ -258,7 +310,7 @@ def make_report(
         baselines,
         {},
         compare_with_table_1(rows),
-        check_claims(runs),
+        claims,
         scaling,
         skipped,
         tuned=tuned,
@@ -266,6 +318,9 @@ def make_report(
         throughput_note=bench.describe() if bench is not None else "",
         throughput_rows=covered,
         shared=comparison(shared, baselines, Path(out)) if shared is not None else None,
+        families=families,
+        along=along_training(runs, baselines),
+        gaps=train_val_gaps(runs),
     )
     served = serving.find(Path(out), [r.experiment for r in runs if r.ok])
     rep.serving = serving.section(served, rep.present_baselines or baselines)
@@ -278,9 +333,10 @@ def make_report(
         log(f"wrote {dest / fname}" if why is None else f"skipped {fname}: {why}")
     (dest / "report.md").write_text(render_markdown(rep), encoding="utf-8")
     write_csv(rows, baselines, dest / "report.csv")
+    write_runs_csv(runs, dest / "runs.csv")
     summary = dumps(report_json(rep), indent=2, default=float) + "\n"
     (dest / "summary.json").write_text(summary, encoding="utf-8")
-    for fname in ("report.md", "report.csv", "summary.json"):
+    for fname in ("report.md", "report.csv", "runs.csv", "summary.json"):
         log(f"wrote {dest / fname}")
     return dest, rep
 

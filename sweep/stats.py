@@ -96,17 +96,52 @@ def aligned_mean_ci(
     )
 
 
-def seeds_to_resolve(
-    sd: float, delta: float, confidence: float = 0.95, most: int = 10_000
+# The familywise error rate every verdict of a report is held to, and the power its seed counts
+# are planned at.
+FAMILY_ALPHA = 0.05
+POWER = 0.80
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order (NaN stays NaN and is not counted
+    in the family): sorted ascending, p_(i) x (m - i), made monotone, capped at 1. A hypothesis
+    is rejected at familywise level alpha when its adjusted p is <= alpha."""
+    idx = [i for i, p in enumerate(p_values) if math.isfinite(p)]
+    order = sorted(idx, key=lambda i: p_values[i])
+    m = len(order)
+    out = [NAN] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def paired_power(n: int, effect: float, alpha: float) -> float:
+    """Power of the two-sided paired (one-sample) t-test with n pairs at standardised effect
+    `effect` (mean difference / sd of the differences), from the noncentral t distribution."""
+    if n < 2 or not math.isfinite(effect):
+        return NAN
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = abs(effect) * math.sqrt(n)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_for_power(
+    sd: float, delta: float, alpha: float = 0.05, power: float = POWER, most: int = 2_000
 ) -> int | None:
-    """The seeds a paired comparison needs for its interval to exclude 0 at a true difference of
-    `delta`: the smallest n >= 2 with t_{(1+confidence)/2, n-1} x sd / sqrt(n) < delta (the
-    half-width of the paired t interval, at the measured standard deviation `sd` of the per-seed
-    differences). None when sd is unknown, or more than `most` would be needed."""
-    if not (math.isfinite(sd) and sd >= 0 and delta > 0):
+    """The seeds a paired comparison needs to detect a true difference `delta` with probability
+    `power` in a two-sided paired t-test at level `alpha`, at the measured standard deviation
+    `sd` of the per-seed differences: the smallest n >= 2 whose noncentral-t power reaches it.
+    None when sd is unknown, or more than `most` seeds would be needed."""
+    if not (math.isfinite(sd) and sd >= 0 and delta > 0 and 0 < alpha < 1):
         return None
+    if sd == 0:
+        return 2
+    effect = delta / sd
     for n in range(2, most + 1):
-        if t_critical(n, confidence) * sd / math.sqrt(n) < delta:
+        if paired_power(n, effect, alpha) >= power:
             return n
     return None
 

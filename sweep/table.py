@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweep.runs import Run, finite
-from sweep.stats import CONFIDENCE, mean_ci, paired_difference, rank_lowest_first, t_critical
+from sweep.stats import (
+    CONFIDENCE,
+    FAMILY_ALPHA,
+    mean_ci,
+    paired_difference,
+    rank_lowest_first,
+    t_critical,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,12 @@ class Diff:
     p_value: float = math.nan
     n_pairs: int = 0
     sd: float = math.nan  # standard deviation of the per-seed differences (ddof 1)
+    p_adjusted: float = math.nan  # Holm-adjusted over the report's family (sweep.family)
+
+    @property
+    def significant(self) -> bool:
+        """Whether it survives the family's adjustment at familywise alpha FAMILY_ALPHA."""
+        return math.isfinite(self.p_adjusted) and self.p_adjusted <= FAMILY_ALPHA
 
     @property
     def ci_low(self) -> float:
@@ -39,6 +52,7 @@ class Diff:
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
             "n_pairs": self.n_pairs,
             "sd": self.sd,
         }

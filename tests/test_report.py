@@ -181,7 +181,8 @@ def test_markdown_table_and_header(report: dict) -> None:
     assert "11 found, 9 completed, 2 failed/unfinished" in md
     assert "**parameter count**" in md and "0.03%" in md  # 1,000,300 vs 1,000,000
     assert "tiny" in md and "204,800" in md
-    assert "How to read this" in md and "includes 0" in md
+    assert "How to read this" in md and "adjusted p is at most 0.05" in md
+    assert "p (Holm)" in md and "## Verdict at familywise α 0.05" in md
     for png in ("val_loss.png", "final_loss.png", "activations.png"):
         assert f"]({png})" in md
     # relu > gelu > swiglu here, as in Shazeer's Table 1 (1.997 > 1.983 > 1.944)
@@ -297,7 +298,8 @@ def test_bad_dir_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
 
 def test_two_baselines_and_the_claims_checked(tmp_path: Path) -> None:
     """relu and relu2 as baselines; nanochat's claim (SwiGLU worse than ReLU^2) agrees,
-    modded-nanogpt's (ReLU^2 better than GELU) disagrees, Table 1's SwiGLU < ReLU cannot tell."""
+    modded-nanogpt's (ReLU^2 better than GELU) is not reproduced here (the opposite holds, at
+    models ~100x smaller than the claim's), Table 1's SwiGLU < ReLU cannot tell."""
     final = {
         "relu": [5.30, 5.20, 5.40],
         "relu2": [5.20, 5.21, 5.22],
@@ -320,13 +322,24 @@ def test_two_baselines_and_the_claims_checked(tmp_path: Path) -> None:
         if ln.startswith("| ") and " vs " in ln
     }
     assert verdicts["swiglu vs relu2"] == "agrees"
-    assert verdicts["relu2 vs gelu"] == "disagrees"
-    assert verdicts["swiglu vs relu"] == "cannot tell (the 95% CI includes 0)"
+    assert verdicts["relu2 vs gelu"].startswith("not reproduced here (the opposite, at 10")
+    assert verdicts["swiglu vs relu"].startswith("cannot tell (Holm-adjusted p ")
     with (out / "claims" / "report.csv").open() as f:
         row = next(r for r in csv.DictReader(f) if r["variant"] == "swiglu")
     assert float(row["diff_vs_relu2_mean"]) == pytest.approx((0.10 + 0.12 + 0.09) / 3)
     claims_json = json.loads((out / "claims" / "summary.json").read_text())["claims"]
-    assert {c["verdict"] for c in claims_json} >= {"agrees", "disagrees"}
+    assert "agrees" in {c["verdict"] for c in claims_json}
+    assert all(0 <= c["diff_p_value"] <= c["diff_p_adjusted"] <= 1 for c in claims_json)
+
+
+def test_a_claim_judged_by_its_adjusted_p_and_its_regime() -> None:
+    from sweep.literature import verdict
+
+    claim = {"diff_n_pairs": 5, "diff_mean": -0.02, "claim_better": False, "claim_params": 85e6}
+    assert verdict({**claim, "diff_p_adjusted": 0.2}, 80e6) == "cannot tell (Holm-adjusted p 0.2)"
+    assert verdict({**claim, "diff_p_adjusted": 0.01}, 80e6) == "disagrees"  # same regime
+    assert verdict({**claim, "diff_p_adjusted": 0.01}, 0.8e6).startswith("not reproduced here")
+    assert verdict({**claim, "diff_p_adjusted": 0.01, "claim_better": True}, 0.8e6) == "agrees"
 
 
 def test_an_unknown_baseline_is_a_one_line_error(tmp_path: Path, capsys) -> None:

@@ -27,10 +27,13 @@ def t975(n: int) -> float:
     return float(scipy.stats.t.ppf(0.975, n - 1))
 
 
-def seeds_for(sd: float, delta: float) -> int:
-    """The smallest n with t(0.975, n - 1) * sd / sqrt(n) < delta, counted up by hand."""
+def seeds_for(sd: float, delta: float, alpha: float = 0.05) -> int:
+    """The oracle: the smallest n at which statsmodels' TTestPower (a one-sample, i.e. paired,
+    two-sided t-test) gives 80% power at effect delta / sd, counted up by hand."""
+    from statsmodels.stats.power import TTestPower
+
     n = 2
-    while t975(n) * sd / math.sqrt(n) >= delta:
+    while TTestPower().power(effect_size=delta / sd, nobs=n, alpha=alpha) < 0.8:
         n += 1
     return n
 
@@ -104,7 +107,21 @@ def test_ranked_by_bpb(report: dict) -> None:
 def test_the_contenders_claims_are_checked(report: dict) -> None:
     claims = {(c["variant"], c["other"]): c for c in report["json"]["claims"]}
     c = claims[("xielu", "swiglu")]
-    assert c["source"].startswith("Huang & Schlag (2024)") and c["verdict"] == "agrees"
+    assert c["source"].startswith("Huang & Schlag (2024)")
+    # Significant alone (p < 0.05), not once Holm adjusts over the family of 3 (statsmodels).
+    from statsmodels.stats.multitest import multipletests
+
+    def p(a: str, b: str) -> float:
+        return scipy.stats.ttest_rel(*([FINAL[v][s][0] for s in range(4)] for v in (a, b))).pvalue
+
+    raw = [p("swiglu", "relu"), p("xielu", "relu"), p("xielu", "swiglu")]
+    adjusted = multipletests(raw, alpha=0.05, method="holm")[1]
+    assert c["diff_p_value"] == pytest.approx(raw[2]) and raw[2] < 0.05
+    assert c["diff_p_adjusted"] == pytest.approx(adjusted[2]) and adjusted[2] > 0.05
+    assert c["verdict"] == f"cannot tell (Holm-adjusted p {adjusted[2]:.3g})"
+    shazeer = claims[("swiglu", "relu")]  # the same pair as the baseline column: one p for both
+    assert shazeer["diff_p_adjusted"] == pytest.approx(adjusted[0])
+    assert float(report["csv"]["swiglu"]["diff_vs_relu_p_adjusted"]) == pytest.approx(adjusted[0])
     assert "| xielu vs swiglu: xIELU better than SwiGLU |" in report["md"]
 
 
@@ -117,11 +134,16 @@ def test_the_seeds_a_difference_of_0_01_and_0_02_needs(report: dict) -> None:
         assert e["sd_median"] == pytest.approx(sum(sds) / 2) and e["sd_max"] == pytest.approx(
             sds[1]
         )
+        m = e["family_size"]
+        # 2 against relu; in nats also xielu vs swiglu, the pair a literature claim uses
+        assert m == report["json"]["families"][metric]["size"] == (3 if metric == "loss" else 2)
         for delta in (0.01, 0.02):
-            assert e["seeds"][str(delta)]["at_median_sd"] == seeds_for(sum(sds) / 2, delta)
-            assert e["seeds"][str(delta)]["at_max_sd"] == seeds_for(sds[1], delta)
+            got = e["seeds"][str(delta)]
+            assert got["alpha_0.05_at_median_sd"] == seeds_for(sum(sds) / 2, delta)
+            assert got["alpha_0.05_at_max_sd"] == seeds_for(sds[1], delta)
+            assert got["family_at_median_sd"] == seeds_for(sum(sds) / 2, delta, 0.05 / m)
     scope = report["md"].split("## What this sweep can and cannot tell")[1].split("\n## ")[0]
-    assert "Seeds a user needs" in scope and "t₀.₉₇₅,ₙ₋₁ · sd / √n < Δ" in scope
+    assert "Seeds a user needs, at **80% power**" in scope and "noncentral t" in scope
     sd = needs[("relu", "loss")]["sd_median"]
     assert f"| relu | nats | {sd:.4f} (up to" in scope
     assert f"| {seeds_for(sd, 0.01):,} (up to" in scope

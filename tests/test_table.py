@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import scipy.stats
 
@@ -70,3 +71,35 @@ def test_best_setting_per_variant_and_grouping_by_setting(tmp_path):
     rows = build_rows(load_sweep(tmp_path), ["relu"])
     assert [r.setting for r in best_settings(rows)] == ["optim.lr=3e-3"]
     assert list(by_setting(rows)) == ["optim.lr=3e-3", "optim.lr=1e-3"]
+
+
+def test_holm_matches_statsmodels_on_random_families() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    from sweep.stats import holm
+
+    rng = np.random.default_rng(3)
+    for m in (1, 2, 5, 10, 15):
+        p = rng.uniform(0, 0.2, size=m)
+        p[rng.integers(0, m)] = p.min()  # ties too
+        want = multipletests(p, alpha=0.05, method="holm")[1]
+        assert holm(list(p)) == pytest.approx(list(want), rel=1e-12)
+    # NaN (no test) is neither adjusted nor counted in m
+    got = holm([0.01, float("nan"), 0.04])
+    assert np.isnan(got[1]) and got[0] == pytest.approx(0.02) and got[2] == pytest.approx(0.04)
+
+
+def test_seeds_for_80_percent_power_match_statsmodels() -> None:
+    from statsmodels.stats.power import TTestPower
+
+    from sweep.stats import paired_power, seeds_for_power
+
+    for sd, delta, alpha in ((0.035, 0.01, 0.05), (0.02, 0.02, 0.05), (0.02, 0.01, 0.005)):
+        effect = delta / sd
+        n = seeds_for_power(sd, delta, alpha)
+        assert paired_power(n, effect, alpha) == pytest.approx(
+            TTestPower().power(effect_size=effect, nobs=n, alpha=alpha), rel=1e-6
+        )
+        exact = TTestPower().solve_power(effect_size=effect, alpha=alpha, power=0.8)
+        assert n == int(np.ceil(exact))  # the smallest whole number of seeds reaching 80%
+    assert seeds_for_power(float("nan"), 0.01) is None

@@ -29,11 +29,15 @@ def write_run(
     experiment: str = "glu_table",
     kurtosis: bool = False,
     epochs: float | None = None,
+    val_curve: dict[int, float] | None = None,
+    data: dict | None = None,
 ) -> None:
     """One fake run dir as the trainer leaves it. `bpb`: its final val bpb; `lr`: the optim.lr of
     its .hydra/config.yaml; `tuned`: the tuned-rates file of its .hydra/hydra.yaml (the sweeper
     set its rate); `timed`: (started_at, ended_at) on host "host-a"; `kurtosis`: log the outlier
-    statistics too; `epochs`: the passes over the training split its summary records."""
+    statistics too; `epochs`: the passes over the training split its summary records;
+    `val_curve`: val/loss at steps 0, 50 and 100 (default: a line to `final`); `data`: its
+    summary's data node."""
     (job_dir / ".hydra").mkdir(parents=True)
     lines = [f"ffn={variant}", f"seed={seed}", f"experiment={experiment}", *overrides]
     if tuned and lr is not None:
@@ -56,7 +60,7 @@ def write_run(
             }
             if step % 50 == 0:
                 end = final if final is not None else 6.0
-                rec["val/loss"] = 10.0 - (10.0 - end) * step / 100
+                rec["val/loss"] = val_curve[step] if val_curve else 10.0 - (10.0 - end) * step / 100
                 if bpb is not None:
                     rec["val/bpb"] = 5.0 - (5.0 - bpb) * step / 100
             for layer in (0, 1):
@@ -115,6 +119,8 @@ def write_run(
             s.update(started_at=timed[0], ended_at=timed[1], host="host-a")
         if epochs is not None:
             s["data"] = {"name": "tiny", "epochs": {"planned": epochs, "done": epochs}}
+        if data is not None:
+            s["data"] = {**s.get("data", {}), **data}
         (job_dir / "summary.json").write_text(json.dumps(s))
 
 
