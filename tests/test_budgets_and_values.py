@@ -71,12 +71,32 @@ def test_one_pass_or_less_says_nothing(token_cache, tmp_path):
     assert 0 < summary["data"]["epochs"]["planned"] <= 1
 
 
-def test_the_gpu_comparison_trains_less_than_one_pass_of_its_capped_set():
+def test_the_gpu_comparison_is_a_regime_a_reviewer_accepts():
+    """At least 10 training tokens per non-embedding parameter and 128k tokens per optimizer
+    step, compiled, warm-up sized to the run, 5 seeds, and under one pass of its capped split
+    (so, drawn without replacement, no token twice), with at least 1M tokens per evaluation."""
+    import torch
+
+    from ffn_variants.model import GPT
+    from harness.runtime import planned_steps
+
     cfg = compose(["experiment=contenders_gpu"])
     t, m, d = cfg.trainer, cfg.model, cfg.data
-    planned = t.max_steps * t.batch_size * t.grad_accum * m.block_size
+    with torch.device("meta"):
+        non_embedding = GPT(m, cfg.ffn).param_counts()["non_embedding"]
+    per_step = t.batch_size * t.grad_accum * m.block_size
+    steps = planned_steps(t, non_embedding, per_step)
+    assert steps * per_step >= 10 * non_embedding and per_step >= 128 * 1024
+    assert t.compile and cfg.optim.warmup_fraction and 0.01 <= cfg.optim.warmup_fraction <= 0.1
+    from omegaconf import OmegaConf
+
+    from tests.helpers import REPO
+
+    overlay = OmegaConf.load(REPO / "configs" / "experiment" / "contenders_gpu.yaml")
+    assert overlay.hydra.sweeper.params.seed == "0,1,2,3,4"
     assert d.source == "hub" and d.max_tokens is not None
-    assert planned <= d.max_tokens * (1 - d.val_fraction)  # no token seen twice
+    assert steps * per_step <= d.max_tokens * (1 - d.val_fraction)  # no token seen twice
+    assert t.eval_tokens >= 2**20 and d.max_tokens * d.val_fraction / 2 >= t.eval_tokens
 
 
 class FakeClock:
