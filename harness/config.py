@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -38,9 +40,20 @@ class OnNonFinite(StrEnum):
 
 
 class LoggerMode(StrEnum):
+    auto = "auto"  # WANDB_MODE from the environment where it is set, else online
     online = "online"  # offline instead when there is no login or network
     offline = "offline"
     disabled = "disabled"  # local files only
+
+
+# WANDB_MODE's values (wandb's own names, old ones included) as a logger mode
+_WANDB_MODES = {
+    "online": LoggerMode.online,
+    "run": LoggerMode.online,
+    "offline": LoggerMode.offline,
+    "dryrun": LoggerMode.offline,
+    "disabled": LoggerMode.disabled,
+}
 
 
 @dataclass
@@ -135,11 +148,23 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    mode: LoggerMode = LoggerMode.online
+    mode: LoggerMode = LoggerMode.auto
     project: str = "ffn-variants"
     entity: str | None = None
     group: str | None = None  # default: the multirun's name
     tags: list[str] = field(default_factory=list)
+
+    def resolved_mode(self, environ: Mapping[str, str] = os.environ) -> tuple[LoggerMode, str]:
+        """The mode W&B runs in, and why: logger.mode when it is set (the command line wins),
+        else WANDB_MODE from the environment, else online."""
+        if self.mode != LoggerMode.auto:
+            return self.mode, f"logger.mode={self.mode}"
+        env = environ.get("WANDB_MODE", "").strip().lower()
+        if env in _WANDB_MODES:
+            return _WANDB_MODES[env], f"WANDB_MODE={env} in the environment"
+        if env:
+            return LoggerMode.online, f"WANDB_MODE={env} is not a W&B mode, so the default"
+        return LoggerMode.online, "the default (no WANDB_MODE, no logger.mode)"
 
 
 @dataclass

@@ -174,6 +174,7 @@ class WandbLogger:
         self,
         cfg: LoggerConfig,
         *,
+        mode: LoggerMode,
         name: str,
         group: str | None,
         tags: list[str],
@@ -198,7 +199,7 @@ class WandbLogger:
             import wandb  # optional, and slow to import: only when W&B is on
 
             sweep_dir = run_dir.parent if group else None  # a sweep's jobs share what they find
-            self.run = wandb_init(wandb, str(cfg.mode), kwargs, sweep_dir)
+            self.run = wandb_init(wandb, str(mode), kwargs, sweep_dir)
             self._define_metrics()
         except Exception as e:
             warn(f"W&B is unavailable ({one_line(e)}); metrics go to local files only")

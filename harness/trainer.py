@@ -536,9 +536,12 @@ class Trainer:
         loggers: list[MetricLogger] = [
             JsonlLogger(self.run_dir / "metrics.jsonl", self.state.step if resumed else None)
         ]
-        if self.cfg.logger.mode != LoggerMode.disabled:
+        mode, why = self.cfg.logger.resolved_mode()
+        print(f"W&B: {mode} ({why})", flush=True)
+        if mode != LoggerMode.disabled:
             wandb = WandbLogger(
                 self.cfg.logger,
+                mode=mode,
                 name=self.summary.run_name,
                 group=self.group,
                 tags=[self.cfg.ffn.name, self.cfg.model.name, f"seed{self.cfg.seed}"],

@@ -4,6 +4,7 @@ process or a child, and reading W&B's offline files with wandb's own reader."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,14 +68,17 @@ def train(overrides: list[str], run_dir: Path):
     return Trainer(compose(overrides), run_dir).train()
 
 
-def run_train(args: list[str], cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """python train.py ARGS in a child process."""
+def run_train(
+    args: list[str], cwd: Path = REPO, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """python train.py ARGS in a child process (with `env` added to this one's environment)."""
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env is not None else None,
     )
 
 
