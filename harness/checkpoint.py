@@ -66,7 +66,7 @@ def load_file(path: Path) -> dict[str, Any] | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        warn(f"checkpoint {path} is unreadable ({type(e).__name__})")
+        warn(f"checkpoint {path} is corrupt or truncated: unreadable ({type(e).__name__})")
         return None
 
 

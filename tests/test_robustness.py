@@ -154,7 +154,7 @@ def test_checkpoints_are_pruned_and_a_corrupt_one_is_skipped(tmp_path, capsys):
     newest.write_bytes(newest.read_bytes()[:40])  # truncated, as by a crash mid-write elsewhere
     path, state = load_latest(tmp_path)
     assert state["step"] == 3 and path.name == "step_0000003.pt"
-    assert "step_0000004.pt is unreadable" in capsys.readouterr().err
+    assert "step_0000004.pt is corrupt or truncated" in capsys.readouterr().err
 
 
 def test_checkpoints_load_with_weights_only(token_cache, tmp_path):

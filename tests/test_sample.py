@@ -69,6 +69,11 @@ def test_the_sample_command_reads_the_run_back(run_dir):
         ("no_checkpoint", "holds no checkpoint"),
         ("long_prompt", "do not fit the model's context of 32"),
         ("empty_prompt", "the prompt has no tokens"),
+        ("top_k_0", "--top-k 0: give at least 1"),
+        ("top_k_negative", "--top-k -5: give at least 1"),
+        ("temperature_nan", "--temperature nan: give a finite number"),
+        ("temperature_inf", "--temperature inf: give a finite number"),
+        ("corrupt", "every checkpoint in"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(case, message, run_dir, tmp_path):
@@ -79,11 +84,23 @@ def test_bad_input_is_one_line_and_exit_2(case, message, run_dir, tmp_path):
         "no_checkpoint": [str(tmp_path / "ran")],
         "long_prompt": [str(run), "--prompt", "word " * 40],
         "empty_prompt": [str(run), "--prompt", ""],
+        "top_k_0": [str(run), "--top-k", "0"],
+        "top_k_negative": [str(run), "--top-k", "-5"],
+        "temperature_nan": [str(run), "--temperature", "nan"],
+        "temperature_inf": [str(run), "--temperature", "inf"],
+        "corrupt": [str(tmp_path / "broken")],
     }[case]
+    if case == "corrupt":  # the only checkpoint truncated: named as corrupt, not as missing
+        (tmp_path / "broken" / "checkpoints").mkdir(parents=True)
+        (tmp_path / "broken" / "summary.json").write_text("{}")
+        good = sorted((run / "checkpoints").glob("*.pt"))[-1].read_bytes()
+        (tmp_path / "broken" / "checkpoints" / "step_0000004.pt").write_bytes(good[:1000])
     if case == "no_checkpoint":
         (tmp_path / "ran").mkdir()
         (tmp_path / "ran" / "summary.json").write_text("{}")
     proc = sample(*args)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("warning: ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    if case == "corrupt":
+        assert "step_0000004.pt is corrupt or truncated" in proc.stderr

@@ -10,6 +10,7 @@ samples. Bad input is one line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ffn_variants.model import GPT
-from harness.checkpoint import load_file, load_latest
+from harness.checkpoint import list_checkpoints, load_file, load_latest
 from harness.cli import fail
 from harness.config import TrainConfig
 from harness.data.tokenizer import get_encoding
@@ -37,11 +38,17 @@ def load_run(path: Path) -> tuple[Path, dict[str, Any]]:
     if not path.is_dir():
         raise UserInputError(f"{path} does not exist; give a run dir or a checkpoint file")
     checkpoints = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    found = load_latest(checkpoints)
+    found = load_latest(checkpoints)  # the newest that loads; a corrupt one is named and skipped
     if found is None:
         if not (path / "summary.json").is_file() and not (path / ".hydra").is_dir():
             raise UserInputError(
                 f"{path} is not a run dir (no checkpoints/, summary.json or .hydra/)"
+            )
+        present = list_checkpoints(checkpoints)
+        if present:
+            raise UserInputError(
+                f"every checkpoint in {checkpoints} is corrupt or truncated "
+                f"({', '.join(p.name for p in present)}); resume the run to write a new one"
             )
         raise UserInputError(
             f"{path} holds no checkpoint (trainer.checkpoint=false, or the run failed before its "
@@ -71,13 +78,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """UserInputError (one line) for a value the sampler cannot use."""
+    if args.num_samples < 1 or args.max_new_tokens < 1:
+        raise UserInputError(
+            f"--num-samples {args.num_samples} and --max-new-tokens {args.max_new_tokens}: each "
+            "must be at least 1"
+        )
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise UserInputError(
+            f"--temperature {args.temperature}: give a finite number >= 0 (0: greedy; 1: the "
+            "model's own distribution; an infinite one would be uniform noise)"
+        )
+    if args.top_k is not None and args.top_k < 1:
+        raise UserInputError(
+            f"--top-k {args.top_k}: give at least 1 (1: greedy), or leave it out for the whole "
+            "vocabulary"
+        )
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if os.getcwd() not in sys.path:  # a run of a user's FFN (ffn.target) imports from here
         sys.path.append(os.getcwd())
     try:
-        if args.num_samples < 1 or args.max_new_tokens < 1 or args.temperature < 0:
-            raise UserInputError("--num-samples and --max-new-tokens >= 1, --temperature >= 0")
+        check_options(args)
         path, state = load_run(args.run)
         cfg, model = rebuild(state)
         enc = get_encoding(cfg.data.tokenizer, cfg.data.cache_dir)
