@@ -7,8 +7,10 @@ The module is built on the meta device (shapes only: no memory, no initialisatio
     FLOPs MFU counts), and the elementwise work as POINTWISE_FLOPS per output element of each
     pointwise op (1 unless listed) and one per input element of each reduction.
 The forward runs at two token counts and the difference is taken, so work that does not grow
-with the tokens (a softplus of a learned scalar, say) drops out of the per-token count. Views,
-copies and dtype conversions are free. This is what `ffn.match=flops` matches and what a run
+with the tokens (a softplus of a learned scalar, say) drops out of the per-token count. A module
+whose ops meta cannot run (data-dependent routing: torch.nonzero, masks) is built and counted on
+the CPU over real random inputs instead: a mixture of experts counts its active FLOPs per token.
+Views, copies and dtype conversions are free. This is what `ffn.match=flops` matches and what a run
 reports as the FFN's FLOPs.
 """
 
@@ -36,6 +38,7 @@ POINTWISE_FLOPS = {
 }
 FREE = {"clone", "_to_copy", "copy", "copy_", "detach", "alias", "lift_fresh", "fill", "zero"}
 TOKENS = (1, 2)  # the per-token count: the difference between these two forward passes
+REAL_TOKENS = (64, 128)  # the same on real inputs, for modules meta cannot run
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,19 @@ class _CountOps(TorchDispatchMode):
         return out
 
 
-def _on_meta(variant: Variant, d_model: int, d_ff: int, bias: bool) -> nn.Module:
-    """One layer built on the meta device: shapes without memory."""
+def _build(variant: Variant, d_model: int, d_ff: int, bias: bool, device: str) -> nn.Module:
+    """One layer built on `device`: meta gives shapes without memory; a module whose
+    construction meta cannot run is built on the CPU instead (from a fixed seed)."""
     try:
-        with torch.device("meta"):
+        with torch.device(device), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
             # The PyTorch path: a fused op is one opaque node whose work the count cannot see.
             return build_ffn(variant, d_model, d_ff, bias=bias, impl=Impl.torch)
     except ValueError:
         raise
     except Exception as e:  # the user's module may fail in any way
+        if device == "meta":
+            return _build(variant, d_model, d_ff, bias, "cpu")
         raise ValueError(
             f"ffn '{variant.name}': building {variant.source}(d_model={d_model}, d_ff={d_ff}) "
             f"failed: {type(e).__name__}: {e}"
@@ -93,7 +100,7 @@ def _as_variant(variant: Variant | str) -> Variant:
 
 @functools.lru_cache(maxsize=4096)
 def _params(variant: Variant, d_model: int, d_ff: int, bias: bool) -> int:
-    return sum(p.numel() for p in _on_meta(variant, d_model, d_ff, bias).parameters())
+    return sum(p.numel() for p in _build(variant, d_model, d_ff, bias, "meta").parameters())
 
 
 def count_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
@@ -101,24 +108,43 @@ def count_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = F
     return _params(_as_variant(variant), d_model, d_ff, bias)
 
 
+def _count(module: nn.Module, tokens: int, d_model: int, device: str) -> tuple[int, int]:
+    """(matmul, elementwise) FLOPs of one forward of `module` over `tokens` tokens."""
+    mode = _CountOps()
+    if device == "meta":
+        x = torch.empty(1, tokens, d_model, device="meta")
+    else:  # a real input, drawn from a fixed seed: routing and masks see real values
+        seeded = torch.Generator(device="cpu").manual_seed(tokens)
+        x = torch.randn(1, tokens, d_model, generator=seeded, device="cpu")
+    with torch.no_grad(), mode:
+        module(x)
+    return mode.matmul, mode.elementwise
+
+
 @functools.lru_cache(maxsize=4096)
 def _flops(variant: Variant, d_model: int, d_ff: int, bias: bool) -> FlopCount:
-    module = _on_meta(variant, d_model, d_ff, bias).eval()  # eval: no dropout masks
-    counts = []
-    for tokens in TOKENS:
-        mode = _CountOps()
-        x = torch.empty(1, tokens, d_model, device="meta")
-        try:
-            with torch.no_grad(), mode:
-                module(x)
-        except Exception as e:
-            raise ValueError(
-                f"ffn '{variant.name}': the forward of {variant.source} on a [1, {tokens}, "
-                f"{d_model}] input failed: {type(e).__name__}: {e}"
-            ) from None
-        counts.append((mode.matmul, mode.elementwise))
-    (m1, e1), (m2, e2) = counts
-    return FlopCount(matmul=m2 - m1, elementwise=e2 - e1)
+    """Per token: the difference of two forwards on meta; where meta cannot run the module's
+    ops (data-dependent ones: routing, torch.nonzero, masks), of two real forwards of REAL_TOKENS
+    tokens on the CPU, so a mixture of experts counts the experts its tokens actually ran."""
+    try:
+        module = _build(variant, d_model, d_ff, bias, "meta").eval()  # eval: no dropout masks
+        (m1, e1), (m2, e2) = (_count(module, t, d_model, "meta") for t in TOKENS)
+        return FlopCount(matmul=m2 - m1, elementwise=e2 - e1)
+    except ValueError:
+        raise
+    except Exception:
+        pass
+    module = _build(variant, d_model, d_ff, bias, "cpu").eval()
+    try:
+        with torch.device("cpu"):
+            (m1, e1), (m2, e2) = (_count(module, t, d_model, "cpu") for t in REAL_TOKENS)
+    except Exception as e:
+        raise ValueError(
+            f"ffn '{variant.name}': the forward of {variant.source} on a real [1, "
+            f"{REAL_TOKENS[1]}, {d_model}] input failed: {type(e).__name__}: {e}"
+        ) from None
+    per = REAL_TOKENS[1] - REAL_TOKENS[0]
+    return FlopCount(matmul=round((m2 - m1) / per), elementwise=round((e2 - e1) / per))
 
 
 def count_flops(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> FlopCount:

@@ -8,6 +8,7 @@ by depth (GPT-2). It knows nothing of Hydra, W&B or the training loop.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ffn_variants.counting import count_flops
+from ffn_variants.probe import probe_ffn
 from ffn_variants.registry import (
     Impl,
     Variant,
@@ -223,6 +225,10 @@ class GPT(nn.Module):
         self.d_ff = matched_d_ff(
             self.variant, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
         )
+        # An FFN that mixes positions cannot be decoded one position at a time through the cache.
+        self.mixes_positions = probe_ffn(
+            self.variant, cfg.d_model, self.d_ff, ffn.bias
+        ).mixes_positions
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = (
             nn.Embedding(cfg.block_size, cfg.d_model) if Pos(cfg.pos) == Pos.learned else None
@@ -311,16 +317,37 @@ class GPT(nn.Module):
                 f"a prompt of {T} tokens plus {max_new_tokens} new ones is longer than "
                 f"block_size {self.cfg.block_size}; shorten the prompt or generate fewer tokens"
             )
+        if self.mixes_positions:
+            print(
+                f"note: ffn '{self.variant.name}' mixes positions, so generation recomputes the "
+                "whole context each step instead of using the KV cache",
+                file=sys.stderr,
+                flush=True,
+            )
         was_training = self.training
         self.eval()
-        cache, out = self.new_cache(), [idx]
+        try:
+            return self._decode(idx, max_new_tokens, temperature, top_k, generator)
+        finally:
+            self.train(was_training)
+
+    def _decode(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        cache = None if self.mixes_positions else self.new_cache()
+        out = [idx]
         logits, _ = self(idx, cache=cache)
         for i in range(max_new_tokens):
             token = sample_next(logits[:, -1], temperature, top_k, generator)
             out.append(token)
             if i + 1 < max_new_tokens:
-                logits, _ = self(token, cache=cache)
-        self.train(was_training)
+                step_input = token if cache is not None else torch.cat(out, dim=1)
+                logits, _ = self(step_input, cache=cache)
         return torch.cat(out, dim=1)
 
     def param_counts(self) -> dict[str, int]:

@@ -21,7 +21,9 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from ffn_variants.counting import count_flops
 from ffn_variants.model import FFNSpec, GPTConfig
+from ffn_variants.probe import probe_ffn
 from ffn_variants.sizing import matched_d_ff
 from harness.data.config import DataConfig
 from harness.data.tokenizer import AUTO, auto_tokenizer, offline_size
@@ -182,8 +184,12 @@ class TrainConfig:
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} must be >= 0")
         f, m = self.ffn, self.model
-        # Raises ValueError (with the fix) where no width keeps the variant within 1%.
-        matched_d_ff(f.variant(), m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
+        # Raises ValueError (with the fix) where no width keeps the variant within 1%, where the
+        # module's forward fails or changes the shape, or its FLOPs cannot be counted.
+        variant = f.variant()
+        d_ff = matched_d_ff(variant, m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
+        probe_ffn(variant, m.d_model, d_ff, f.bias)
+        count_flops(variant, m.d_model, d_ff, f.bias)
         self.data.tokenizer = tokenizer_for(self.data.tokenizer, m.vocab_size)
 
 

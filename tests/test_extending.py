@@ -235,8 +235,10 @@ def test_config_dir_sweep_reaches_the_report_and_the_dashboard(token_cache, tmp_
         (["ffn.target=user_ffns:FixedWidth", "ffn.name=x"], "does not grow with d_ff"),
         (["ffn.target=user_ffns:SquaredGate", "ffn.name=swiglu"], "is a built-in variant"),
         (["ffn.name=x"], "ffn.target="),
+        (["ffn.target=user_ffns:WrongShape", "ffn.name=x"], "must return a tensor of its input's"),
+        (["ffn.target=user_ffns:Raises", "ffn.name=x"], "raised RuntimeError: this FFN is not"),
     ],
-    ids=["no-import", "signature", "fixed-width", "builtin-name", "no-target"],
+    ids=["no-import", "signature", "fixed-width", "builtin-name", "no-target", "shape", "raises"],
 )
 def test_bad_user_ffn_is_one_line_exit_2_and_nothing_left(overrides, message, tmp_path):
     work = _user_dir(tmp_path)
@@ -246,6 +248,33 @@ def test_bad_user_ffn_is_one_line_exit_2_and_nothing_left(overrides, message, tm
     assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("match", ["params", "flops"])
+def test_a_top1_mixture_of_experts_trains_matched(match, token_cache, tmp_path):
+    """Routing (torch.nonzero) has no meta kernel: its FLOPs come from real forwards, as the
+    active FLOPs per token (the router and one expert)."""
+    work, run_dir = _user_dir(tmp_path), tmp_path / "run"
+    args = [
+        "ffn=custom",
+        "ffn.target=user_ffns:MoE4",
+        "ffn.name=moe4",
+        f"ffn.match={match}",
+        *tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=2),
+        "model.d_ff=512",  # 4 experts share the dense parameters: room to match within 1%
+        "logger.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = run_train(args, cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and "Traceback" not in proc.stderr
+    d_ff, d_model = summary["params"]["d_ff"], 32
+    active = 2 * d_model * 4 + 2 * (2 * d_model * d_ff)  # router + one expert, 2 per mul-add
+    assert summary["flops_per_token"]["ffn"] >= active
+    if match == "flops":  # the active FLOPs meet the dense reference's within 1%
+        dense = formula_flops("relu", d_model, 512)
+        assert abs(summary["flops_per_token"]["ffn"] / dense - 1) <= 0.01
 
 
 def test_match_is_counted_for_the_reference_itself():

@@ -70,3 +70,55 @@ def test_top_k_one_is_greedy_and_bad_arguments_are_clear():
         gpt.generate(torch.zeros(1, 20, dtype=torch.long), 5)
     with pytest.raises(ValueError, match="at least one token"):
         gpt.generate(torch.zeros(1, 0, dtype=torch.long), 5)
+
+
+def greedy_by_full_forwards(gpt: GPT, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """The oracle: each next token the argmax of a full forward over everything so far."""
+    out = idx
+    with torch.no_grad():
+        for _ in range(n):
+            logits, _ = gpt(out)
+            out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+def test_an_ffn_that_mixes_positions_generates_what_full_forwards_give(capsys):
+    """A Primer-style FFN (a causal convolution over the sequence): a cache fed one position at a
+    time would see one position; the probe finds it mixes positions, and generation recomputes."""
+    import sys
+
+    from tests.helpers import REPO
+
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "user_ffn"))
+    try:
+        cfg = GPTConfig(n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=24, vocab_size=50)
+        torch.manual_seed(0)
+        spec = FFNSpec(name="primer", target="user_ffns:PrimerConv", match="none", impl="torch")
+        gpt = GPT(cfg, spec).double().train()
+    finally:
+        sys.path.remove(str(REPO / "tests" / "fixtures" / "user_ffn"))
+    assert gpt.mixes_positions and not model("relu2").mixes_positions
+    idx = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(2))
+    got = gpt.generate(idx, 12, temperature=0)
+    assert gpt.training  # the mode it had
+    assert torch.equal(got, greedy_by_full_forwards(gpt.eval(), idx, 12))
+    assert "mixes positions, so generation recomputes" in capsys.readouterr().err
+    # What the cache would have given: different logits (the bug this guards against)
+    with torch.no_grad():
+        full, _ = gpt(got)
+        cache = gpt.new_cache()
+        stepwise = [gpt(got[:, :5], cache=cache)[0]]
+        stepwise += [gpt(got[:, t : t + 1], cache=cache)[0] for t in range(5, got.size(1))]
+    assert not torch.allclose(torch.cat(stepwise, dim=1), full)
+
+
+def test_generate_keeps_the_training_mode_when_a_forward_fails(monkeypatch):
+    gpt = model("relu").train()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(gpt, "_decode", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        gpt.generate(torch.zeros(1, 3, dtype=torch.long), 2)
+    assert gpt.training
