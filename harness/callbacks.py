@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from harness.preemption import INTERRUPTED_EXIT
 from harness.summary import RunStatus, RunSummary
 
 
@@ -33,7 +34,8 @@ def job_outcomes(sweep_dir: Path) -> list[tuple[str, str, str]]:
 
 
 class SweepStatus(Callback):
-    """Prints the jobs that failed and exits with code 1 if there are any."""
+    """Prints the jobs that did not complete; exits 130 if the sweep was interrupted (Ctrl-C: a
+    job interrupted or not started), else 1 if any failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -43,4 +45,11 @@ class SweepStatus(Callback):
         if bad:
             for name, status, error in bad:
                 print(f"  {name}: {status}{': ' + error if error else ''}", file=sys.stderr)
-            sys.exit(1)
+            interrupted = any(status == RunStatus.interrupted for _, status, _ in bad)
+            if interrupted:
+                print(
+                    f"continue: rerun the same command with trainer.resume=auto (it continues "
+                    f"in {sweep_dir})",
+                    file=sys.stderr,
+                )
+            sys.exit(INTERRUPTED_EXIT if interrupted else 1)

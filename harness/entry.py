@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.cli import INFO_FLAGS, check_command_line, fail, output_key
+from harness.cli import INFO_FLAGS, check_command_line, fail, output_key, user_overrides
 from harness.config import to_train_config
 from harness.diskfull import (
     DISK_FULL_EXIT,
@@ -37,6 +37,7 @@ from harness.diskfull import (
 )
 from harness.errors import UserInputError
 from harness.preemption import INTERRUPTED_EXIT, Preempted
+from harness.resume_dir import unfinished_dir
 from harness.rundir import NewDirs
 from harness.summary import RunStatus, RunSummary, run_name
 from harness.trainer import NonFiniteError, Trainer
@@ -71,6 +72,11 @@ class TrainCommand:
             if env.main:
                 print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(DISK_FULL_EXIT)
+        resumed = resume_target(argv, planned) if env.main else None
+        if resumed is not None:
+            print(f"trainer.resume=auto: continuing in {resumed}", flush=True)
+            self.new_dirs = NewDirs(resumed)
+            return [f"{output_key(argv)}={resumed}"]
         self.new_dirs = NewDirs(planned)
         extra = []
         if env.main and not INFO_FLAGS & set(argv) and not user_set_output_dir(argv):
@@ -93,15 +99,18 @@ class TrainCommand:
         group = f"{cfg.experiment}-{Path(hc.sweep.dir).name}" if multirun else None
         if self.interrupted:
             return record_not_started(run_dir, cfg)
+        if multirun and cfg.trainer.resume == "auto" and completed_before(run_dir):
+            print(f"job {hc.job.num} ({run_dir.name}): completed before, skipped", flush=True)
+            return RunSummary.read(run_dir).final_val_loss
         try:
             summary = Trainer(to_train_config(cfg), run_dir, group=group).train()
         except Preempted as e:
             if e.signum != signal.SIGINT:
                 pass_on(e)
-            return self.interrupt(str(e), multirun)
+            return self.interrupt(str(e), multirun, where(hc, multirun))
         except KeyboardInterrupt:  # Ctrl-C before the training loop (data, model, compile)
             record_failure(run_dir, cfg, "interrupted (Ctrl-C) before training", interrupted=True)
-            return self.interrupt("SIGINT before training started", multirun)
+            return self.interrupt("SIGINT before training started", multirun, where(hc, multirun))
         except (UserInputError, NonFiniteError, DiskFullError) as e:
             if not multirun:
                 self.fail_single_run(e, run_dir)
@@ -128,10 +137,11 @@ class TrainCommand:
             print(summary.console(run_dir), flush=True)
         return summary.final_val_loss
 
-    def interrupt(self, what: str, multirun: bool) -> None:
+    def interrupt(self, what: str, multirun: bool, directory: Path) -> None:
         """Ctrl-C: a run exits 130; a sweep stops after this job (the rest are recorded as not
-        started), and the sweep-status callback lists them. Rerunning resumes either."""
-        resume = "rerun the same command with trainer.resume=auto"
+        started), and the sweep-status callback lists them and exits 130. The same command with
+        trainer.resume=auto continues either in the same dir (harness.resume_dir)."""
+        resume = f"rerun the same command with trainer.resume=auto (it continues in {directory})"
         if not multirun:
             print(f"interrupted: {what}; continue: {resume}", file=sys.stderr, flush=True)
             sys.exit(INTERRUPTED_EXIT)
@@ -152,6 +162,30 @@ class TrainCommand:
 
     def close(self) -> None:
         distributed.shutdown()
+
+
+def where(hc: HydraConfig, multirun: bool) -> Path:
+    """The dir a stopped job's command continues in: its sweep's, or its own."""
+    return Path(hc.sweep.dir if multirun else hc.runtime.output_dir)
+
+
+def completed_before(run_dir: Path) -> bool:
+    """A job of a resumed sweep that an earlier attempt finished."""
+    try:
+        return RunSummary.read(run_dir).status == RunStatus.completed
+    except (OSError, ValueError):
+        return False
+
+
+def resume_target(argv: list[str], planned: Path) -> Path | None:
+    """With trainer.resume=auto on the command line and no output dir given: the newest dir
+    beside the planned one that the same command started and did not finish (or None)."""
+    overrides = user_overrides(argv)
+    if "trainer.resume=auto" not in overrides or user_set_output_dir(argv):
+        return None
+    if INFO_FLAGS & set(argv):
+        return None
+    return unfinished_dir(planned, overrides, "-m" in argv or "--multirun" in argv)
 
 
 def record_not_started(run_dir: Path, cfg: DictConfig) -> None:

@@ -59,18 +59,29 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_and_wait(args: list[str], run_dir: Path, until_step: int) -> subprocess.Popen:
-    """Start train.py and return once it has logged `until_step` (the run is mid-flight)."""
+def only_dir(pattern: str, root: Path) -> Path:
+    """The one dir under `root` matching `pattern` (a run dir Hydra named), or root/none yet."""
+    found = sorted(root.glob(pattern))
+    return found[0] if len(found) == 1 else root / "none yet"
+
+
+def start_and_wait(
+    args: list[str], run_dir: Path | str, until_step: int, cwd: Path = REPO
+) -> subprocess.Popen:
+    """Start train.py and return once it has logged `until_step` (the run is mid-flight);
+    `run_dir` may be a glob under `cwd`, for a dir Hydra names."""
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), *args],
-        cwd=REPO,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         preexec_fn=_default_sigint,
     )
     deadline = time.time() + 120
-    while logged_step(run_dir) < until_step:
+    while (
+        logged_step(run_dir if isinstance(run_dir, Path) else only_dir(run_dir, cwd)) < until_step
+    ):
         assert proc.poll() is None, proc.stdout.read()
         assert time.time() < deadline, "the run never reached the step"
         time.sleep(0.01)
@@ -303,48 +314,59 @@ def test_wandb_online_without_login_goes_offline(token_cache, tmp_path):
     assert list((tmp_path / "r" / "wandb").glob("offline-run-*"))
 
 
-def test_ctrl_c_checkpoints_and_a_rerun_ends_as_if_never_stopped(reference, token_cache, tmp_path):
+def test_ctrl_c_checkpoints_and_the_printed_command_resumes_it(reference, token_cache, tmp_path):
     """The first SIGINT is a stop, not a failure: a checkpoint at the current step, summary
-    "interrupted", one line with the resume command, exit 130, no traceback."""
-    args = resumable(token_cache, tmp_path)
-    proc = start_and_wait(args, tmp_path, 6)
+    "interrupted", one line with the resume command and the dir, exit 130, no traceback. The
+    same command (no run dir given: Hydra names one by the time) with trainer.resume=auto finds
+    that dir, resumes it there and ends at the losses of a run never stopped."""
+    work = tmp_path / "work"
+    work.mkdir()
+    args = resumable(token_cache, tmp_path)[:-1]  # no hydra.run.dir: the command as typed
+    proc = start_and_wait(args, "outputs/swiglu-s0/*", 6, cwd=work)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out[-3000:]
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
-    assert "trainer.resume=auto" in out.splitlines()[-1]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    (run_dir,) = (work / "outputs" / "swiglu-s0").iterdir()
+    last = out.splitlines()[-1]
+    assert "rerun the same command with trainer.resume=auto" in last and str(run_dir) in last
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    newest = list_checkpoints(tmp_path / "checkpoints")[-1]
+    newest = list_checkpoints(run_dir / "checkpoints")[-1]
     assert torch.load(newest, weights_only=True)["train_state"]["step"] == summary["steps"]
-    resumed = run_train([*args, "trainer.resume=auto"])
+    time.sleep(1.1)  # a new ${now:} for the rerun, as a user's would have
+    resumed = run_train([*args, "trainer.resume=auto"], cwd=work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert metrics(tmp_path) == reference
+    assert f"continuing in {run_dir}" in resumed.stdout and "resuming" in resumed.stdout
+    assert [d.name for d in (work / "outputs" / "swiglu-s0").iterdir()] == [run_dir.name]
+    assert metrics(run_dir) == reference
 
 
-def test_ctrl_c_stops_a_sweep_after_its_job_and_a_rerun_completes_it(
+def test_ctrl_c_stops_a_sweep_exit_130_and_the_same_command_completes_it(
     reference, token_cache, tmp_path
 ):
-    """A 2-job sweep (basic launcher): SIGINT in job 0 checkpoints it, job 1 is not started, the
-    sweep-status callback lists both; the same command with trainer.resume=auto completes both,
-    job 0 with the losses of a run never stopped."""
-    sweep = tmp_path / "sweep"
-    single = resumable(token_cache, tmp_path / "unused")
-    args = ["-m", *single[:-1], "seed=0,1", f"hydra.sweep.dir={sweep}"]
-    job0 = sweep / "0_swiglu-s0"
-    proc = start_and_wait(args, job0, 6)
+    """A 2-job sweep (basic launcher): job 0 completes, SIGINT in job 1 checkpoints it; the
+    sweep-status callback lists it and exits 130; the same command with trainer.resume=auto
+    continues in the same sweep dir: job 0 skipped, job 1 resumed to the losses of a run never
+    stopped."""
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["-m", *resumable(token_cache, tmp_path)[:-1], "seed=1,0"]
+    proc = start_and_wait(args, "multirun/sweep/*/1_swiglu-s0", 6, cwd=work)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
-    assert "0/2 jobs completed" in out and "1_swiglu-s1: interrupted: not started" in out
-    statuses = [
-        json.loads((d / "summary.json").read_text())["status"] for d in sorted(sweep.glob("?_*"))
-    ]
-    assert statuses == ["interrupted", "interrupted"]
-    rerun = run_train([*args, "trainer.resume=auto"])
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    (sweep,) = (work / "multirun" / "sweep").iterdir()
+    assert "1/2 jobs completed" in out and "1_swiglu-s0: interrupted" in out
+    assert f"trainer.resume=auto (it continues in {sweep})" in out
+    time.sleep(1.1)  # a new ${now:} for the rerun, as a user's would have
+    rerun = run_train([*args, "trainer.resume=auto"], cwd=work)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert metrics(job0) == reference
-    assert json.loads((sweep / "1_swiglu-s1" / "summary.json").read_text())["status"] == "completed"
+    assert f"continuing in {sweep}" in rerun.stdout
+    assert "job 0 (0_swiglu-s1): completed before, skipped" in rerun.stdout
+    assert [d.name for d in (work / "multirun" / "sweep").iterdir()] == [sweep.name]
+    assert metrics(sweep / "1_swiglu-s0") == reference
+    assert json.loads((sweep / "1_swiglu-s0" / "summary.json").read_text())["status"] == "completed"
 
 
 def test_an_unreachable_wandb_server_costs_a_sweep_seconds_not_a_minute_per_job(
