@@ -276,6 +276,24 @@ def check_command_line(argv: list[str]) -> Path:
     return planned if first is not None else _planned(None, argv)
 
 
+def wants_dry_run(argv: list[str]) -> bool:
+    """trainer.dry_run=true on the command line."""
+    values = [o.split("=", 1)[1] for o in user_overrides(argv) if o.startswith("trainer.dry_run=")]
+    return bool(values) and values[-1].strip().lower() in ("true", "1", "yes", "on")
+
+
+def job_configs(argv: list[str]) -> list[TrainConfig]:
+    """The typed config of every job the command line runs: one, or each of a sweep's."""
+    overrides, search = user_overrides(argv), search_path_overrides(argv)
+    if not ("-m" in argv or "--multirun" in argv):
+        return [compose_checked(overrides + search)]
+    hydra_keys = [o for o in hydra_overrides(argv) if not o.startswith("hydra.searchpath=")]
+    first = compose_config(override_sets(overrides)[0] + hydra_keys + search, hydra_node=True)
+    params = OmegaConf.select(first, "hydra.sweeper.params")
+    params = OmegaConf.to_container(params) if params is not None else {}
+    return [compose_checked(job + search) for job in tuned.sweep_jobs(params, overrides)]
+
+
 def fail(message: str) -> typing.NoReturn:
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)

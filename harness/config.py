@@ -28,6 +28,7 @@ from ffn_variants.sizing import matched_d_ff
 from harness.data.config import DataConfig
 from harness.data.tokenizer import AUTO, auto_tokenizer, offline_size
 from harness.errors import UserInputError
+from harness.mfu import PEAK_BF16_TFLOPS, table_peak
 
 
 class DType(StrEnum):
@@ -120,9 +121,22 @@ class TrainerConfig:
     keep_checkpoints: int = 2
     resume: str = "auto"  # auto: continue the latest checkpoint in the run dir; never; or a path
     on_nonfinite: OnNonFinite = OnNonFinite.stop
+    # dry_run: print what the run (each job of a sweep) would do and take, then exit 0 having
+    # written nothing; its time at plan_mfu of this machine's measured peak, or of plan_gpu's
+    # datasheet peak (a name of harness.mfu.PEAK_BF16_TFLOPS, e.g. H100)
+    dry_run: bool = False
+    plan_mfu: float = 0.3
+    plan_gpu: str | None = None
 
     def __post_init__(self) -> None:
-        _finite("trainer", self, "tokens_per_param")
+        _finite("trainer", self, "tokens_per_param", "plan_mfu")
+        if not 0 < self.plan_mfu <= 1:
+            raise ValueError(f"trainer.plan_mfu={self.plan_mfu} must be in (0, 1]")
+        if self.plan_gpu is not None and table_peak(self.plan_gpu) is None:
+            raise ValueError(
+                f"trainer.plan_gpu={self.plan_gpu} is not a GPU of the peak table; use one of "
+                f"{', '.join(name for name, _ in PEAK_BF16_TFLOPS)}"
+            )
         _at_least(
             "trainer",
             self,

@@ -25,7 +25,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.cli import INFO_FLAGS, check_command_line, fail, output_key, user_overrides
+from harness.cli import (
+    INFO_FLAGS,
+    check_command_line,
+    fail,
+    job_configs,
+    output_key,
+    user_overrides,
+    wants_dry_run,
+)
 from harness.config import to_train_config
 from harness.diskfull import (
     DISK_FULL_EXIT,
@@ -72,6 +80,8 @@ class TrainCommand:
             if env.main:
                 print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(DISK_FULL_EXIT)
+        if wants_dry_run(argv):
+            dry_run(argv, env.main)
         resumed = resume_target(argv, planned) if env.main else None
         if resumed is not None:
             print(f"trainer.resume=auto: continuing in {resumed}", flush=True)
@@ -162,6 +172,21 @@ class TrainCommand:
 
     def close(self) -> None:
         distributed.shutdown()
+
+
+def dry_run(argv: list[str], main: bool) -> NoReturn:
+    """trainer.dry_run=true: the plan of every job (harness.plan), then exit 0, nothing written."""
+    from harness.plan import print_plans
+
+    try:
+        configs = job_configs(argv)
+        if main:
+            print_plans(configs)
+    except UserInputError as e:
+        if main:
+            fail(str(e))
+        sys.exit(2)
+    sys.exit(0)
 
 
 def where(hc: HydraConfig, multirun: bool) -> Path:

@@ -149,3 +149,31 @@ def test_the_report_states_the_passes_above_one(tmp_path, epochs):
     dest, _ = make_report(root, out=tmp_path / "results", name="r", log=lambda _: None)
     text = (dest / "report.md").read_text()
     assert ("**Repeated data:** runs made up to 2.5 passes" in text) == (epochs > 1)
+
+
+def test_a_dry_run_prints_the_plan_and_writes_no_run_dir(token_cache, tmp_path):
+    """The passes it plans (with the warning) equal what the run then records."""
+    overrides = tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=30)
+    args = [*overrides, "trainer.batch_size=16", f"hydra.run.dir={tmp_path / 'run'}"]
+    first = run_train([*args[:-1], f"hydra.run.dir={tmp_path / 'real'}"])  # builds the cache
+    assert first.returncode == 0, first.stderr[-3000:]
+    recorded = json.loads((tmp_path / "real" / "summary.json").read_text())["data"]["epochs"]
+    proc = run_train([*args, "trainer.dry_run=true"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "run").exists()
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("swiglu-s0:")]
+    assert "30 steps x 512 = 15,360 tokens" in line
+    assert f"{recorded['planned']:.2f} passes" in line and recorded["planned"] > 1
+    assert "warning: swiglu-s0 plans" in proc.stdout and "No run dir was written" in proc.stdout
+
+
+def test_a_sweeps_dry_run_has_a_line_per_job(tmp_path):
+    proc = run_train(
+        ["-m", "ffn=relu,swiglu", "seed=0,1,2", "trainer.dry_run=true", "trainer.plan_gpu=H100"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = [ln.split(":")[0] for ln in proc.stdout.splitlines() if "params (" in ln]
+    assert sorted(jobs) == sorted(f"{v}-s{s}" for v in ("relu", "swiglu") for s in range(3))
+    assert "dry run: 6 job(s)" in proc.stdout and "datasheet: H100" in proc.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -338,6 +338,21 @@ def prepare_tokens(cfg: DataConfig, *, min_tokens: int = 0, progress: bool = Tru
     return data
 
 
+def cached_counts(cfg: DataConfig) -> dict[str, Any] | None:
+    """The token counts of the cache `cfg` would use, if it was built already (its manifest is
+    read, nothing is checked, tokenized or written); None otherwise."""
+    if cfg.tokenizer == AUTO:
+        return None
+    try:
+        files, fmt = resolve_files(cfg) if cfg.source == Source.files else (None, None)
+        manifest = json.loads(
+            (cache_dir_for(cfg, cache_key(cfg, files, fmt)) / "manifest.json").read_text()
+        )
+        return dict(manifest["counts"])
+    except (OSError, ValueError, KeyError, UserInputError):
+        return None
+
+
 def token_bytes(data: TokenData, cfg: DataConfig) -> np.ndarray:
     """The cache's table of UTF-8 bytes per token id; a cache made before it existed gets one
     (or, where the cache cannot be written, the table in memory only)."""

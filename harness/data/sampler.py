@@ -22,6 +22,12 @@ import torch
 from harness.errors import UserInputError
 
 
+def n_windows(n_tokens: int, block_size: int) -> int:
+    """Training windows of block_size tokens in a split of n_tokens (each needs one more, the
+    target after it, whatever the pass's offset): what one pass visits."""
+    return max(1, (n_tokens - block_size) // block_size)
+
+
 def _check_length(tokens: np.ndarray, block_size: int, what: str, fix: str) -> None:
     if len(tokens) < block_size + 1:
         raise UserInputError(
@@ -55,7 +61,7 @@ class BatchSampler:
         self.accum = accum
         # Windows start at offset + k * block_size; the last one needs block_size + 1 tokens
         # whatever the offset (< block_size) is, so n stays the same in every pass.
-        self.n_windows = max(1, (len(tokens) - block_size) // block_size)
+        self.n_windows = n_windows(len(tokens), block_size)
         rank, world_size = shard
         per_rank = batch_size // world_size
         self._rows = slice(rank * per_rank, (rank + 1) * per_rank)
