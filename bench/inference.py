@@ -107,14 +107,18 @@ def decode_tokens(block_size: int) -> int:
 
 
 def decode_s(s: Subject, batch: int, device: torch.device) -> float:
-    """Seconds for decode_tokens() one-token forwards after a short prompt (greedy)."""
-    cache = s.model.new_cache()
+    """Seconds for decode_tokens() one-token steps after a short prompt (greedy): through the
+    KV cache, or, for an FFN that mixes positions, over the whole context each step, as
+    GPT.generate decodes it."""
+    cache = None if s.model.mixes_positions else s.model.new_cache()
     idx = torch.randint(0, s.cfg.model.vocab_size, (batch, DECODE_PROMPT), device=device)
     logits, _ = s.run(idx, cache=cache)
     _sync(device)
     began = time.perf_counter()
     for _ in range(decode_tokens(s.cfg.model.block_size)):
-        logits, _ = s.run(logits[:, -1:].argmax(-1), cache=cache)
+        token = logits[:, -1:].argmax(-1)
+        idx = token if cache is not None else torch.cat([idx, token], dim=1)
+        logits, _ = s.run(idx, cache=cache)
     _sync(device)
     return time.perf_counter() - began
 
