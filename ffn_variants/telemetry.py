@@ -55,9 +55,10 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
         g: torch.stack(torch._foreach_norm(gs)).float().square().sum() if gs else torch.zeros(())
         for g, gs in groups.items()
     }
-    out = {f"grad_norm/{g}": s.sqrt().item() for g, s in squares.items()}
-    out["grad_norm/total"] = torch.stack(list(squares.values())).sum().sqrt().item()
-    return out
+    total = torch.stack(list(squares.values())).sum()
+    values = torch.stack([*squares.values(), total]).sqrt().tolist()  # one sync for all
+    names = [f"grad_norm/{g}" for g in squares] + ["grad_norm/total"]
+    return dict(zip(names, values, strict=True))
 
 
 STAT_NAMES = ("mean", "std", "rms", "absmax", "frac_zero")
@@ -81,9 +82,8 @@ def excess_kurtosis(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
-    """mean, std, rms, max |x| and the fraction of |x| < NEAR_ZERO, in float32; with `tail`,
-    also the excess kurtosis ("kurtosis")."""
+def stat_tensor(x: torch.Tensor, tail: bool = False) -> tuple[tuple[str, ...], torch.Tensor]:
+    """tensor_stats' names and values, the values still on x's device (no sync)."""
     x = x.detach().float()
     parts = [
         x.mean(),
@@ -96,7 +96,14 @@ def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
     if tail:
         parts.append(excess_kurtosis(x))
         names = (*names, "kurtosis")
-    return dict(zip(names, torch.stack(parts).tolist(), strict=True))
+    return names, torch.stack(parts)
+
+
+def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
+    """mean, std, rms, max |x| and the fraction of |x| < NEAR_ZERO, in float32; with `tail`,
+    also the excess kurtosis ("kurtosis")."""
+    names, values = stat_tensor(x, tail)
+    return dict(zip(names, values.tolist(), strict=True))
 
 
 def output_projection(ffn: nn.Module) -> nn.Module | None:
@@ -136,13 +143,21 @@ def gate_value_alignment(ffn: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
+def weight_stat_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """act/L<i>/gate_value/alignment of every gated FFN layer, on the device."""
+    return {
+        f"act/L{i}/gate_value/alignment": gate_value_alignment(f)
+        for i, f in enumerate(ffn_layers(model))
+        if is_gated(f)
+    }
+
+
 def weight_stats(model: nn.Module) -> dict[str, float]:
     """act/L<i>/gate_value/alignment of every gated FFN layer (nothing for dense ones)."""
-    gated = [(i, f) for i, f in enumerate(ffn_layers(model)) if is_gated(f)]
-    if not gated:
+    pending = weight_stat_tensors(model)
+    if not pending:
         return {}
-    values = torch.stack([gate_value_alignment(f) for _, f in gated]).tolist()
-    return {f"act/L{i}/gate_value/alignment": v for (i, _), v in zip(gated, values, strict=True)}
+    return dict(zip(pending, torch.stack(list(pending.values())).tolist(), strict=True))
 
 
 def ffn_layers(model: nn.Module) -> list[nn.Module]:
@@ -159,7 +174,9 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
     weights as they are on entry) "act/L0/gate_value/alignment"; the hooks are removed when the
     context ends.
     """
-    stats: dict[str, float] = weight_stats(model)
+    stats: dict[str, float] = {}
+    # Statistics stay on the device until the context ends, then come to the host in one sync.
+    pending: dict[str, torch.Tensor] = dict(weight_stat_tensors(model))
     handles = []
     for i, ffn in enumerate(ffn_layers(model)):
         gated = is_gated(ffn)
@@ -170,8 +187,10 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
                 activate = getattr(ffn, "gate_activation", None)
                 parts = {"gate": activate(gate) if callable(activate) else gate, "value": value}
                 for part, tensor in parts.items():
-                    for k, v in tensor_stats(tensor).items():
-                        stats[f"act/L{i}/{part}/{k}"] = v
+                    names, values = stat_tensor(tensor)
+                    pending.update(
+                        {f"act/L{i}/{part}/{k}": v for k, v in zip(names, values, strict=True)}
+                    )
 
             handles.append(ffn.w_in.register_forward_hook(on_projection))
         projection = output_projection(ffn)
@@ -180,8 +199,8 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
         part = "product" if gated else "act"
 
         def on_hidden(_module, inputs, i=i, part=part):
-            for k, v in tensor_stats(inputs[0], tail=True).items():
-                stats[f"act/L{i}/{part}/{k}"] = v
+            names, values = stat_tensor(inputs[0], tail=True)
+            pending.update({f"act/L{i}/{part}/{k}": v for k, v in zip(names, values, strict=True)})
 
         handles.append(projection.register_forward_pre_hook(on_hidden))
     try:
@@ -189,3 +208,6 @@ def activation_stats(model: nn.Module) -> Iterator[dict[str, float]]:
     finally:
         for h in handles:
             h.remove()
+        if pending:
+            values = torch.stack([v.float() for v in pending.values()]).tolist()
+            stats.update(zip(pending, values, strict=True))

@@ -35,7 +35,13 @@ from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
-from harness.data import BatchSampler, EvalWindows, held_out_slices, prepare_tokens
+from harness.data import (
+    BatchSampler,
+    DeviceBatches,
+    EvalWindows,
+    held_out_slices,
+    prepare_tokens,
+)
 from harness.data.bpb import bits_per_byte, nats_and_bytes
 from harness.data.tokenizer import TRUNCATED, get_encoding
 from harness.diskfull import (
@@ -49,6 +55,7 @@ from harness.diskfull import (
 from harness.errors import UserInputError, one_line
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
+from harness.nonfinite import NonFiniteGuard, NonFiniteNote
 from harness.preemption import Preempted, PreemptionFlag
 from harness.runtime import (
     autocast,
@@ -129,6 +136,7 @@ class Trainer:
         self.train_batches = BatchSampler(
             data.train, t.batch_size, m.block_size, self.cfg.seed, shard, t.grad_accum
         )
+        self.batches = DeviceBatches(self.train_batches, self.device, t.grad_accum)
         eval_slice = self.cfg.data.eval_slice
         self.val_windows = EvalWindows(
             held_out_slices(data.val)[eval_slice],
@@ -174,7 +182,16 @@ class Trainer:
         self.forward = self.ddp or self.model
         if t.compile:
             self.forward = torch.compile(self.forward)
-        self.optimizer = make_optimizer(self.model, self.cfg.optim, self.device.type == "cuda")
+        # Fused AdamW skips a non-finite step on the device (found_inf): on CUDA always, and on
+        # a CPU where steps are to be skipped (trainer.on_nonfinite=skip); elsewhere such a step
+        # stops the run at the next read (harness.nonfinite), before any checkpoint.
+        fused = self.device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip
+        self.optimizer = make_optimizer(self.model, self.cfg.optim, fused)
+        self.fused_optimizer = fused
+        self.nonfinite = NonFiniteGuard(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        self.loss = torch.full((), math.nan, device=self.device)  # the last step's, on device
 
     def initial_summary(self) -> RunSummary:
         c = self.cfg
@@ -202,6 +219,7 @@ class Trainer:
     def train(self) -> RunSummary:
         """Train to trainer.max_steps, from the checkpoint trainer.resume names if any."""
         resumed = self.resume()
+        self.nonfinite.count.fill_(self.state.skipped_steps)
         try:
             self.open_logs(resumed)
         except OSError as e:
@@ -258,7 +276,11 @@ class Trainer:
             raise Preempted(signum, self.state.step)
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing)."""
+        """One optimizer step over grad_accum micro-batches; returns what to log (maybe nothing).
+
+        A step that does not log never waits for the device: its loss, gradient norm and
+        non-finite check stay there until a step that logs (or evaluates, or checkpoints) reads
+        them."""
         s = self.state
         lr = lr_at(s.step, self.cfg.optim, self.max_steps)
         for group in self.optimizer.param_groups:
@@ -266,15 +288,25 @@ class Trainer:
         log_now = (s.step + 1) % self.cfg.trainer.log_interval == 0 or s.step == 0
         activations = self.forward_backward(watch=log_now)
         norms = grad_norms(self.model) if log_now else {}
-        skipped = not self.optimizer_step()
+        self.optimizer_step()
         s.step += 1
         s.tokens += self.tokens_per_step
         self.throughput.add(self.tokens_per_step)
         self.bar.update(1)
         if not log_now:
-            return {"train/skipped_steps": s.skipped_steps} if skipped else {}
+            return {}
+        self.read_device_state()
         record = {"train/loss": s.train_loss, "train/lr": lr, **self.window_rate()}
         return {**record, "train/skipped_steps": s.skipped_steps, **norms, **activations}
+
+    def read_device_state(self) -> None:
+        """The host's copy of the last step's loss and of the non-finite note (one sync); a
+        non-finite step stops the run here (trainer.on_nonfinite=stop) or is counted (skip)."""
+        s = self.state
+        s.train_loss = self.loss.item()
+        note = self.nonfinite.read()
+        if note.count > s.skipped_steps:
+            self.handle_nonfinite(note)
 
     def window_rate(self) -> dict[str, float]:
         """tokens/s and MFU of the training steps since the last log (none for the warm-up
@@ -303,12 +335,12 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         stats: dict[str, float] = {}
         for micro in range(accum):
-            batch = self.train_batches.get(s.step, micro)
-            x, y = (b.to(self.device, non_blocking=True) for b in batch)
+            x, y = self.batches.get(s.step, micro)
             hooks = contextlib.nullcontext()
             if watch and micro == 0 and self.dist.main:
                 if self.cfg.trainer.compile:
-                    stats.update(self.eager_activation_stats(x, y))
+                    with self.throughput.paused():  # a second forward: not training time
+                        stats.update(self.eager_activation_stats(x, y))
                 else:
                     hooks = activation_stats(self.model)
             # Gradients are averaged over processes once, after the last micro-batch.
@@ -320,7 +352,7 @@ class Trainer:
             with sync:
                 (loss / accum).backward()
             loss_sum += loss.detach()
-        s.train_loss = distributed.mean(loss_sum / accum).item()
+        self.loss = distributed.mean(loss_sum / accum)  # stays on the device
         return stats
 
     @torch.no_grad()
@@ -336,40 +368,36 @@ class Trainer:
                 self.model(x, y)
         return dict(recorded)
 
-    def optimizer_step(self) -> bool:
-        """Clip and apply the gradients; False if they were non-finite and the step was skipped."""
+    def optimizer_step(self) -> None:
+        """Clip and apply the gradients, noting on the device whether they were finite; a fused
+        optimizer skips a non-finite step there (harness.nonfinite)."""
         clip = self.cfg.optim.grad_clip or math.inf
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        total_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        finite = math.isfinite(self.state.train_loss) and torch.isfinite(total_norm).item()
-        if finite:
-            self.optimizer.step()
-        else:
-            self.handle_nonfinite()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norms = torch.stack(torch._foreach_norm(grads))  # as get_total_norm takes them
+        total = torch.linalg.vector_norm(norms)
+        skip = self.nonfinite.note(norms, total, self.state.step)
+        torch.nn.utils.clip_grads_with_norm_(self.params, clip, total, foreach=True)
+        if self.fused_optimizer:
+            self.optimizer.found_inf = skip
+        self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return finite
 
-    def handle_nonfinite(self) -> None:
-        """trainer.on_nonfinite: stop (NonFiniteError) or count the step as skipped."""
-        step = self.state.step
-        layer = next(
-            (
-                n
-                for n, p in self.model.named_parameters()
-                if p.grad is not None and not torch.isfinite(p.grad).all()
-            ),
-            "none (the loss itself)",
-        )
+    def handle_nonfinite(self, note: NonFiniteNote) -> None:
+        """trainer.on_nonfinite: stop (NonFiniteError) or count the steps skipped since the last
+        read."""
+        names, i = self.param_names, note.first_param
+        layer = names[i] if 0 <= i < len(names) else "none (the loss itself)"
         if self.cfg.trainer.on_nonfinite == OnNonFinite.stop:
             raise NonFiniteError(
-                f"non-finite loss or gradient at step {step}; first non-finite gradient: "
-                f"{layer}; the last good checkpoint is kept (trainer.on_nonfinite=skip skips "
-                "such steps instead)"
+                f"non-finite loss or gradient at step {note.first_step}; first non-finite "
+                f"gradient: {layer}; the last good checkpoint is kept "
+                "(trainer.on_nonfinite=skip skips such steps instead)"
             )
-        self.state.skipped_steps += 1
+        new = note.count - self.state.skipped_steps
+        self.state.skipped_steps = note.count
         warn(
-            f"non-finite loss/gradient at step {step} (first layer: {layer}); step skipped "
-            f"({self.state.skipped_steps} so far)"
+            f"non-finite loss/gradient in {new} step(s) before step {self.state.step} (the first "
+            f"ever at step {note.first_step}, layer {layer}); skipped ({note.count} so far)"
         )
 
     @torch.no_grad()
@@ -380,6 +408,7 @@ class Trainer:
         it in the next step's gradient all-reduce.
         """
         s = self.state
+        self.read_device_state()  # no evaluation of weights a non-finite step reached
         if not self.dist.main:
             return
         began = time.perf_counter()
@@ -437,6 +466,7 @@ class Trainer:
         t = self.cfg.trainer
         if not t.checkpoint:
             return
+        self.read_device_state()  # never a checkpoint after a non-finite step (stop)
         state = self.state_dict()  # a collective: every rank's RNG state
         if self.dist.main:
             path = save_checkpoint(

@@ -5,11 +5,12 @@ from harness.data import DataConfig, prepare_tokens, BatchSampler
 
 from harness.data.cache import TokenData, prepare_tokens
 from harness.data.config import DataConfig, Format, Source
-from harness.data.sampler import BatchSampler, EvalWindows, held_out_slices
+from harness.data.sampler import BatchSampler, DeviceBatches, EvalWindows, held_out_slices
 
 __all__ = [
     "BatchSampler",
     "DataConfig",
+    "DeviceBatches",
     "EvalWindows",
     "Format",
     "Source",

@@ -102,6 +102,32 @@ class BatchSampler:
         return window[:, :-1].contiguous(), window[:, 1:].contiguous()
 
 
+class DeviceBatches:
+    """The sampler's batches on the training device. On CUDA each comes from pinned memory with
+    a non-blocking copy, and the next (step, micro_step) is drawn and copied ahead while the
+    current one trains; elsewhere the sampler's tensors are used as they are."""
+
+    def __init__(self, sampler: BatchSampler, device: torch.device, accum: int) -> None:
+        self.sampler, self.device, self.accum = sampler, device, accum
+        self._ahead: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _copy(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.sampler.get(step, micro)
+        return (
+            x.pin_memory().to(self.device, non_blocking=True),
+            y.pin_memory().to(self.device, non_blocking=True),
+        )
+
+    def get(self, step: int, micro_step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.device.type != "cuda":
+            return self.sampler.get(step, micro_step)
+        key = (step, micro_step)
+        batch = self._ahead[1] if self._ahead and self._ahead[0] == key else self._copy(*key)
+        following = (step, micro_step + 1) if micro_step + 1 < self.accum else (step + 1, 0)
+        self._ahead = (following, self._copy(*following))
+        return batch
+
+
 class EvalWindows:
     """A held-out slice read once from its start in non-overlapping windows, up to `max_tokens`
     (input tokens); batches of up to `batch_size` windows, in the same order every time."""
