@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ffn_variants.counting import count_flops
+from ffn_variants.loss import LossImpl, linear_cross_entropy, use_fused
 from ffn_variants.probe import probe_ffn
 from ffn_variants.registry import (
     Impl,
@@ -57,6 +58,9 @@ class GPTConfig:
     dropout: float = 0.0
     rope_base: float = 10000.0
     norm_eps: float = 1e-6
+    # The training loss (logits not returned): fused linear cross-entropy on CUDA (auto), or
+    # plain (ffn_variants.loss)
+    loss_impl: LossImpl = LossImpl.auto
 
     def __post_init__(self) -> None:
         """ValueError naming the fix for a shape that cannot work."""
@@ -264,9 +268,12 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits (and the loss, given targets) of idx [B, T]. With a cache, idx continues the
-        tokens the cache holds: positions start where they stopped, and the cache advances."""
+        tokens the cache holds: positions start where they stopped, and the cache advances.
+        With targets and return_logits=False (training): (None, the loss), computed without
+        materialising the logits where model.loss_impl allows (ffn_variants.loss)."""
         T = idx.size(1)
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.block_size:
@@ -282,7 +289,11 @@ class GPT(nn.Module):
             x = block(x, kv, start, self.cfg.block_size)
         if cache is not None:
             cache.length += T
-        logits = self.lm_head(self.norm_out(x))
+        hidden = self.norm_out(x)
+        if targets is not None and not return_logits:  # training: the loss alone
+            fused = use_fused(self.cfg.loss_impl, hidden.device)
+            return None, linear_cross_entropy(hidden, self.lm_head.weight, targets, fused)
+        logits = self.lm_head(hidden)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))

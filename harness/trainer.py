@@ -347,7 +347,7 @@ class Trainer:
             last = micro == accum - 1
             sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
             with hooks as recorded, sync, self.autocast:
-                _, loss = self.forward(x, y)
+                _, loss = self.forward(x, y, return_logits=False)
             stats.update(recorded or {})
             with sync:
                 (loss / accum).backward()
@@ -365,7 +365,7 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), self.autocast:
             with activation_stats(self.model) as recorded:
-                self.model(x, y)
+                self.model(x, y, return_logits=False)
         return dict(recorded)
 
     def optimizer_step(self) -> None:
