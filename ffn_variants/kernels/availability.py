@@ -5,6 +5,7 @@ No Triton import here, so this module (and everything that asks it) imports ever
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -23,11 +24,13 @@ def _find_triton() -> bool:
 HAS_TRITON = _find_triton()
 
 
+@functools.cache
 def kernels_interpreted() -> bool:
     """True if the kernels were built for Triton's interpreter (TRITON_INTERPRET=1 at import).
 
     Triton picks compiled vs interpreted when `@triton.jit` runs, i.e. when the kernel module is
-    first imported; setting the variable later does not change these kernels.
+    first imported; setting the variable later does not change these kernels, so the answer is
+    kept.
     """
     if not HAS_TRITON:
         return False

@@ -27,7 +27,7 @@ PyTorch custom ops with autograd.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 from typing import Any
 
@@ -214,6 +214,7 @@ def built_for_interpreter() -> bool:
     return not isinstance(_gated_fwd_kernel, triton.runtime.JITFunction)
 
 
+@functools.lru_cache(maxsize=4096)
 def _tile_config(n_rows: int, n_cols: int) -> tuple[int, int, int]:
     """(BLOCK_R, BLOCK_C, num_warps) for a [n_rows, n_cols] problem.
 
@@ -256,12 +257,30 @@ def rows_view(x: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, bool]:
         return x.reshape(n_rows, n_cols), True
 
 
-def alignment(n_cols: int, tensors: tuple[torch.Tensor, ...]) -> int:
-    """ALIGN: the largest power of two, up to 16 bytes of elements, dividing F and each stride."""
-    align = _VECTOR_BYTES // tensors[0].element_size()
-    while align > 1 and any(v % align for v in (n_cols, *(t.stride(0) for t in tensors))):
+@functools.lru_cache(maxsize=4096)
+def _static_config(
+    n_rows: int, n_cols: int, strides: tuple[int, ...], dtype: torch.dtype, activation: str
+) -> tuple[tuple[int, int], tuple[int, ...], dict[str, Any]]:
+    """The launch's grid, integer arguments and keywords: a function of the shape, the row
+    strides, the dtype and the activation, so worked out once per combination (not per call)."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    align = _VECTOR_BYTES // itemsize
+    while align > 1 and any(v % align for v in (n_cols, *strides)):
         align //= 2
-    return align
+    block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
+    grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
+    scalars = (n_rows, n_cols // align, *(s // align for s in strides))
+    kwargs = dict(
+        ACTIVATION=activation,
+        COMPUTE_DTYPE=_COMPUTE_DTYPES[dtype],
+        ERFC=not built_for_interpreter(),
+        ALIGN=align,
+        BLOCK_R=block_r,
+        BLOCK_C=block_c,
+        num_warps=num_warps,
+        enable_fp_fusion=FP_FUSION,
+    )
+    return grid, scalars, kwargs
 
 
 def launch_config(
@@ -273,35 +292,23 @@ def launch_config(
     Also what bench/kernel_ptx.py compiles ahead of time: the exact launch a GPU would see.
     """
     n_rows, n_cols = tensors[0].shape
-    align = alignment(n_cols, tensors)
-    block_r, block_c, num_warps = _tile_config(n_rows, n_cols)
-    grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
-    args = (*tensors, n_rows, n_cols // align, *(t.stride(0) // align for t in tensors))
-    kwargs = dict(
-        ACTIVATION=activation,
-        COMPUTE_DTYPE=_COMPUTE_DTYPES[tensors[0].dtype],
-        ERFC=not built_for_interpreter(),
-        ALIGN=align,
-        BLOCK_R=block_r,
-        BLOCK_C=block_c,
-        num_warps=num_warps,
-        enable_fp_fusion=FP_FUSION,
-    )
-    return grid, args, kwargs
-
-
-def _device_guard(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    # Triton launches on the current CUDA device; make it the tensors' device.
-    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    strides = tuple(t.stride(0) for t in tensors)
+    grid, scalars, kwargs = _static_config(n_rows, n_cols, strides, tensors[0].dtype, activation)
+    return grid, (*tensors, *scalars), dict(kwargs)
 
 
 def _launch(kernel: Any, tensors: tuple[torch.Tensor, ...], activation: str) -> None:
-    if tensors[0].numel() == 0:
+    first = tensors[0]
+    if first.numel() == 0:
         return
     grid, args, kwargs = launch_config(kernel, tensors, activation)
     if built_for_interpreter():
         kwargs.pop("enable_fp_fusion")  # a compiler option: the interpreter has no compiler
-    with _device_guard(tensors[0]):
+    # Triton launches on the current CUDA device: switch only when the tensors are elsewhere.
+    if first.is_cuda and first.device.index != torch.cuda.current_device():
+        with torch.cuda.device(first.device):
+            kernel[grid](*args, **kwargs)
+    else:
         kernel[grid](*args, **kwargs)
 
 
