@@ -134,7 +134,7 @@ def enter_launch_dir(sweep_config: DictConfig) -> None:
         raise UnsharedDir(
             f"the sweep dir {sweep_dir} is not on this node ({os.uname().nodename}): launch the "
             "sweep from a directory on a filesystem every node mounts at the same path "
-            "(docs/sweeps.md, Ray: what the cluster needs)"
+            "(docs/launchers.md, Ray: what the cluster needs)"
         )
     os.chdir(launch_dir)
     if str(launch_dir) not in sys.path:
