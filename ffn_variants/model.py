@@ -102,6 +102,9 @@ class FFNSpec:
         check_dropout("ffn.dropout", self.dropout)
         # ValueError naming the problem: unknown name, bad target, signature or option.
         factory_options(self.variant(), self.bias, self.dropout, self.impl)
+        if Impl(self.impl) == Impl.quack:  # an activation QuACK has no epilogue for: refused now
+            with torch.device("meta"):
+                build_ffn(self.variant(), 8, 8, bias=self.bias, impl=Impl.quack)
 
     def variant(self) -> Variant:
         if self.target is None:

@@ -36,6 +36,9 @@ class Impl(StrEnum):
     triton = "triton"  # the fused Triton kernel, forward and backward
     torch = "torch"  # plain PyTorch
     compile = "compile"  # torch.compile of the plain PyTorch function (or the whole module)
+    quack = (
+        "quack"  # QuACK's GEMM with the activation in its epilogue (SM90+; ffn_variants.quack_ffn)
+    )
 
 
 OPTION_DEFAULTS: dict[str, Any] = {"bias": False, "dropout": 0.0, "impl": Impl.auto}
@@ -193,11 +196,11 @@ def factory_options(variant: Variant, bias: bool, dropout: float, impl: Impl | s
             continue  # the variant fixes it itself
         if var_kw or key in names:
             options[key] = value
-        elif key == "impl" and value != Impl.triton:
+        elif key == "impl" and value not in (Impl.triton, Impl.quack):
             continue  # auto and torch are what the module does anyway; compile: build_ffn
         elif key == "impl":
             raise ValueError(
-                "ffn.impl=triton: the fused Triton op is for the built-in gated activations, and "
+                f"ffn.impl={value}: the fused kernels are for the built-in activations, and "
                 f"{variant.source} (ffn '{variant.name}') takes no 'impl'; use ffn.impl=compile "
                 "(torch.compile of any module) or auto"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ffn_variants import quack_ffn
 from ffn_variants.activations import LEARNED_ACTIVATIONS, gated_torch_packed, get_activation
 from ffn_variants.registry import VARIANTS, Impl, build_ffn, get_variant, register_ffn
 
@@ -37,6 +38,8 @@ class DenseFFN(nn.Module):
     ) -> None:
         super().__init__()
         self.activation = activation
+        self.impl = Impl(impl)
+        self.quack_act = _quack_activation(activation, self.impl, gated=False)
         learned = LEARNED_ACTIVATIONS.get(activation)
         self.act = learned() if learned is not None else get_activation(activation)
         if Impl(impl) == Impl.compile:
@@ -49,7 +52,23 @@ class DenseFFN(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quack_act is not None:
+            return self.dropout(quack_ffn.dense_ffn(x, self.w_in, self.w_out, self.quack_act))
         return self.dropout(self.w_out(self.act(self.w_in(x))))
+
+
+def _quack_activation(activation: str, impl: Impl, gated: bool) -> str | None:
+    """QuACK's name of the activation under impl=quack (None otherwise); ValueError where QuACK
+    has no such epilogue."""
+    if impl != Impl.quack:
+        return None
+    name = quack_ffn.quack_activation(activation, gated)
+    if name is None:
+        raise ValueError(
+            f"ffn.impl=quack has no epilogue for this variant's activation ({activation}); it "
+            f"runs {quack_ffn.supported()}: use ffn.impl=triton or auto"
+        )
+    return name
 
 
 class GatedFFN(nn.Module):
@@ -72,6 +91,7 @@ class GatedFFN(nn.Module):
         super().__init__()
         self.activation = activation
         self.impl = Impl(impl)
+        self.quack_act = _quack_activation(activation, self.impl, gated=True)
         self.d_ff = d_ff
         self.w_in = nn.Linear(d_model, 2 * d_ff, bias=bias)
         self.w_out = nn.Linear(d_ff, d_model, bias=bias)
@@ -124,6 +144,8 @@ class GatedFFN(nn.Module):
         return gated_torch_packed(packed, self.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quack_act is not None:  # the up-projection and act(gate) * value: one GEMM
+            return self.dropout(quack_ffn.gated_ffn(x, self.w_in, self.w_out, self.quack_act))
         return self.dropout(self.w_out(self.gated(self.w_in(x))))
 
 

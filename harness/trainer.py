@@ -31,6 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ffn_variants.model import GPT
+from ffn_variants.quack_ffn import unavailable as quack_unavailable
+from ffn_variants.registry import Impl
 from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
@@ -169,6 +171,8 @@ class Trainer:
 
     def setup_model(self) -> None:
         t, m = self.cfg.trainer, self.cfg.model
+        if self.cfg.ffn.impl == Impl.quack and (why := quack_unavailable(self.device)):
+            raise UserInputError(why)
         self.model = GPT(m, self.cfg.ffn).to(self.device)
         if self.model.d_ff % m.multiple_of:
             warn(

@@ -335,3 +335,23 @@ def test_the_docs_example_runs_as_written(token_cache, tmp_path):
     code = f"import sys; sys.path.insert(0, {str(work)!r})\n{python_snippet}\nprint(d_ff)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and out.stdout.split()[-1] == "2048", out.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["ffn=swiglu", "ffn.impl=quack"], "ffn.impl=quack runs on CUDA GPUs of compute"),
+        (["ffn=geglu", "ffn.impl=quack"], "ffn.impl=quack has no epilogue for this variant"),
+        (["ffn=polynorm", "ffn.impl=quack"], "ffn.impl=quack: the fused kernels are for the"),
+    ],
+    ids=["no-gpu", "unsupported-activation", "no-impl"],
+)
+def test_impl_quack_where_it_cannot_run_is_one_line_exit_2(
+    overrides, message, token_cache, tmp_path
+):
+    args = [*overrides, *tiny_overrides(fresh_cache(token_cache, tmp_path / "cache"), steps=2)]
+    proc = run_train([*args, "hydra.run.dir=out/run"], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

@@ -94,3 +94,31 @@ def test_polynorm_equals_liger_kernel_polynorm():
     expected.backward(grad)
     assert rel_err(x.grad, x2.grad) < 1e-4
     assert rel_err(ours.weight.grad, liger.weight.grad) < 1e-4
+
+
+def _quack_ready() -> bool:
+    from ffn_variants.quack_ffn import unavailable
+
+    return torch.cuda.is_available() and unavailable(torch.device("cuda")) is None
+
+
+@pytest.mark.skipif(not _quack_ready(), reason="ffn.impl=quack: an SM90+ GPU and quack-kernels")
+@pytest.mark.parametrize("name", ["swiglu", "reglu", "glu", "relu", "relu2", "swish"])
+def test_quack_ffn_matches_a_float64_reference(name):
+    """The single-pass gated GEMM (bf16) against the same weights in float64: output and every
+    gradient, relative to their norms."""
+    torch.manual_seed(0)
+    ffn = build_ffn(name, 768, 2048 if name in GATED else 3072, impl="quack").cuda()
+    reference = build_ffn(name, 768, ffn.w_out.in_features, impl="torch").cuda().double()
+    reference.load_state_dict(ffn.state_dict())
+    x = torch.randn(2, 999, 768, device="cuda")
+    x64 = x.double().requires_grad_()
+    x = x.requires_grad_()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = ffn(x)
+    expected = reference(x64)
+    grads = torch.autograd.grad(out.float().square().mean(), [x, *ffn.parameters()])
+    expected_grads = torch.autograd.grad(expected.square().mean(), [x64, *reference.parameters()])
+    assert rel_err(out, expected) < GRAD_REL
+    for g, e in zip(grads, expected_grads, strict=True):
+        assert e.norm() > 0 and rel_err(g, e) < GRAD_REL
