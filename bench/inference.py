@@ -7,7 +7,9 @@ One process builds every (variant, model size) of the experiment's sweep (as ben
 does), in inference: eval mode under torch.inference_mode(), bf16 weights on CUDA (float32 on a
 CPU), `ffn.impl` as the sweep sets it (on CUDA `auto` is the fused Triton op, forward only: under
 inference mode nothing is saved for a backward). Each is measured eager and compiled
-(torch.compile, dynamic shapes), after a warm-up, interleaved round by round so that drift of the
+(compiled: torch.compile over a fixed-shape KV cache, GPT.new_static_cache, so that every decode
+step has one shape; on CUDA mode="reduce-overhead", which replays each step as a CUDA graph, as
+gpt-fast serves), after a warm-up, interleaved round by round so that drift of the
 machine is shared by all:
   - prefill: one forward over a prompt of block_size/4 tokens ("short") and of block_size/2
     ("long"), batch 1, filling the KV cache, in ms;
@@ -37,13 +39,15 @@ from typing import Any
 
 import torch
 
-from bench.throughput import _load, _quantile, _sync, configs, machine
-from ffn_variants.model import GPT
+from bench.throughput import configs, machine
+from bench.timing import load_average, quartile, synchronize
+from ffn_variants.model import GPT, StaticKVCache
 from harness.cli import fail
 from harness.config import TrainConfig
 from harness.errors import UserInputError
 from harness.json_safe import dumps
 from harness.runtime import pick_device
+from sweep.serving import ratios
 
 DECODE_TOKENS = 32
 DECODE_PROMPT = 8
@@ -87,17 +91,42 @@ def build(cfg: TrainConfig, mode: str, device: torch.device) -> Subject:
     model = GPT(cfg.model, cfg.ffn).to(device).eval()
     if device.type == "cuda":
         model = model.to(torch.bfloat16)
-    run = torch.compile(model, dynamic=True) if mode == "compiled" else model
+    if mode == "compiled":
+        # CUDA graphs on a GPU (launches are what a small model's decode step costs there)
+        graphs = "reduce-overhead" if device.type == "cuda" else "default"
+        run = torch.compile(model, mode=graphs, dynamic=False)
+    else:
+        run = model
     return Subject(cfg, mode, model, run)
+
+
+def uses_static_cache(s: Subject) -> bool:
+    """Compiled decoding runs over the fixed-shape cache; an FFN that mixes positions cannot be
+    decoded through any cache (GPT.generate recomputes its context)."""
+    return s.mode == "compiled" and not s.model.mixes_positions
+
+
+def step(s: Subject, idx: torch.Tensor, cache: Any, at: int) -> torch.Tensor:
+    """The logits of idx [B, T] at positions at..at+T-1 through `cache` (None: no cache)."""
+    if isinstance(cache, StaticKVCache):
+        positions = torch.arange(at, at + idx.size(1), device=idx.device)
+        return s.run(idx, cache=cache, positions=positions)[0]
+    return s.run(idx, cache=cache)[0]
+
+
+def new_cache(s: Subject) -> Any:
+    if s.model.mixes_positions:
+        return None
+    return s.model.new_static_cache() if uses_static_cache(s) else s.model.new_cache()
 
 
 def prefill_s(s: Subject, length: int, device: torch.device) -> float:
     idx = torch.randint(0, s.cfg.model.vocab_size, (1, length), device=device)
-    cache = s.model.new_cache()
-    _sync(device)
+    cache = new_cache(s)
+    synchronize(device)
     began = time.perf_counter()
-    s.run(idx, cache=cache)
-    _sync(device)
+    step(s, idx, cache, 0)
+    synchronize(device)
     return time.perf_counter() - began
 
 
@@ -110,16 +139,16 @@ def decode_s(s: Subject, batch: int, device: torch.device) -> float:
     """Seconds for decode_tokens() one-token steps after a short prompt (greedy): through the
     KV cache, or, for an FFN that mixes positions, over the whole context each step, as
     GPT.generate decodes it."""
-    cache = None if s.model.mixes_positions else s.model.new_cache()
+    cache = new_cache(s)
     idx = torch.randint(0, s.cfg.model.vocab_size, (batch, DECODE_PROMPT), device=device)
-    logits, _ = s.run(idx, cache=cache)
-    _sync(device)
+    logits = step(s, idx, cache, 0)
+    synchronize(device)
     began = time.perf_counter()
-    for _ in range(decode_tokens(s.cfg.model.block_size)):
+    for t in range(decode_tokens(s.cfg.model.block_size)):
         token = logits[:, -1:].argmax(-1)
         idx = token if cache is not None else torch.cat([idx, token], dim=1)
-        logits, _ = s.run(idx, cache=cache)
-    _sync(device)
+        logits = step(s, idx, cache, DECODE_PROMPT + t if cache is not None else 0)
+    synchronize(device)
     return time.perf_counter() - began
 
 
@@ -166,7 +195,7 @@ def summarise(s: Subject) -> dict[str, Any]:
     for name, values in s.times.items():
         median = statistics.median(values)
         out[name] = median
-        out[f"{name}_spread"] = (_quantile(values, 0.75) - _quantile(values, 0.25)) / median
+        out[f"{name}_spread"] = (quartile(values, 0.75) - quartile(values, 0.25)) / median
     return out
 
 
@@ -182,7 +211,7 @@ def measure(
         torch._dynamo.config.accumulated_recompile_limit = max(
             torch._dynamo.config.accumulated_recompile_limit, 4 * limit
         )
-    load_before = _load()
+    load_before = load_average()
     subjects = []
     for cfg in cfgs:
         for mode in modes:
@@ -211,32 +240,9 @@ def measure(
         "decode_tokens": DECODE_TOKENS,
         "decode_batch": DECODE_BATCH,
         "load_average_before": load_before,
-        "load_average_after": _load(),
+        "load_average_after": load_average(),
         "results": [summarise(s) for s in subjects],
     }
-
-
-def ratios(result: dict[str, Any], baseline: str) -> list[dict[str, Any]]:
-    """Each row's prefill time and decode rate as ratios to `baseline`'s (same size and mode):
-    prefill < 1 and decode > 1 are cheaper to serve than the baseline."""
-    rows = [r for r in result["results"] if not r.get("error")]
-    base = {(r["model"], r["mode"]): r for r in rows if r["variant"] == baseline}
-    out = []
-    for r in rows:
-        b = base.get((r["model"], r["mode"]))
-        if b is None:
-            continue
-        keys = [k for k in r if k.startswith(("prefill_", "decode_")) and not k.endswith("spread")]
-        out.append(
-            {
-                "variant": r["variant"],
-                "model": r["model"],
-                "mode": r["mode"],
-                **{k: r[k] / b[k] for k in keys if b.get(k)},
-                **{f"{k}_spread": r.get(f"{k}_spread") for k in keys},
-            }
-        )
-    return out
 
 
 def to_markdown(result: dict[str, Any], baseline: str) -> str:

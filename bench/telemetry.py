@@ -20,17 +20,13 @@ from pathlib import Path
 
 import torch
 
+from bench.timing import synchronize
 from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats, grad_norms
 from harness.cli import compose_checked, fail
 from harness.config import TrainConfig
 from harness.errors import UserInputError
 from harness.runtime import autocast, make_optimizer, pick_device
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(cfg: TrainConfig, steps: int) -> dict:
@@ -42,7 +38,7 @@ def measure(cfg: TrainConfig, steps: int) -> dict:
     x = torch.randint(0, 50257, shape, device=device)
 
     def step(with_telemetry: bool) -> float:
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         hooks = activation_stats(model) if with_telemetry else nullcontext({})
         with hooks, precision:
@@ -53,7 +49,7 @@ def measure(cfg: TrainConfig, steps: int) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        _sync(device)
+        synchronize(device)
         return time.perf_counter() - start
 
     for _ in range(3):  # warm-up: allocator, kernels, first-use costs

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from bench.timing import load_average, quartile, synchronize
 from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats, grad_norms
 from harness.cli import compose_checked, compose_config, fail, override_sets
@@ -59,11 +60,6 @@ def configs(overrides: list[str]) -> list[TrainConfig]:
         cfg = compose_checked(job)
         found.setdefault((cfg.ffn.name, cfg.model.name), cfg)
     return list(found.values())
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -119,22 +115,18 @@ class Subject:
 
     def block(self) -> float:
         """Seconds for trainer.log_interval steps, the first of them logged."""
-        _sync(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         for i in range(self.cfg.trainer.log_interval):
             self.step(logged=i == 0)
-        _sync(self.device)
+        synchronize(self.device)
         return time.perf_counter() - start
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    return float(statistics.quantiles(values, n=4, method="inclusive")[int(q * 4) - 1])
 
 
 def summarise(s: Subject, peak_flops: float) -> dict[str, Any]:
     rates = [s.tokens_per_block / b for b in s.blocks]
     median = statistics.median(rates)
-    p25, p75 = (_quantile(rates, 0.25), _quantile(rates, 0.75)) if len(rates) > 1 else (median,) * 2
+    p25, p75 = (quartile(rates, 0.25), quartile(rates, 0.75)) if len(rates) > 1 else (median,) * 2
     train_flops = float(s.model.flops_per_token()["train"])
     return {
         "variant": s.cfg.ffn.name,
@@ -179,15 +171,11 @@ def machine(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _load() -> list[float] | None:
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
 def measure(cfgs: Sequence[TrainConfig], rounds: int, warmup: int, log=print) -> dict[str, Any]:
     if not cfgs:
         raise UserInputError("the sweep has no (variant, model size) to time")
     device = pick_device(cfgs[0].trainer.device)
-    load_before = _load()
+    load_before = load_average()
     peak = device_peak(device, compute_dtype(cfgs[0].trainer, device))
     subjects = [Subject.build(c, device) for c in cfgs]
     for s in subjects:  # allocator, kernels, compilation, first-use costs
@@ -205,7 +193,7 @@ def measure(cfgs: Sequence[TrainConfig], rounds: int, warmup: int, log=print) ->
         "peak_tflops": peak.tflops,
         "peak_source": peak.source,
         "load_average_before": load_before,
-        "load_average_after": _load(),
+        "load_average_after": load_average(),
         "settings": {
             "batch_size": t.batch_size,
             "grad_accum": t.grad_accum,

@@ -127,11 +127,17 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        # x: [B, H, T, D] at positions start..start+T-1; rotate pairs (first half, second half)
-        # of each head by position.
+    def forward(
+        self, x: torch.Tensor, start: int = 0, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # x: [B, H, T, D] at positions start..start+T-1 (or at `positions`, a tensor: a static
+        # cache's decode); rotate pairs (first half, second half) of each head by position.
         T = x.size(-2)
-        cos, sin = self.cos[start : start + T].to(x.dtype), self.sin[start : start + T].to(x.dtype)
+        if positions is None:
+            cos, sin = self.cos[start : start + T], self.sin[start : start + T]
+        else:
+            cos, sin = self.cos[positions], self.sin[positions]
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -153,6 +159,43 @@ class LayerKV:
         end = start + k.size(2)
         self.k[:, :, start:end], self.v[:, :, start:end] = k, v
         return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class StaticLayerKV:
+    """One layer's keys and values in buffers of a fixed size [B, H, block_size, head_dim],
+    written at given positions: every decode step has the same shapes (CUDA graphs)."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def write(
+        self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, capacity: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v at `positions`; every key and value of the buffers (unwritten ones are
+        masked off by `visible`)."""
+        if self.k is None:  # the first write (prefill, eager) allocates: never inside a graph
+            shape = (*k.shape[:2], capacity, k.shape[-1])
+            self.k, self.v = k.new_zeros(shape), v.new_zeros(shape)
+        self.k.index_copy_(2, positions, k)
+        self.v.index_copy_(2, positions, v)
+        return self.k, self.v
+
+
+def visible(positions: torch.Tensor, capacity: int) -> torch.Tensor:
+    """[T, capacity] bool: the query at positions[t] sees the keys at positions <= it."""
+    return torch.arange(capacity, device=positions.device)[None, :] <= positions[:, None]
+
+
+class StaticKVCache:
+    """A KVCache of fixed shapes: GPT.forward(idx, cache=..., positions=...) writes the tokens at
+    `positions` (a tensor) and attends over the whole buffer under a mask, so a decode step of one
+    token has the same shapes at every position and can be captured as a CUDA graph
+    (torch.compile mode="reduce-overhead", as gpt-fast decodes)."""
+
+    def __init__(self, n_layer: int, capacity: int) -> None:
+        self.layers = [StaticLayerKV() for _ in range(n_layer)]
+        self.capacity = capacity
 
 
 class KVCache:
@@ -179,15 +222,24 @@ class CausalSelfAttention(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKV | None = None, start: int = 0, capacity: int = 0
+        self,
+        x: torch.Tensor,
+        kv: LayerKV | StaticLayerKV | None = None,
+        start: int = 0,
+        capacity: int = 0,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.rotary is not None:
-            q, k = self.rotary(q, start), self.rotary(k, start)
+            q, k = self.rotary(q, start, positions), self.rotary(k, start, positions)
         mask, causal = None, True
-        if kv is not None:
+        if isinstance(kv, StaticLayerKV):  # fixed shapes: the whole buffer under a mask
+            assert positions is not None
+            k, v = kv.write(k, v, positions, capacity)
+            mask, causal = visible(positions, capacity), False
+        elif kv is not None:
             k, v = kv.append(k, v, start, capacity)
             if start > 0:  # new queries see every cached key and the new ones up to their own
                 causal = False
@@ -217,9 +269,14 @@ class Block(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKV | None = None, start: int = 0, capacity: int = 0
+        self,
+        x: torch.Tensor,
+        kv: LayerKV | StaticLayerKV | None = None,
+        start: int = 0,
+        capacity: int = 0,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.resid_dropout(self.attn(self.norm_attn(x), kv, start, capacity))
+        x = x + self.resid_dropout(self.attn(self.norm_attn(x), kv, start, capacity, positions))
         return x + self.ffn(self.norm_ffn(x))
 
 
@@ -270,27 +327,30 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
         return_logits: bool = True,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits (and the loss, given targets) of idx [B, T]. With a cache, idx continues the
-        tokens the cache holds: positions start where they stopped, and the cache advances.
+        tokens the cache holds: positions start where they stopped, and the cache advances; with a
+        StaticKVCache, idx is at `positions` (a [T] tensor) and the shapes stay fixed.
         With targets and return_logits=False (training): (None, the loss), computed without
         materialising the logits where model.loss_impl allows (ffn_variants.loss)."""
         T = idx.size(1)
-        start = cache.length if cache is not None else 0
-        if start + T > self.cfg.block_size:
+        start = cache.length if isinstance(cache, KVCache) else 0
+        if positions is None and start + T > self.cfg.block_size:
             raise ValueError(
                 f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}"
             )
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
+            where = torch.arange(start, start + T, device=idx.device)
+            x = x + self.pos_emb(where if positions is None else positions)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             kv = cache.layers[i] if cache is not None else None
-            x = block(x, kv, start, self.cfg.block_size)
-        if cache is not None:
+            x = block(x, kv, start, self.cfg.block_size, positions)
+        if isinstance(cache, KVCache):
             cache.length += T
         hidden = self.norm_out(x)
         if targets is not None and not return_logits:  # training: the loss alone
@@ -306,6 +366,9 @@ class GPT(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.cfg.n_layer, self.cfg.block_size)
+
+    def new_static_cache(self) -> StaticKVCache:
+        return StaticKVCache(self.cfg.n_layer, self.cfg.block_size)
 
     @torch.inference_mode()
     def generate(

@@ -30,12 +30,41 @@ def find(out: Path, experiments: Sequence[str | None]) -> tuple[Path, dict[str, 
     return file, data
 
 
+def ratios(result: dict[str, Any], baseline: str) -> list[dict[str, Any]]:
+    """Each row's prefill time and decode rate as ratios to `baseline`'s (same size and mode):
+    prefill < 1 and decode > 1 are cheaper to serve than the baseline."""
+    rows = [r for r in result["results"] if not r.get("error")]
+    base = {(r["model"], r["mode"]): r for r in rows if r["variant"] == baseline}
+    out = []
+    for r in rows:
+        b = base.get((r["model"], r["mode"]))
+        if b is None:
+            continue
+        keys = [k for k in r if k.startswith(("prefill_", "decode_")) and not k.endswith("spread")]
+        out.append(
+            {
+                "variant": r["variant"],
+                "model": r["model"],
+                "mode": r["mode"],
+                **{k: r[k] / b[k] for k in keys if b.get(k)},
+                **{f"{k}_spread": r.get(f"{k}_spread") for k in keys},
+            }
+        )
+    return out
+
+
+def served_as(rel: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a server's cost is judged by: per model size, the compiled figures where the
+    benchmark measured them (a server compiles; on CUDA they decode through CUDA graphs), else
+    the eager ones."""
+    compiled = {r["model"] for r in rel if r["mode"] == "compiled"}
+    return [r for r in rel if r["mode"] == ("compiled" if r["model"] in compiled else "eager")]
+
+
 def section(found: tuple[Path, dict[str, Any]] | None, baselines: Sequence[str]) -> list[str]:
     """Markdown: per baseline, each variant's prefill time and decode rate relative to it."""
     if found is None:
         return []
-    from bench.inference import ratios
-
     file, data = found
     m = data.get("machine", {})
     lines = [
@@ -44,13 +73,15 @@ def section(found: tuple[Path, dict[str, Any]] | None, baselines: Sequence[str])
         f"From `{file}` ({data.get('date')}, {m.get('device_name', m.get('device'))}, "
         f"{data.get('dtype')}, median of {data.get('rounds')} interleaved rounds; load average "
         f"before {', '.join(f'{x:.2f}' for x in data.get('load_average_before') or []) or 'n/a'})."
-        " Prefill: the time of one forward over the prompt, as a ratio (below 1: cheaper). "
+        " Compiled figures where the benchmark measured them (fixed-shape KV cache; on CUDA, "
+        "CUDA graphs), else eager. Prefill: the time of one forward over the prompt, as a ratio "
+        "(below 1: cheaper). "
         "Decode: tokens/s through the KV cache, as a ratio (above 1: cheaper). ± is the spread "
         "(p25-p75 over the median) of the variant's own timings.",
         "",
     ]
     for baseline in baselines:
-        rel = ratios(data, baseline)
+        rel = served_as(ratios(data, baseline))
         if not rel:
             continue
         keys = [k for k in rel[0] if k.startswith(("prefill_", "decode_")) and "spread" not in k]

@@ -122,3 +122,19 @@ def test_generate_keeps_the_training_mode_when_a_forward_fails(monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         gpt.generate(torch.zeros(1, 3, dtype=torch.long), 2)
     assert gpt.training
+
+
+@pytest.mark.parametrize("name", ["relu2", "swiglu", "polynorm"])
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_static_cache_decoding_equals_a_full_forward(name, pos):
+    """The fixed-shape cache (what a CUDA-graph decode captures): a prompt written at positions
+    0..4, then one token at a time at a position tensor, gives the full forward's logits."""
+    gpt = model(name, pos)
+    idx = torch.randint(0, 50, (2, 17), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full, _ = gpt(idx)
+        cache = gpt.new_static_cache()
+        pieces = [gpt(idx[:, :5], cache=cache, positions=torch.arange(5))[0]]
+        for t in range(5, 17):
+            pieces.append(gpt(idx[:, t : t + 1], cache=cache, positions=torch.tensor([t]))[0])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-10, atol=1e-10)

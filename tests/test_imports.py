@@ -94,3 +94,18 @@ def test_the_library_imports_no_harness_code():
         if name.startswith("ffn_variants"):
             outside = {d for d in deps if not d.startswith("ffn_variants")}
             assert not outside, f"{name} imports {outside}"
+
+
+def test_the_report_imports_no_benchmark_and_no_module_imports_anothers_private_names():
+    """sweep/ (the report) stands below bench/ (the benchmarks): what both need lives in sweep or
+    lower. No module imports a leading-underscore name from another project module."""
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith("sweep"):
+            assert not {d for d in deps if d.startswith("bench")}, f"{name} imports {deps}"
+    known = set(project_modules())
+    for name, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "") in known:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{name} imports {private} from {node.module}"

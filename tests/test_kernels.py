@@ -508,10 +508,13 @@ def test_bench_markdown_report():
         "n_rows": 8192,
         "n_cols": 344,
         "impl": "triton (pair)",
+        "fwd_device_ms": 0.04,
         "fwd_ms": 0.05,
         "fwd_gbps": 2000.0,
         "fwd_pct_copy": 66.7,
+        "fwdbwd_device_ms": 0.1,
         "fwdbwd_ms": 0.12,
+        "host_us": 45.0,
         "fwdbwd_gbps": 1900.0,
         "fwdbwd_pct_copy": 63.3,
         "fwd_peak_mib": 11.0,
@@ -524,7 +527,8 @@ def test_bench_markdown_report():
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 4  # header, rule, two rows
     assert len({ln.count("|") for ln in table}) == 1  # every row has the header's columns
-    assert "| silu | 8192 x 344 | triton (pair) | 0.0500 | 2000 | 66.7 |" in text
+    assert "| silu | 8192 x 344 | triton (pair) | 0.0400 | 0.0500 | 2000 | 66.7 |" in text
+    assert "| 0.1000 | 0.1200 | 1900 | 63.3 | 45 |" in text
     assert "n/a" in table[3] and "Test GPU" in lines[0] and "3000 GB/s" in text
 
 
@@ -553,10 +557,12 @@ def test_bench_cases_and_a_failing_implementation_loses_only_its_row(monkeypatch
     impls = {"eager": ("pair", lambda g, u: gated_torch(g, u, "silu")), "liger": ("pair", broken)}
     monkeypatch.setattr(bench, "_implementations", lambda activation, liger: impls)
     times = {"fwd_ms": 1.0, "fwdbwd_ms": 3.0, "fwd_peak_mib": 1.0, "fwdbwd_peak_mib": 2.0}
+    times |= {"fwd_device_ms": 0.5, "fwdbwd_device_ms": 1.5, "host_us": 40.0}
     monkeypatch.setattr(bench, "_measure", lambda fn, inputs, dout: dict(times))
     rows = bench.bench_case("silu", 8, 16, 1000.0, {}, torch.float32, device="cpu")
     assert [r["impl"] for r in rows] == ["eager", "liger"]
     assert rows[0]["error"] is None and rows[0]["fwd_ms"] == 1.0
+    assert rows[0]["fwd_gbps"] == pytest.approx(bench.gbps(3 * 8 * 16 * 4, 0.5))  # device time
     assert rows[1]["error"] == "RuntimeError: no kernel image for this device"
     assert rows[1]["fwd_ms"] is None
     text = bench.markdown_report(
