@@ -41,15 +41,19 @@ LLM_FEATURES = (2752, 11008, 14336, 32768)
 QUICK_FEATURES = (2048, 11008)
 TOKENS = 8192
 # make gpu-check's cases: SwiGLU at the gated widths of model=small (a batch of 32 x 256 tokens)
-# and gpt2_124m (16 x 1024), GEGLU (exact GELU) at gpt2_124m's, and Liger-Kernel's published
-# shape (B=4, S=2048, F=32768).
+# and gpt2_124m (16 x 1024), and Liger-Kernel's published shape (B=4, S=2048, F=32768).
 ACCEPTANCE_CASES = (
     ("silu", 8192, 1024),
     ("silu", 16384, 2048),
-    ("gelu", 16384, 2048),
     ("silu", 8192, 32768),
 )
 ACTIVATIONS = ("silu", "gelu_tanh", "gelu")
+# The whole gated FFN (up-projection, act(gate) * value, down-projection), forward + backward,
+# per implementation: where QuACK's single-pass gated GEMM competes (make gpu-check: gpt2_124m's
+# swiglu block, 16 x 1024 tokens). A block's rows are keyed "<activation> ffn".
+BLOCK_CASES = (("silu", 16384, 2048, 768),)
+BLOCK_IMPLS = ("torch", "triton", "quack")
+BLOCK_VARIANTS = {"silu": "swiglu", "relu": "reglu", "sigmoid": "glu"}
 COPY_BUFFER_BYTES = 1 << 30
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +135,22 @@ def parse_case(text: str) -> tuple[str, int, int]:
             f"--case {text!r}: expected ACTIVATION:NxF, e.g. silu:8192x1024"
         ) from None
     return activation, n_rows, n_cols
+
+
+def parse_block(text: str) -> tuple[str, int, int, int]:
+    """'silu:16384x2048x768' -> ('silu', 16384, 2048, 768)."""
+    try:
+        activation, shape = text.split(":")
+        n_rows, n_cols, d_model = (int(v) for v in shape.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--block {text!r}: expected ACTIVATION:NxFxD, e.g. silu:16384x2048x768"
+        ) from None
+    if activation not in BLOCK_VARIANTS:
+        raise argparse.ArgumentTypeError(
+            f"--block {text!r}: the gated blocks are {', '.join(BLOCK_VARIANTS)}"
+        )
+    return activation, n_rows, n_cols, d_model
 
 
 def error_row(activation: str, n_rows: int, n_cols: int, impl: str, error: str) -> dict:
@@ -353,6 +373,58 @@ def bench_case(
     return rows
 
 
+def bench_block(
+    activation: str, n_rows: int, n_cols: int, d_model: int, dtype: torch.dtype = torch.bfloat16
+) -> list[dict]:
+    """One row per implementation of the whole gated FFN block over [n_rows, d_model]: device
+    and wall times of forward and forward + backward (weights and input grads), the host's us,
+    and the output's error against the torch implementation's (the same weights)."""
+    from ffn_variants.quack_ffn import unavailable
+    from ffn_variants.variants import build_ffn
+
+    torch._dynamo.reset()
+    variant = BLOCK_VARIANTS[activation]
+    torch.manual_seed(0)
+    reference = build_ffn(variant, d_model, n_cols, impl="torch").cuda().to(dtype)
+    x = torch.randn(n_rows, d_model, device="cuda", dtype=dtype)
+    dout = torch.randn(n_rows, d_model, device="cuda", dtype=dtype)
+    expected = reference(x).float()
+    rows, label = [], f"{activation} ffn"
+    n_sets = rotations(n_rows * (d_model + 3 * n_cols) * 2)
+    for impl in BLOCK_IMPLS:
+        name = f"block: {impl}"
+        if impl == "quack" and (why := unavailable(x.device)) is not None:
+            rows.append(error_row(label, n_rows, n_cols, name, why[:300]))
+            continue
+        try:
+            ffn = build_ffn(variant, d_model, n_cols, impl=impl).cuda().to(dtype)
+            ffn.load_state_dict(reference.state_dict())
+            params = tuple(ffn.parameters())
+            sets = [(x.clone().requires_grad_(), *params) for _ in range(n_sets)]
+
+            def block(xi, *_params, ffn=ffn):
+                return ffn(xi)
+
+            with torch.no_grad():
+                max_err = (ffn(x).float() - expected).abs().max().item()
+            measured = _measure(block, sets, dout)
+        except Exception as e:  # one implementation failing loses its row, not the table
+            error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+            rows.append(error_row(label, n_rows, n_cols, name, error[:300]))
+            print(f"{label} {n_rows}x{n_cols} {name} failed: {error}", flush=True)
+            continue
+        row = {"activation": label, "n_rows": n_rows, "n_cols": n_cols, "impl": name}
+        row |= {**measured, "max_err": max_err, "d_model": d_model, "error": None}
+        row |= dict.fromkeys(("fwd_gbps", "fwdbwd_gbps", "fwd_pct_copy", "fwdbwd_pct_copy"))
+        rows.append(row | moved_mb(n_rows, n_cols))
+        print(
+            f"{label} {n_rows}x{n_cols} (d_model {d_model}) {name:<14} device fwd+bwd "
+            f"{or_na(row['fwdbwd_device_ms'], '.4f')} ms, wall {row['fwdbwd_ms']:.4f} ms",
+            flush=True,
+        )
+    return rows
+
+
 def run_metadata(copy_gbps: float, dtype: torch.dtype) -> dict:
     import triton
 
@@ -384,6 +456,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_case,
         metavar="ACT:NxF",
         help="time only these cases (repeatable), e.g. --case silu:8192x1024",
+    )
+    parser.add_argument(
+        "--block",
+        action="append",
+        type=parse_block,
+        metavar="ACT:NxFxD",
+        help="also time the whole gated FFN (torch, triton, quack) at N tokens, width F, d_model "
+        "D, e.g. --block silu:16384x2048x768",
     )
     parser.add_argument(
         "--append",
@@ -459,6 +539,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(error_row(activation, n_rows, n_cols, "*", error))
             print(f"{case_name(activation, n_rows, n_cols)} failed: {error}", flush=True)
         torch.cuda.empty_cache()  # this case's buffers are out of scope now
+        write_results(stem, meta, rows)
+    for activation, n_rows, n_cols, d_model in args.block or []:
+        if (f"{activation} ffn", n_rows, n_cols) in done:
+            continue
+        try:
+            rows.extend(bench_block(activation, n_rows, n_cols, d_model, dtype))
+        except Exception as e:  # the block's set-up: one row says so
+            error = f"{type(e).__name__}: {str(e).strip()[:300]}"
+            rows.append(error_row(f"{activation} ffn", n_rows, n_cols, "block: *", error))
+        torch.cuda.empty_cache()
         write_results(stem, meta, rows)
     write_results(stem, meta, rows)
     print(f"wrote {stem}.json and {stem}.md")
