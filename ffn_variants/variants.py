@@ -1,4 +1,4 @@
-"""Feed-forward blocks: dense act(x W1) W2 and gated (act(x W) * x V) W2, registered as the built-ins.
+"""Feed-forward blocks: dense act(x W1) W2 and gated (act(x W) * x V) W2: the built-ins.
 
 The rows of Shazeer (2020), "GLU Variants Improve Transformer", Table 1, plus ReLU^2, a Swish
 gate with a learnable beta, and two later contenders: LeakyReLU(0.5)^2 (nanochat, 2026) and xIELU
