@@ -23,7 +23,6 @@ ran. `python -m sweep.report` takes tokens/s and MFU from there.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
@@ -39,13 +38,14 @@ import torch
 
 from bench.timing import load_average, quartile, synchronize
 from ffn_variants.model import GPT
-from ffn_variants.telemetry import activation_stats, grad_norms
+from ffn_variants.telemetry import grad_norms
 from harness.cli import compose_checked, compose_config, fail, override_sets
-from harness.config import TrainConfig
+from harness.config import OnNonFinite, TrainConfig
 from harness.errors import UserInputError
 from harness.json_safe import dumps
 from harness.mfu import device_peak
 from harness.runtime import autocast, compute_dtype, make_optimizer, pick_device
+from harness.train_step import TrainStep
 from harness.tuned import size_and_variant_jobs, sweep_jobs
 
 
@@ -68,57 +68,55 @@ class Subject:
 
     cfg: TrainConfig
     model: GPT
-    forward: Any
-    optimizer: torch.optim.Optimizer
+    train_step: TrainStep
     batch: tuple[torch.Tensor, torch.Tensor]
     device: torch.device
     blocks: list[float]  # seconds per block
 
     @classmethod
     def build(cls, cfg: TrainConfig, device: torch.device) -> Subject:
+        t = cfg.trainer
         torch.manual_seed(cfg.seed)
         model = GPT(cfg.model, cfg.ffn).to(device)
-        forward = torch.compile(model) if cfg.trainer.compile else model
-        optimizer = make_optimizer(model, cfg.optim, device.type == "cuda")
-        shape = (cfg.trainer.batch_size, cfg.model.block_size)
+        forward = torch.compile(model) if t.compile else model
+        fused = device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip  # as the trainer
+        step = TrainStep(
+            model,
+            forward,
+            make_optimizer(model, cfg.optim, fused),
+            grad_accum=t.grad_accum,
+            grad_clip=cfg.optim.grad_clip,
+            compiled=t.compile,
+            fused_optimizer=fused,
+            autocast=autocast(t, device),
+        )
+        shape = (t.batch_size, cfg.model.block_size)
         x = torch.randint(0, cfg.model.vocab_size, shape, device=device)
         y = torch.randint(0, cfg.model.vocab_size, shape, device=device)
-        return cls(cfg, model, forward, optimizer, (x, y), device, [])
+        return cls(cfg, model, step, (x, y), device, [])
 
     @property
     def tokens_per_block(self) -> int:
         t = self.cfg.trainer
         return t.batch_size * self.cfg.model.block_size * t.grad_accum * t.log_interval
 
-    def step(self, logged: bool) -> None:
-        """One optimizer step as the trainer takes it (harness.trainer.Trainer.train_step)."""
-        t, (x, y) = self.cfg.trainer, self.batch
-        precision = autocast(t, self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        for micro in range(t.grad_accum):
-            watch = logged and micro == 0
-            hooks = activation_stats(self.model) if watch and not t.compile else None
-            if watch and t.compile:  # the trainer's eager forward for the statistics
-                with torch.no_grad(), precision, activation_stats(self.model):
-                    self.model(x, y)
-            with hooks or contextlib.nullcontext(), precision:
-                _, loss = self.forward(x, y)
-            (loss / t.grad_accum).backward()
-            loss_sum += loss.detach()
+    def step(self, index: int, logged: bool) -> None:
+        """One optimizer step, the trainer's own (harness.train_step); a logged one also reads
+        its loss and gradient norms back, as the trainer's logging steps do."""
+        self.train_step.forward_backward(lambda micro: self.batch, logged)
         if logged:
             grad_norms(self.model)
-        loss_sum.item()  # the trainer reads the loss every step
-        clip = self.cfg.optim.grad_clip or float("inf")
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.train_step.optimizer_step(index)
+        if logged:
+            self.train_step.loss.item()
+            self.train_step.nonfinite.read()
 
     def block(self) -> float:
         """Seconds for trainer.log_interval steps, the first of them logged."""
         synchronize(self.device)
         start = time.perf_counter()
         for i in range(self.cfg.trainer.log_interval):
-            self.step(logged=i == 0)
+            self.step(i, logged=i == 0)
         synchronize(self.device)
         return time.perf_counter() - start
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import socket
 import sys
@@ -33,7 +32,7 @@ from tqdm import tqdm
 from ffn_variants.model import GPT
 from ffn_variants.quack_ffn import unavailable as quack_unavailable
 from ffn_variants.registry import Impl
-from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
+from ffn_variants.telemetry import grad_norms, telemetry_gaps
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
@@ -57,7 +56,7 @@ from harness.diskfull import (
 from harness.errors import UserInputError, one_line
 from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger, warn
 from harness.mfu import device_peak, mfu
-from harness.nonfinite import NonFiniteGuard, NonFiniteNote
+from harness.nonfinite import NonFiniteNote
 from harness.preemption import Preempted, PreemptionFlag
 from harness.runtime import (
     autocast,
@@ -71,6 +70,7 @@ from harness.runtime import (
 from harness.sampling import sample_texts
 from harness.state import Throughput, TrainState
 from harness.summary import RunStatus, RunSummary
+from harness.train_step import TrainStep
 
 
 class NonFiniteError(RuntimeError):
@@ -191,11 +191,18 @@ class Trainer:
         # stops the run at the next read (harness.nonfinite), before any checkpoint.
         fused = self.device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip
         self.optimizer = make_optimizer(self.model, self.cfg.optim, fused)
-        self.fused_optimizer = fused
-        self.nonfinite = NonFiniteGuard(self.device)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        self.loss = torch.full((), math.nan, device=self.device)  # the last step's, on device
+        self.step_fn = TrainStep(
+            self.model,
+            self.forward,
+            self.optimizer,
+            grad_accum=t.grad_accum,
+            grad_clip=self.cfg.optim.grad_clip,
+            compiled=t.compile,
+            fused_optimizer=fused,
+            autocast=self.autocast,
+            ddp=self.ddp,
+            main=self.dist.main,
+        )
 
     def initial_summary(self) -> RunSummary:
         c = self.cfg
@@ -223,7 +230,7 @@ class Trainer:
     def train(self) -> RunSummary:
         """Train to trainer.max_steps, from the checkpoint trainer.resume names if any."""
         resumed = self.resume()
-        self.nonfinite.count.fill_(self.state.skipped_steps)
+        self.step_fn.nonfinite.count.fill_(self.state.skipped_steps)
         try:
             self.open_logs(resumed)
         except OSError as e:
@@ -290,9 +297,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         log_now = (s.step + 1) % self.cfg.trainer.log_interval == 0 or s.step == 0
-        activations = self.forward_backward(watch=log_now)
+        activations = self.step_fn.forward_backward(
+            lambda micro: self.batches.get(s.step, micro), log_now, self.throughput.paused
+        )
         norms = grad_norms(self.model) if log_now else {}
-        self.optimizer_step()
+        self.step_fn.optimizer_step(s.step)
         s.step += 1
         s.tokens += self.tokens_per_step
         self.throughput.add(self.tokens_per_step)
@@ -307,8 +316,8 @@ class Trainer:
         """The host's copy of the last step's loss and of the non-finite note (one sync); a
         non-finite step stops the run here (trainer.on_nonfinite=stop) or is counted (skip)."""
         s = self.state
-        s.train_loss = self.loss.item()
-        note = self.nonfinite.read()
+        s.train_loss = self.step_fn.loss.item()
+        note = self.step_fn.nonfinite.read()
         if note.count > s.skipped_steps:
             self.handle_nonfinite(note)
 
@@ -330,66 +339,10 @@ class Trainer:
             "train/mfu": utilisation,
         }
 
-    def forward_backward(self, watch: bool) -> dict[str, float]:
-        """Gradients of the step's batches; activation statistics of the first if `watch`.
-
-        The statistics are rank 0's alone: hooks that only read tensors, no collective.
-        """
-        accum, s = self.cfg.trainer.grad_accum, self.state
-        loss_sum = torch.zeros((), device=self.device)
-        stats: dict[str, float] = {}
-        for micro in range(accum):
-            x, y = self.batches.get(s.step, micro)
-            hooks = contextlib.nullcontext()
-            if watch and micro == 0 and self.dist.main:
-                if self.cfg.trainer.compile:
-                    with self.throughput.paused():  # a second forward: not training time
-                        stats.update(self.eager_activation_stats(x, y))
-                else:
-                    hooks = activation_stats(self.model)
-            # Gradients are averaged over processes once, after the last micro-batch.
-            last = micro == accum - 1
-            sync = contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
-            with hooks as recorded, sync, self.autocast:
-                _, loss = self.forward(x, y, return_logits=False)
-            stats.update(recorded or {})
-            with sync:
-                (loss / accum).backward()
-            loss_sum += loss.detach()
-        self.loss = distributed.mean(loss_sum / accum)  # stays on the device
-        return stats
-
-    @torch.no_grad()
-    def eager_activation_stats(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Under trainer.compile: the activation statistics of a separate forward of the eager
-        module over the same batch, without gradients. Inside the compiled graph the hooks'
-        host syncs (.tolist()) would break it, and adding and removing hooks would recompile it;
-        so the compiled forward never sees them. Costs one forward per logged step; the RNG
-        (dropout) is restored, so training draws the same numbers as without it."""
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), self.autocast:
-            with activation_stats(self.model) as recorded:
-                self.model(x, y, return_logits=False)
-        return dict(recorded)
-
-    def optimizer_step(self) -> None:
-        """Clip and apply the gradients, noting on the device whether they were finite; a fused
-        optimizer skips a non-finite step there (harness.nonfinite)."""
-        clip = self.cfg.optim.grad_clip or math.inf
-        grads = [p.grad for p in self.params if p.grad is not None]
-        norms = torch.stack(torch._foreach_norm(grads))  # as get_total_norm takes them
-        total = torch.linalg.vector_norm(norms)
-        skip = self.nonfinite.note(norms, total, self.state.step)
-        torch.nn.utils.clip_grads_with_norm_(self.params, clip, total, foreach=True)
-        if self.fused_optimizer:
-            self.optimizer.found_inf = skip
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
     def handle_nonfinite(self, note: NonFiniteNote) -> None:
         """trainer.on_nonfinite: stop (NonFiniteError) or count the steps skipped since the last
         read."""
-        names, i = self.param_names, note.first_param
+        names, i = self.step_fn.param_names, note.first_param
         layer = names[i] if 0 <= i < len(names) else "none (the loss itself)"
         if self.cfg.trainer.on_nonfinite == OnNonFinite.stop:
             raise NonFiniteError(
