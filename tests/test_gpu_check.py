@@ -163,7 +163,7 @@ def test_dry_run_prints_a_plan_within_six_minutes(capsys):
 def test_stages_that_would_not_fit_are_skipped_and_every_stage_rewrites_the_report(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(gc, "CLOCK", gc.Clock(100.0))
+    gc.CLOCK.reset(100.0)
     seen = []
 
     def stage(name, estimate, fails=False):
