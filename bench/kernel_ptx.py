@@ -167,7 +167,7 @@ def markdown(results: list[Compiled]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.kernels import LLM_FEATURES, MODEL_FEATURES
+    from bench.kernel_cases import LLM_FEATURES, MODEL_FEATURES
     from ffn_variants.kernels.names import KERNEL_ACTIVATIONS
 
     ap = argparse.ArgumentParser(

@@ -43,7 +43,7 @@ def every_kernel() -> list[dict]:
 def layouts() -> list[dict]:
     """SwiGLU's kernels at the model configs' and the benchmark's widths, and at 340 (16-byte
     aligned in fp32 only), for bf16 and fp32."""
-    from bench.kernels import LLM_FEATURES, MODEL_FEATURES
+    from bench.kernel_cases import LLM_FEATURES, MODEL_FEATURES
 
     widths = [str(f) for f in (340, *MODEL_FEATURES, *LLM_FEATURES)]
     return compile_kernels(

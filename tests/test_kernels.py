@@ -19,6 +19,7 @@ import textwrap  # noqa: E402
 
 import pytest  # noqa: E402
 
+from bench import kernel_cases as cases  # noqa: E402
 from bench import kernels as bench  # noqa: E402
 from ffn_variants.activations import ACTIVATIONS, gated_torch, gated_torch_packed  # noqa: E402
 from ffn_variants.kernels import (  # noqa: E402
@@ -478,19 +479,19 @@ def test_on_a_cpu_without_the_interpreter_the_ops_compute_it_in_pytorch():
 
 def test_bench_bytes_and_throughput():
     n, f = 8192, 11008
-    assert bench.gated_bytes(n, f, 2) == 3 * n * f * 2
-    assert bench.gated_bytes(n, f, 2, backward=True) == 8 * n * f * 2
-    assert bench.gbps(3_000_000_000, 1.5) == pytest.approx(2000.0)
-    assert bench.percent_of(1500.0, 3000.0) == pytest.approx(50.0)
+    assert cases.gated_bytes(n, f, 2) == 3 * n * f * 2
+    assert cases.gated_bytes(n, f, 2, backward=True) == 8 * n * f * 2
+    assert cases.gbps(3_000_000_000, 1.5) == pytest.approx(2000.0)
+    assert cases.percent_of(1500.0, 3000.0) == pytest.approx(50.0)
 
 
 def test_bench_shapes_and_slug():
-    full = bench.bench_shapes(quick=False)
+    full = cases.bench_shapes(quick=False)
     assert {f for _, f in full} == {344, 1024, 2048, 2752, 11008, 14336, 32768}
     assert all(n == 8192 for n, _ in full)
-    assert len(bench.bench_shapes(quick=True)) < len(full)
-    assert bench.slugify("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
-    assert bench.slugify("  ") == "unknown"
+    assert len(cases.bench_shapes(quick=True)) < len(full)
+    assert cases.slugify("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert cases.slugify("  ") == "unknown"
 
 
 def test_bench_markdown_report():
@@ -522,7 +523,7 @@ def test_bench_markdown_report():
         "max_err": 0.0039,
     }
     missing = {**row, "impl": "liger", "fwd_ms": None, "max_err": None}
-    text = bench.markdown_report(meta, [row, missing])
+    text = cases.markdown_report(meta, [row, missing])
     lines = text.strip().splitlines()
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 4  # header, rule, two rows
@@ -543,13 +544,13 @@ def test_bench_cli():
 
 
 def test_bench_cases_and_a_failing_implementation_loses_only_its_row(monkeypatch):
-    assert bench.parse_case("silu:8192x1024") == ("silu", 8192, 1024)
-    assert bench.case_name("gelu", 16384, 2048) == "gelu:16384x2048"
+    assert cases.parse_case("silu:8192x1024") == ("silu", 8192, 1024)
+    assert cases.case_name("gelu", 16384, 2048) == "gelu:16384x2048"
     args = bench.parse_args(["--case", "silu:8x16", "--case", "gelu:4x32", "--append"])
     assert bench.planned_cases(args) == [("silu", 8, 16), ("gelu", 4, 32)] and args.append
     with pytest.raises(SystemExit):
         bench.parse_args(["--case", "silu-8x16"])
-    assert bench.moved_mb(16384, 2048) == {"fwd_mb": 201.326592, "fwdbwd_mb": 536.870912}
+    assert cases.moved_mb(16384, 2048) == {"fwd_mb": 201.326592, "fwdbwd_mb": 536.870912}
 
     def broken(g, u):
         raise RuntimeError("no kernel image for this device\nmore")
@@ -562,10 +563,10 @@ def test_bench_cases_and_a_failing_implementation_loses_only_its_row(monkeypatch
     rows = bench.bench_case("silu", 8, 16, 1000.0, {}, torch.float32, device="cpu")
     assert [r["impl"] for r in rows] == ["eager", "liger"]
     assert rows[0]["error"] is None and rows[0]["fwd_ms"] == 1.0
-    assert rows[0]["fwd_gbps"] == pytest.approx(bench.gbps(3 * 8 * 16 * 4, 0.5))  # device time
+    assert rows[0]["fwd_gbps"] == pytest.approx(cases.gbps(3 * 8 * 16 * 4, 0.5))  # device time
     assert rows[1]["error"] == "RuntimeError: no kernel image for this device"
     assert rows[1]["fwd_ms"] is None
-    text = bench.markdown_report(
+    text = cases.markdown_report(
         {"gpu": "G", "date": "d", "torch": "t", "triton": "t", "liger_kernel": "l"}
         | {"dtype": "float32", "copy_gbps": 1000.0},
         rows,

@@ -7,7 +7,7 @@ from bench.gpu_check.records import Report, Training
 
 
 def _moved_mb(row: dict, direction: str) -> float:
-    from bench.kernels import gated_bytes
+    from bench.kernel_cases import gated_bytes
 
     if row.get(f"{direction}_mb") is not None:
         return float(row[f"{direction}_mb"])

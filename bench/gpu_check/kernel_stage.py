@@ -13,7 +13,7 @@ from bench.gpu_check.run import CLOCK, run_logged, say, slugify, stage_timeout, 
 
 
 def kernel_cases(full: bool) -> list[tuple[str, int, int]]:
-    from bench import kernels
+    from bench import kernel_cases as kernels
 
     if full:
         return [(a, n, f) for n, f in kernels.bench_shapes(False) for a in kernels.ACTIVATIONS]
@@ -27,7 +27,7 @@ def kernel_json(out: Path, gpu: str) -> Path:
 def run_kernels(report: Report, out: Path, stage: Stage, cases: list[tuple[str, int, int]]):
     """bench.kernels over `cases` and the FFN blocks (torch, triton, quack), restarted after a
     crash without the case it died in."""
-    from bench.kernels import BLOCK_CASES, case_name, error_row
+    from bench.kernel_cases import BLOCK_CASES, case_name, error_row
 
     path = kernel_json(out, report.gpu)
     for stale in (path, path.with_suffix(".md")):

@@ -45,7 +45,7 @@ def previous_timings(out: Path) -> dict[str, float]:
 def plan(report: Report, out: Path, full: bool) -> list[Planned]:
     """The stages in order, each with its estimate and what runs it."""
     cases = kernel_cases(full)
-    from bench.kernels import BLOCK_CASES
+    from bench.kernel_cases import BLOCK_CASES
 
     kernel_s = ESTIMATES["kernels:start"] + ESTIMATES["kernels:case"] * len(cases)
     kernel_s += ESTIMATES["kernels:block"] * len(BLOCK_CASES)

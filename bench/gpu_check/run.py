@@ -38,7 +38,7 @@ def say(message: str) -> None:
 
 
 def slugify(name: str) -> str:
-    from bench.kernels import slugify as slug
+    from bench.kernel_cases import slugify as slug
 
     return slug(name)
 
