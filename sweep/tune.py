@@ -94,8 +94,14 @@ class Curve:
         return best is not None and len(grid) > 1 and best in (grid[0], grid[-1])
 
     def seed_sd(self) -> float:
-        """The pooled standard deviation over seeds of the final val loss (NaN with one seed)."""
-        variances = [statistics.variance(v) for v in self.losses.values() if len(v) > 1]
+        """The standard deviation over seeds of the final val loss, pooled over the rates the
+        choice is made from (the best grid point and its neighbours; every rate at an edge):
+        NaN with one seed. Far rates, where runs turn unstable, would inflate it."""
+        near, best = self.neighbours(), self.best
+        rates = [near[0], best, near[1]] if near is not None else list(self.losses)
+        variances = [
+            statistics.variance(self.losses[lr]) for lr in rates if len(self.losses.get(lr, [])) > 1
+        ]
         return math.sqrt(statistics.fmean(variances)) if variances else math.nan
 
     def near_ties(self) -> list[float]:
@@ -275,7 +281,8 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         ),
         "",
         "A near-tie: a neighbour of the best grid rate whose mean loss is within one seed standard "
-        "deviation (pooled over the grid) of the best's; the data do not separate those rates, "
+        "deviation (pooled over the best rate and its neighbours) of the best's; the data do not "
+        "separate those rates, "
         "and the vertex between them is a choice inside that tie, not a measured optimum.",
         "",
     ]
