@@ -83,13 +83,13 @@ class TrainCommand:
         if wants_dry_run(argv):
             dry_run(argv, env.main)
         resumed = resume_target(argv, planned) if env.main else None
-        if resumed is not None:
-            print(f"trainer.resume=auto: continuing in {resumed}", flush=True)
-            self.new_dirs = NewDirs(resumed)
-            return [f"{output_key(argv)}={resumed}"]
-        self.new_dirs = NewDirs(planned)
+        self.new_dirs = NewDirs(resumed or planned)
         extra = []
-        if env.main and not INFO_FLAGS & set(argv) and not user_set_output_dir(argv):
+        if resumed is not None:  # the dir the same command stopped in: nothing new to claim
+            print(f"trainer.resume=auto: continuing in {resumed}", flush=True)
+            planned = resumed
+            extra.append(f"{output_key(argv)}={resumed}")
+        elif env.main and not INFO_FLAGS & set(argv) and not user_set_output_dir(argv):
             # ${now:} has one-second resolution: two commands started in the same second would
             # share a dir (and with trainer.resume=auto, one would resume the other's run).
             # The claimed name is passed on even when it is the planned one: Hydra would resolve
