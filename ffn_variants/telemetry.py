@@ -3,16 +3,10 @@
 Both are sampled at the log interval only. Activation statistics come from forward hooks that are
 attached for one forward pass and removed right after, so steps in between pay nothing.
 
-What the hooks look at is declared by the FFN module itself, built-in or a user's (the protocol):
-  w_out                        a submodule whose input is the hidden activation (the output
-                               projection): act/L<i>/act/... (product/... for a gated block),
-                               kurtosis included. Also gets the residual-branch init (model.py).
-  w_in, gate_and_value(y)      a gated block: w_in's output y holds the gate and the value, and
-                               gate_and_value(y) returns them (last dim); with w_in.weight this
-                               also gives the gate/value weight alignment.
-  gate_activation(gate)        optional, gated: act(gate), logged as gate/...; else the raw gate.
-A module that declares none of these trains and logs losses and gradient norms all the same;
-telemetry_gaps says which statistics it cannot have.
+What the hooks look at is declared by the FFN module itself, built-in or a user's: the protocol,
+stated once below as `HasOutputProjection` and `GatedTelemetry` (typing.Protocol; a module meets
+it by having the members, no base class). A module that declares none of it trains and logs
+losses and gradient norms all the same; telemetry_gaps says which statistics it cannot have.
 
 Outliers: the input of W2 also gets its excess kurtosis (see tensor_stats), and a gated FFN the
 alignment of its gate and value weights (gate_value_alignment), which Fishman et al. (2024,
@@ -24,12 +18,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 NEAR_ZERO = 1e-3  # |x| below this counts as "near zero"
+
+
+class HasOutputProjection(Protocol):
+    """An FFN whose `w_out` submodule takes the hidden activation as its input (the output
+    projection): act/L<i>/act/... (product/... for a gated block) with the kurtosis; it also gets
+    the residual-branch init (model.py)."""
+
+    w_out: nn.Module
+
+
+class GatedTelemetry(HasOutputProjection, Protocol):
+    """A gated FFN: w_in's output y holds the gate and the value, gate_and_value(y) returns them
+    (last dim; with w_in.weight it also gives the gate/value weight alignment); gate_activation
+    (optional) gives act(gate), logged as gate/... (else the raw gate is)."""
+
+    w_in: nn.Module
+
+    def gate_and_value(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def gate_activation(self, gate: torch.Tensor) -> torch.Tensor: ...
+
+
 BLOCK_GROUPS = ("embed", "attn", "ffn", "norm")
 
 
@@ -107,13 +124,13 @@ def tensor_stats(x: torch.Tensor, tail: bool = False) -> dict[str, float]:
 
 
 def output_projection(ffn: nn.Module) -> nn.Module | None:
-    """The FFN's output projection (protocol: `w_out`), whose input is the hidden activation."""
+    """The FFN's output projection (HasOutputProjection.w_out), where it declares one."""
     projection = getattr(ffn, "w_out", None)
     return projection if isinstance(projection, nn.Module) else None
 
 
 def is_gated(ffn: nn.Module) -> bool:
-    """Whether the FFN declares its gate and value (protocol: `w_in` and `gate_and_value`)."""
+    """Whether the FFN declares its gate and value (GatedTelemetry.w_in and gate_and_value)."""
     return isinstance(getattr(ffn, "w_in", None), nn.Module) and callable(
         getattr(ffn, "gate_and_value", None)
     )

@@ -103,7 +103,7 @@ class GatedFFN(nn.Module):
         self._compiled = None
 
     def gate_and_value(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gate x W and the value x V in w_in's output (the telemetry protocol)."""
+        """The gate x W and the value x V in w_in's output (telemetry: GatedTelemetry)."""
         return projected[..., : self.d_ff], projected[..., self.d_ff :]
 
     def gate_activation(self, gate: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ class ClampedSwiGLU(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def gate_and_value(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The raw gate x W and value x V in w_in's output (the telemetry protocol)."""
+        """The raw gate x W and value x V in w_in's output (telemetry: GatedTelemetry)."""
         return projected[..., : self.d_ff], projected[..., self.d_ff :]
 
     def gate_activation(self, gate: torch.Tensor) -> torch.Tensor:
