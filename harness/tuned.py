@@ -4,7 +4,7 @@
     make sweep EXPERIMENT=contenders TUNED=results/contenders_tune/tuned.yaml   # stage 2
 
 Stage 1 is a multirun over `optim.lr=<grid>`; `python -m sweep.tune <sweep dir>` picks, per model
-size, each variant's rate with the lowest mean final val loss and writes it here (`TunedRates`).
+size, each variant's rate at the fitted vertex (sweep.tune) and writes it here (`TunedRates`).
 Stage 2 is the experiment's own multirun with `hydra.sweeper.tuned=<file>`: the sweeper
 (hydra_plugins/ffn_variants_launcher/tuned_sweeper.py) adds `optim.lr=<the rate of that job's
 variant and size>` to each job's overrides, so each job's .hydra/config.yaml shows the rate it

@@ -106,7 +106,8 @@ def lr_line(rep: ReportInput) -> str:
             steps = span(sorted(t.steps))
             source = (
                 f"`{t.path}`, chosen by the tuning sweep `{t.tuning_sweep}` (grid {grid}; seeds "
-                f"{seeds}; {steps} steps): each variant's rate with the lowest mean final val loss"
+                f"{seeds}; {steps} steps): each variant's rate at the vertex of a quadratic in log "
+                "lr through its best grid point and neighbours, judged on the tuning slice"
             )
             edge = {(size, v) for size, vs in t.at_edge.items() for v in vs}
         warn = (

@@ -235,7 +235,8 @@ def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) ->
     assert (
         f"- **Learning rate:** per-variant tuned rates, from `{file}`, chosen by the tuning sweep "
         "`multirun/contenders_tune/2026-12-01` (grid 0.00075, 0.0015, 0.003, 0.006, 0.012; seeds "
-        "0; 600 steps): each variant's rate with the lowest mean final val loss. Rates: relu "
+        "0; 600 steps): each variant's rate at the vertex of a quadratic in log lr through its "
+        "best grid point and neighbours, judged on the tuning slice. Rates: relu "
         "0.006, swiglu 0.0015, xielu 0.003."
     ) in md
     section = md.split("## The ranking at each learning-rate policy")[1].split("\n## ")[0]
