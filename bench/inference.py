@@ -88,7 +88,7 @@ class Subject:
 
 def build(cfg: TrainConfig, mode: str, device: torch.device) -> Subject:
     torch.manual_seed(0)
-    model = GPT(cfg.model, cfg.ffn).to(device).eval()
+    model = GPT(cfg.model, cfg.resolved_ffn).to(device).eval()
     if device.type == "cuda":
         model = model.to(torch.bfloat16)
     if mode == "compiled":
@@ -103,7 +103,7 @@ def build(cfg: TrainConfig, mode: str, device: torch.device) -> Subject:
 def uses_static_cache(s: Subject) -> bool:
     """Compiled decoding runs over the fixed-shape cache; an FFN that mixes positions cannot be
     decoded through any cache (GPT.generate recomputes its context)."""
-    return s.mode == "compiled" and not s.model.mixes_positions
+    return s.mode == "compiled" and not s.model.ffn.mixes_positions
 
 
 def step(s: Subject, idx: torch.Tensor, cache: Any, at: int) -> torch.Tensor:
@@ -115,7 +115,7 @@ def step(s: Subject, idx: torch.Tensor, cache: Any, at: int) -> torch.Tensor:
 
 
 def new_cache(s: Subject) -> Any:
-    if s.model.mixes_positions:
+    if s.model.ffn.mixes_positions:
         return None
     return s.model.new_static_cache() if uses_static_cache(s) else s.model.new_cache()
 

@@ -31,7 +31,7 @@ from harness.runtime import autocast, make_optimizer, pick_device
 
 def measure(cfg: TrainConfig, steps: int) -> dict:
     device = pick_device(cfg.trainer.device)
-    model = GPT(cfg.model, cfg.ffn).to(device)
+    model = GPT(cfg.model, cfg.resolved_ffn).to(device)
     optimizer = make_optimizer(model, cfg.optim, fused=device.type == "cuda")
     precision = autocast(cfg.trainer, device)
     shape = (cfg.trainer.batch_size, cfg.model.block_size)

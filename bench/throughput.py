@@ -77,7 +77,7 @@ class Subject:
     def build(cls, cfg: TrainConfig, device: torch.device) -> Subject:
         t = cfg.trainer
         torch.manual_seed(cfg.seed)
-        model = GPT(cfg.model, cfg.ffn).to(device)
+        model = GPT(cfg.model, cfg.resolved_ffn).to(device)
         forward = torch.compile(model) if t.compile else model
         fused = device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip  # as the trainer
         step = TrainStep(

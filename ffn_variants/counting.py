@@ -16,15 +16,14 @@ reports as the FFN's FLOPs.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from ffn_variants.registry import Impl, Variant, build_ffn, get_variant
+from ffn_variants.registry import Impl, Variant, as_variant, build_ffn
 
 # FLOPs per output element of the pointwise aten ops that are more than one operation (the
 # compare, exp, divide... each counted as one); every other pointwise op counts 1.
@@ -94,18 +93,13 @@ def _build(variant: Variant, d_model: int, d_ff: int, bias: bool, device: str) -
         ) from None
 
 
-def _as_variant(variant: Variant | str) -> Variant:
-    return get_variant(variant) if isinstance(variant, str) else variant
-
-
-@functools.lru_cache(maxsize=4096)
 def _params(variant: Variant, d_model: int, d_ff: int, bias: bool) -> int:
     return sum(p.numel() for p in _build(variant, d_model, d_ff, bias, "meta").parameters())
 
 
 def count_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
     """Parameters of one layer of `variant` at hidden width d_ff, learned scalars included."""
-    return _params(_as_variant(variant), d_model, d_ff, bias)
+    return _params(as_variant(variant), d_model, d_ff, bias)
 
 
 def _count(module: nn.Module, tokens: int, d_model: int, device: str) -> tuple[int, int]:
@@ -121,7 +115,6 @@ def _count(module: nn.Module, tokens: int, d_model: int, device: str) -> tuple[i
     return mode.matmul, mode.elementwise
 
 
-@functools.lru_cache(maxsize=4096)
 def _flops(variant: Variant, d_model: int, d_ff: int, bias: bool) -> FlopCount:
     """Per token: the difference of two forwards on meta; where meta cannot run the module's
     ops (data-dependent ones: routing, torch.nonzero, masks), of two real forwards of REAL_TOKENS
@@ -149,4 +142,27 @@ def _flops(variant: Variant, d_model: int, d_ff: int, bias: bool) -> FlopCount:
 
 def count_flops(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> FlopCount:
     """Forward FLOPs per token of one layer of `variant` at hidden width d_ff (module docstring)."""
-    return _flops(_as_variant(variant), d_model, d_ff, bias)
+    return _flops(as_variant(variant), d_model, d_ff, bias)
+
+
+@dataclass
+class Counts:
+    """One variant's layer counted at any width, each (width, count) once: the width search
+    (ffn_variants.sizing) asks for the same widths again, and the resolved FFN keeps the counts
+    at the width it settles on."""
+
+    variant: Variant
+    d_model: int
+    bias: bool = False
+    _params: dict[int, int] = field(default_factory=dict, repr=False)
+    _flops: dict[int, FlopCount] = field(default_factory=dict, repr=False)
+
+    def params(self, d_ff: int) -> int:
+        if d_ff not in self._params:
+            self._params[d_ff] = _params(self.variant, self.d_model, d_ff, self.bias)
+        return self._params[d_ff]
+
+    def flops(self, d_ff: int) -> FlopCount:
+        if d_ff not in self._flops:
+            self._flops[d_ff] = _flops(self.variant, self.d_model, d_ff, self.bias)
+        return self._flops[d_ff]

@@ -9,38 +9,21 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ffn_variants.counting import count_flops
 from ffn_variants.loss import LossImpl, linear_cross_entropy, use_fused
-from ffn_variants.probe import probe_ffn
-from ffn_variants.registry import (
-    Impl,
-    Variant,
-    build_ffn,
-    factory_options,
-    get_variant,
-    variant_from_target,
-)
-from ffn_variants.sizing import Match, matched_d_ff
+from ffn_variants.resolved import ResolvedFFN, check_dropout
 from ffn_variants.telemetry import output_projection
 
 
 class Pos(StrEnum):
     rope = "rope"  # rotary embeddings on queries and keys
     learned = "learned"  # a learned absolute position embedding, added to the input
-
-
-def check_dropout(key: str, p: float) -> None:
-    """ValueError unless 0 <= p < 1 (torch accepts 1, which zeroes every activation)."""
-    if not (math.isfinite(p) and 0.0 <= p < 1.0):
-        raise ValueError(f"{key}={p} must be in [0, 1)")
 
 
 @dataclass
@@ -82,41 +65,6 @@ class GPTConfig:
                 f"rotary positions need an even head size, got d_model/n_head="
                 f"{self.d_model // self.n_head}; change model.n_head or use model.pos=learned"
             )
-
-
-@dataclass
-class FFNSpec:
-    """Which FFN, how it is matched and built. `name` is a registered variant (the built-ins, or
-    one registered with ffn_variants.register_ffn), or, with `target`, the name under which the
-    callable `target` ("pkg.module:attr", called as f(d_model, d_ff, **kwargs)) is reported."""
-
-    name: str = "swiglu"
-    target: str | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    match: Match = Match.params
-    bias: bool = False
-    dropout: float = 0.0
-    impl: Impl = Impl.auto
-
-    def __post_init__(self) -> None:
-        check_dropout("ffn.dropout", self.dropout)
-        # ValueError naming the problem: unknown name, bad target, signature or option.
-        factory_options(self.variant(), self.bias, self.dropout, self.impl)
-        if Impl(self.impl) == Impl.quack:  # an activation QuACK has no epilogue for: refused now
-            with torch.device("meta"):
-                build_ffn(self.variant(), 8, 8, bias=self.bias, impl=Impl.quack)
-
-    def variant(self) -> Variant:
-        if self.target is None:
-            if self.name == "custom":
-                raise ValueError(
-                    "ffn=custom needs ffn.target=<module>:<callable> and ffn.name=<its name> "
-                    "(docs/extending.md)"
-                )
-            if self.kwargs:
-                raise ValueError(f"ffn.kwargs are for ffn.target; ffn '{self.name}' has none")
-            return get_variant(self.name)
-        return variant_from_target(self.name, self.target, dict(self.kwargs))
 
 
 class RotaryEmbedding(nn.Module):
@@ -258,14 +206,12 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig, ffn: FFNSpec, variant: Variant, d_ff: int) -> None:
+    def __init__(self, cfg: GPTConfig, ffn: ResolvedFFN) -> None:
         super().__init__()
         self.norm_attn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg)
         self.norm_ffn = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.ffn = build_ffn(
-            variant, cfg.d_model, d_ff, bias=ffn.bias, dropout=ffn.dropout, impl=ffn.impl
-        )
+        self.ffn = ffn.build()
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -281,26 +227,25 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, cfg: GPTConfig, ffn: FFNSpec) -> None:
+    """The model of `cfg`'s shape with the FFN `ffn` (ffn_variants.resolved.resolve_ffn(spec, cfg):
+    its variant, options, matched width and counts, decided once)."""
+
+    def __init__(self, cfg: GPTConfig, ffn: ResolvedFFN) -> None:
         super().__init__()
+        if (ffn.d_model, ffn.dense_d_ff) != (cfg.d_model, cfg.d_ff):
+            raise ValueError(
+                f"ffn '{ffn.name}' was resolved for d_model={ffn.d_model}, d_ff={ffn.dense_d_ff} "
+                f"but the model has d_model={cfg.d_model}, d_ff={cfg.d_ff}; resolve it for this "
+                "model (resolve_ffn(spec, cfg))"
+            )
         self.cfg = cfg
-        self.ffn_spec = ffn
-        self.variant = ffn.variant()
-        self.d_ff = matched_d_ff(
-            self.variant, cfg.d_model, cfg.d_ff, cfg.multiple_of, ffn.match, ffn.bias
-        )
-        # An FFN that mixes positions cannot be decoded one position at a time through the cache.
-        self.mixes_positions = probe_ffn(
-            self.variant, cfg.d_model, self.d_ff, ffn.bias
-        ).mixes_positions
+        self.ffn = ffn
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = (
             nn.Embedding(cfg.block_size, cfg.d_model) if Pos(cfg.pos) == Pos.learned else None
         )
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            Block(cfg, ffn, self.variant, self.d_ff) for _ in range(cfg.n_layer)
-        )
+        self.blocks = nn.ModuleList(Block(cfg, ffn) for _ in range(cfg.n_layer))
         self.norm_out = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # tied
@@ -394,9 +339,9 @@ class GPT(nn.Module):
                 f"a prompt of {T} tokens plus {max_new_tokens} new ones is longer than "
                 f"block_size {self.cfg.block_size}; shorten the prompt or generate fewer tokens"
             )
-        if self.mixes_positions:
+        if self.ffn.mixes_positions:
             print(
-                f"note: ffn '{self.variant.name}' mixes positions, so generation recomputes the "
+                f"note: ffn '{self.ffn.name}' mixes positions, so generation recomputes the "
                 "whole context each step instead of using the KV cache",
                 file=sys.stderr,
                 flush=True,
@@ -416,7 +361,7 @@ class GPT(nn.Module):
         top_k: int | None,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        cache = None if self.mixes_positions else self.new_cache()
+        cache = None if self.ffn.mixes_positions else self.new_cache()
         out = [idx]
         logits, _ = self(idx, cache=cache)
         for i in range(max_new_tokens):
@@ -439,7 +384,7 @@ class GPT(nn.Module):
             "non_embedding": total - embedding,
             "ffn": ffn,
             "ffn_per_layer": ffn // self.cfg.n_layer,
-            "d_ff": self.d_ff,
+            "d_ff": self.ffn.d_ff,
         }
 
     def flops_per_token(self) -> dict[str, float]:
@@ -461,7 +406,7 @@ class GPT(nn.Module):
             for n, m in self.named_modules()
             if isinstance(m, nn.Linear) and ".ffn." not in f".{n}."
         )
-        ffn = count_flops(self.variant, c.d_model, self.d_ff, self.ffn_spec.bias)
+        ffn = self.ffn.flops
         ffn_matmul = c.n_layer * ffn.matmul
         total = 2 * other + ffn_matmul + 4 * c.n_layer * c.block_size * c.d_model
         return {

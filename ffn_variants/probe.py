@@ -14,7 +14,6 @@ wrong. The probe builds the layer on the CPU from a fixed seed and runs it on a 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +28,6 @@ class Probe:
     mixes_positions: bool
 
 
-@functools.lru_cache(maxsize=1024)
 def probe_ffn(variant: Variant, d_model: int, d_ff: int, bias: bool = False) -> Probe:
     """Build one layer of `variant` on the CPU and run it on a small real input (module doc)."""
     where = f"ffn '{variant.name}' ({variant.source}, d_model={d_model}, d_ff={d_ff})"

@@ -44,9 +44,10 @@ class Impl(StrEnum):
 OPTION_DEFAULTS: dict[str, Any] = {"bias": False, "dropout": 0.0, "impl": Impl.auto}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Variant:
-    """A named FFN: factory(d_model, d_ff, **kwargs) builds one layer of it."""
+    """A named FFN: factory(d_model, d_ff, **kwargs) builds one layer of it. Compared by
+    identity: a run resolves its variant once (ffn_variants.resolved) and hands that on."""
 
     name: str
     factory: Factory
@@ -58,15 +59,6 @@ class Variant:
         object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
         if not self.source:
             object.__setattr__(self, "source", qualified_name(self.factory))
-
-    def __hash__(self) -> int:  # for the count caches: kwargs values may not be hashable
-        return hash((self.name, self.factory, repr(sorted(self.kwargs.items()))))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Variant):
-            return NotImplemented
-        key = (self.name, self.factory, dict(self.kwargs))
-        return key == (other.name, other.factory, dict(other.kwargs))
 
 
 VARIANTS: dict[str, Variant] = {}  # every registered variant, built-ins first
@@ -121,6 +113,11 @@ def get_variant(name: str) -> Variant:
             f"unknown ffn '{name}'; known: {', '.join(VARIANTS)}; or bring your own with "
             "ffn.target=<module>:<callable> (docs/extending.md)"
         ) from None
+
+
+def as_variant(variant: Variant | str) -> Variant:
+    """A Variant given a Variant or a registered name: the public functions' one conversion."""
+    return get_variant(variant) if isinstance(variant, str) else variant
 
 
 def resolve_target(target: str) -> Any:
@@ -224,9 +221,14 @@ def build_ffn(
 ) -> nn.Module:
     """One layer of `variant` (a Variant or a registered name) at hidden width d_ff (already
     sized: see ffn_variants.sizing)."""
-    if isinstance(variant, str):
-        variant = get_variant(variant)
-    options = factory_options(variant, bias, dropout, impl)
+    variant = as_variant(variant)
+    return make_ffn(variant, d_model, d_ff, factory_options(variant, bias, dropout, impl), impl)
+
+
+def make_ffn(
+    variant: Variant, d_model: int, d_ff: int, options: Mapping[str, Any], impl: Impl | str
+) -> nn.Module:
+    """One layer of `variant` with the factory options already checked (factory_options)."""
     module = variant.factory(d_model, d_ff, **variant.kwargs, **options)
     if not isinstance(module, nn.Module):
         raise ValueError(

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ffn_variants.counting import count_flops, count_params
-from ffn_variants.registry import VARIANTS, Variant, get_variant
+from ffn_variants.counting import Counts
+from ffn_variants.registry import VARIANTS, Variant, as_variant, get_variant
 
 TOLERANCE = 0.01
 REFERENCE = "relu"  # the dense FFN every variant is matched to
@@ -48,16 +48,6 @@ class FFNSize:
     @property
     def flops_diff(self) -> float:
         return self.flops_per_token / self.reference_flops - 1
-
-
-def ffn_params(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
-    """Parameters of one FFN layer, counted."""
-    return count_params(variant, d_model, d_ff, bias)
-
-
-def ffn_flops(variant: Variant | str, d_model: int, d_ff: int, bias: bool = False) -> int:
-    """Forward FLOPs per token of one FFN layer, counted: matmuls plus the elementwise work."""
-    return count_flops(variant, d_model, d_ff, bias).total
 
 
 def _finer_multiples(multiple_of: int) -> list[int]:
@@ -102,29 +92,30 @@ def matched_d_ff(
     multiple_of: int = 8,
     match: Match | str = Match.params,
     bias: bool = False,
+    counts: Counts | None = None,
 ) -> int:
     """Hidden width of `variant` matched to a dense ReLU FFN of width dense_d_ff.
 
     match="params" or "flops" finds the width whose counted parameters (FLOPs) equal the dense
     FFN's and rounds it down or up to multiple_of, whichever is closer. Where neither is within
     1%, the same with multiple_of/2, /4, ... down to 1; a ValueError if even that is more than 1%
-    off, or if the count does not grow with d_ff. match="none" keeps dense_d_ff.
+    off, or if the count does not grow with d_ff. match="none" keeps dense_d_ff. `counts` (of
+    this variant, d_model and bias) keeps what the search counted for its caller.
     """
     match = Match(match)
-    variant = get_variant(variant) if isinstance(variant, str) else variant
-    if match == Match.none or variant == get_variant(REFERENCE):
+    variant = as_variant(variant)
+    if match == Match.none or variant is VARIANTS.get(REFERENCE):
         return dense_d_ff  # the reference itself
+    counts = counts or Counts(variant, d_model, bias)
+    reference = Counts(get_variant(REFERENCE), d_model, bias)
 
     def count(d_ff: int) -> int:
         if match == Match.params:
-            return ffn_params(variant, d_model, d_ff, bias)
-        return ffn_flops(variant, d_model, d_ff, bias)
+            return counts.params(d_ff)
+        return counts.flops(d_ff).total
 
-    reference = get_variant(REFERENCE)
     target = (
-        ffn_params(reference, d_model, dense_d_ff, bias)
-        if match == Match.params
-        else ffn_flops(reference, d_model, dense_d_ff, bias)
+        reference.params(dense_d_ff) if match == Match.params else reference.flops(dense_d_ff).total
     )
     exact = _crossing(count, target, f"ffn '{variant.name}' ({variant.source})", match)
     if abs(exact - dense_d_ff) < 0.5 and dense_d_ff % multiple_of == 0:
@@ -151,15 +142,17 @@ def ffn_size(
     bias: bool = False,
 ) -> FFNSize:
     """Width, parameters and FLOPs of one `variant` layer, beside the dense ReLU FFN's."""
-    variant = get_variant(variant) if isinstance(variant, str) else variant
-    d_ff = matched_d_ff(variant, d_model, dense_d_ff, multiple_of, match, bias)
+    variant = as_variant(variant)
+    counts = Counts(variant, d_model, bias)
+    reference = Counts(get_variant(REFERENCE), d_model, bias)
+    d_ff = matched_d_ff(variant, d_model, dense_d_ff, multiple_of, match, bias, counts)
     return FFNSize(
         variant=variant.name,
         d_ff=d_ff,
-        params=ffn_params(variant, d_model, d_ff, bias),
-        flops_per_token=ffn_flops(variant, d_model, d_ff, bias),
-        reference_params=ffn_params(REFERENCE, d_model, dense_d_ff, bias),
-        reference_flops=ffn_flops(REFERENCE, d_model, dense_d_ff, bias),
+        params=counts.params(d_ff),
+        flops_per_token=counts.flops(d_ff).total,
+        reference_params=reference.params(dense_d_ff),
+        reference_flops=reference.flops(dense_d_ff).total,
     )
 
 

@@ -21,10 +21,8 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from ffn_variants.counting import count_flops
-from ffn_variants.model import FFNSpec, GPTConfig
-from ffn_variants.probe import probe_ffn
-from ffn_variants.sizing import matched_d_ff
+from ffn_variants.model import GPTConfig
+from ffn_variants.resolved import FFNSpec, resolve_ffn
 from harness.data.config import DataConfig
 from harness.data.tokenizer import AUTO, auto_tokenizer, offline_size
 from harness.errors import UserInputError
@@ -197,14 +195,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} must be >= 0")
-        f, m = self.ffn, self.model
-        # Raises ValueError (with the fix) where no width keeps the variant within 1%, where the
-        # module's forward fails or changes the shape, or its FLOPs cannot be counted.
-        variant = f.variant()
-        d_ff = matched_d_ff(variant, m.d_model, m.d_ff, m.multiple_of, f.match, f.bias)
-        probe_ffn(variant, m.d_model, d_ff, f.bias)
-        count_flops(variant, m.d_model, d_ff, f.bias)
-        self.data.tokenizer = tokenizer_for(self.data.tokenizer, m.vocab_size)
+        # The FFN decided once, here: the model, the trainer and the benchmarks take this value.
+        # ValueError (with the fix) for an unknown variant or option, where no width keeps it
+        # within 1%, where its forward fails or changes the shape, or its FLOPs cannot be counted.
+        self.resolved_ffn = resolve_ffn(self.ffn, self.model)
+        self.data.tokenizer = tokenizer_for(self.data.tokenizer, self.model.vocab_size)
 
 
 def tokenizer_for(name: str, vocab_size: int) -> str:

@@ -52,7 +52,7 @@ class Plan:
 def plan_of(cfg: TrainConfig) -> Plan:
     t, m, d = cfg.trainer, cfg.model, cfg.data
     with torch.device("meta"):
-        gpt = GPT(m, cfg.ffn)
+        gpt = GPT(m, cfg.resolved_ffn)
     counts = gpt.param_counts()
     flops = gpt.flops_per_token()
     per_step = t.batch_size * m.block_size * t.grad_accum

@@ -173,11 +173,12 @@ class Trainer:
         t, m = self.cfg.trainer, self.cfg.model
         if self.cfg.ffn.impl == Impl.quack and (why := quack_unavailable(self.device)):
             raise UserInputError(why)
-        self.model = GPT(m, self.cfg.ffn).to(self.device)
-        if self.model.d_ff % m.multiple_of:
+        ffn = self.cfg.resolved_ffn
+        self.model = GPT(m, ffn).to(self.device)
+        if ffn.d_ff % m.multiple_of:
             warn(
-                f"no multiple of model.multiple_of={m.multiple_of} matches {self.cfg.ffn.name} "
-                f"within 1%, so d_ff={self.model.d_ff} (see ffn_variants.sizing)"
+                f"no multiple of model.multiple_of={m.multiple_of} matches {ffn.name} "
+                f"within 1%, so d_ff={ffn.d_ff} (see ffn_variants.sizing)"
             )
         for gap in telemetry_gaps(self.model.blocks[0].ffn):
             warn(f"telemetry: {gap} (docs/extending.md: the telemetry protocol)")

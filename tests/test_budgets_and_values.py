@@ -83,7 +83,7 @@ def test_the_gpu_comparison_is_a_regime_a_reviewer_accepts():
     cfg = compose(["experiment=contenders_gpu"])
     t, m, d = cfg.trainer, cfg.model, cfg.data
     with torch.device("meta"):
-        non_embedding = GPT(m, cfg.ffn).param_counts()["non_embedding"]
+        non_embedding = GPT(m, cfg.resolved_ffn).param_counts()["non_embedding"]
     per_step = t.batch_size * t.grad_accum * m.block_size
     steps = planned_steps(t, non_embedding, per_step)
     assert steps * per_step >= 10 * non_embedding and per_step >= 128 * 1024

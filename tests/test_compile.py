@@ -14,9 +14,11 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.model import GPT, GPTConfig
+from ffn_variants.resolved import FFNSpec
 from tests.helpers import tiny_overrides, train
 from tests.helpers.ffn_formulas import GATED
+from tests.helpers.models import build_gpt
 
 pytestmark = pytest.mark.gpu
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -26,7 +28,7 @@ SHAPE = dict(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_siz
 
 def model_and_batch(name: str, impl: str = "triton") -> tuple[GPT, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**SHAPE, multiple_of=2), FFNSpec(name=name, impl=impl)).to(DEVICE)
+    model = build_gpt(GPTConfig(**SHAPE, multiple_of=2), FFNSpec(name=name, impl=impl)).to(DEVICE)
     x = torch.randint(0, SHAPE["vocab_size"], (3, SHAPE["block_size"]), device=DEVICE)
     return model, x, torch.roll(x, -1, dims=1)
 

@@ -10,10 +10,13 @@ import pytest
 import torch
 
 from ffn_variants.activations import ACTIVATION_GRADS, XIELU, get_activation
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
-from ffn_variants.sizing import ffn_flops, ffn_params, matched_d_ff
+from ffn_variants.counting import count_flops, count_params
+from ffn_variants.model import GPT, GPTConfig
+from ffn_variants.resolved import FFNSpec
+from ffn_variants.sizing import matched_d_ff
 from harness.config import OptimConfig
 from harness.runtime import make_optimizer
+from tests.helpers.models import build_gpt
 
 BETA, EPS = 0.5, -1e-6
 
@@ -130,10 +133,10 @@ def test_leaky_relu2_outputs_and_gradients_match_the_written_reference():
 
 
 def test_counts_by_hand():
-    assert ffn_params("xielu", 10, 40) == 2 * 10 * 40 + 2  # W1, W2 and a_p, a_n
-    assert ffn_params("leaky_relu2", 10, 40) == 2 * 10 * 40
-    assert ffn_flops("xielu", 10, 40) == 2 * 2 * 10 * 40 + 12 * 40
-    assert ffn_flops("leaky_relu2", 10, 40) == 2 * 2 * 10 * 40 + 3 * 40
+    assert count_params("xielu", 10, 40) == 2 * 10 * 40 + 2  # W1, W2 and a_p, a_n
+    assert count_params("leaky_relu2", 10, 40) == 2 * 10 * 40
+    assert count_flops("xielu", 10, 40).total == 2 * 2 * 10 * 40 + 12 * 40
+    assert count_flops("leaky_relu2", 10, 40).total == 2 * 2 * 10 * 40 + 3 * 40
     # Two scalars move the parameter match by less than half a unit of width: ReLU's width.
     assert matched_d_ff("xielu", 128, 512) == 512
     assert matched_d_ff("leaky_relu2", 128, 512) == 512
@@ -142,7 +145,7 @@ def test_counts_by_hand():
 def test_learned_scalars_get_no_weight_decay():
     cfg = GPTConfig(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=64)
     for name, scalars in (("xielu", ("act.a_p", "act.a_n")), ("swiglu_beta", ("beta",))):
-        model = GPT(cfg, FFNSpec(name=name))
+        model = build_gpt(cfg, FFNSpec(name=name))
         optimizer = make_optimizer(model, OptimConfig(weight_decay=0.1), fused=False)
         decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
         named = dict(model.named_parameters())
@@ -151,7 +154,7 @@ def test_learned_scalars_get_no_weight_decay():
                 assert decay[id(named[f"blocks.{layer}.ffn.{scalar}"])] == 0.0
             assert decay[id(named[f"blocks.{layer}.ffn.w_in.weight"])] == 0.1
         counts = model.param_counts()
-        assert counts["ffn_per_layer"] == ffn_params(name, 32, counts["d_ff"])
+        assert counts["ffn_per_layer"] == count_params(name, 32, counts["d_ff"])
 
 
 # ------------------------------------------------------------------------ experiment=contenders
@@ -194,6 +197,6 @@ def test_contenders_experiment_sweeps_the_eight_and_every_job_builds(scale):
         assert typed.data.tokenizer == ("r50k_base" if scale else "r50k_8k")
         assert typed.trainer.batch_size == (32 if scale else 8)
         with torch.device("meta"):
-            model = GPT(typed.model, typed.ffn)
-        dense = ffn_params("relu", typed.model.d_model, typed.model.d_ff)
+            model = GPT(typed.model, typed.resolved_ffn)
+        dense = count_params("relu", typed.model.d_model, typed.model.d_ff)
         assert abs(model.param_counts()["ffn_per_layer"] / dense - 1) <= 0.01

@@ -17,13 +17,14 @@ import torch
 
 from ffn_variants import build_ffn, register_ffn
 from ffn_variants.counting import count_flops, count_params
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.model import GPTConfig
 from ffn_variants.registry import VARIANTS, variant_from_target
+from ffn_variants.resolved import FFNSpec
 from ffn_variants.sizing import Match, matched_d_ff
 from ffn_variants.telemetry import activation_stats, grad_norms, telemetry_gaps
 from tests.helpers import REPO, fresh_cache, run_train, tiny_overrides
 from tests.helpers.ffn_formulas import BUILTINS, formula_d_ff, formula_flops, formula_params
-from tests.helpers.models import MODEL_CONFIGS, model_config
+from tests.helpers.models import MODEL_CONFIGS, build_gpt, model_config
 
 USER_DIR = REPO / "tests" / "fixtures" / "user_ffn"
 SHAPES = [(10, 40), (7, 13), (33, 97)]
@@ -84,9 +85,9 @@ def test_a_registered_module_is_built_matched_and_trained_like_a_builtin(user_mo
     register_ffn("squared_gate", SquaredGate, power=3.0)
     ffn = build_ffn("squared_gate", 16, 24)
     assert isinstance(ffn, SquaredGate) and ffn.power == 3.0
-    model = GPT(TINY, FFNSpec(name="squared_gate"))
-    dense = GPT(TINY, FFNSpec(name="relu"))
-    assert model.d_ff == 86  # the 2/3 rule, found by counting (the scale counts: +1 per layer)
+    model = build_gpt(TINY, FFNSpec(name="squared_gate"))
+    dense = build_gpt(TINY, FFNSpec(name="relu"))
+    assert model.ffn.d_ff == 86  # the 2/3 rule, found by counting (the scale counts: +1 per layer)
     ratio = model.param_counts()["ffn"] / dense.param_counts()["ffn"]
     assert abs(ratio - 1) <= 0.01
     x = torch.randint(0, 64, (2, 16))
@@ -132,7 +133,7 @@ def test_matched_within_one_percent_by_counting(user_module, match):
 def test_bad_targets_are_one_line_value_errors(user_module, target, message):
     with pytest.raises(ValueError) as e:
         FFNSpec(name="x", target=target)
-        GPT(TINY, FFNSpec(name="x", target=target))
+        build_gpt(TINY, FFNSpec(name="x", target=target))
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -140,7 +141,7 @@ def test_bad_targets_are_one_line_value_errors(user_module, target, message):
 
 
 def test_a_declared_gated_module_logs_like_a_builtin(user_module):
-    model = GPT(TINY, FFNSpec(name="sq", target="user_ffns:SquaredGate"))
+    model = build_gpt(TINY, FFNSpec(name="sq", target="user_ffns:SquaredGate"))
     assert telemetry_gaps(model.blocks[0].ffn) == []
     with activation_stats(model) as stats:
         model(torch.randint(0, 64, (2, 16)))
@@ -151,7 +152,7 @@ def test_a_declared_gated_module_logs_like_a_builtin(user_module):
 
 
 def test_an_undeclared_module_trains_and_says_what_it_cannot_log(user_module):
-    model = GPT(TINY, FFNSpec(name="plain", target="user_ffns:Undeclared"))
+    model = build_gpt(TINY, FFNSpec(name="plain", target="user_ffns:Undeclared"))
     gaps = telemetry_gaps(model.blocks[0].ffn)
     assert len(gaps) == 1 and "Undeclared declares no w_out" in gaps[0]
     x = torch.randint(0, 64, (2, 16))

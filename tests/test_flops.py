@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ffn_variants.model import GPT, FFNSpec
+from ffn_variants.resolved import FFNSpec
 from harness.mfu import PEAK_BF16_TFLOPS, Peak, device_peak, mfu, table_peak
 from tests.helpers.ffn_formulas import BUILTINS
-from tests.helpers.models import MODEL_CONFIGS, model_config
+from tests.helpers.models import MODEL_CONFIGS, build_gpt, model_config
 
 
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
@@ -23,7 +23,7 @@ from tests.helpers.models import MODEL_CONFIGS, model_config
 def test_training_flops_per_token_match_the_flop_counter(name, path):
     cfg = model_config(path)
     with torch.device("meta"):
-        model = GPT(cfg, FFNSpec(name=name, impl="torch"))
+        model = build_gpt(cfg, FFNSpec(name=name, impl="torch"))
         x = torch.randint(0, cfg.vocab_size, (2, cfg.block_size))
     with FlopCounterMode(display=False) as counter:
         _, loss = model(x, x)
@@ -38,12 +38,12 @@ def test_training_flops_per_token_match_the_flop_counter(name, path):
 def test_the_parts_of_the_count():
     with torch.device("meta"):
         cfg = model_config(MODEL_CONFIGS[0])
-        gated, dense = (GPT(cfg, FFNSpec(name=n)) for n in ("swiglu", "relu"))
+        gated, dense = (build_gpt(cfg, FFNSpec(name=n)) for n in ("swiglu", "relu"))
     d, L, T, V = cfg.d_model, cfg.n_layer, cfg.block_size, cfg.vocab_size
     # 6 x (attention projections + gated FFN's three matrices + LM head) + 12 L d T.
-    matmul = L * (4 * d * d + 3 * d * gated.d_ff) + d * V
+    matmul = L * (4 * d * d + 3 * d * gated.ffn.d_ff) + d * V
     assert gated.flops_per_token()["train"] == 6 * matmul + 12 * L * d * T
-    share = 2 * L * 2 * d * dense.d_ff / dense.flops_per_token()["total"]
+    share = 2 * L * 2 * d * dense.ffn.d_ff / dense.flops_per_token()["total"]
     assert dense.flops_per_token()["ffn_share"] == pytest.approx(share)
 
 

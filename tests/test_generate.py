@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig, sample_next
+from ffn_variants.model import GPT, GPTConfig, sample_next
+from ffn_variants.resolved import FFNSpec
 from tests.helpers.ffn_formulas import BUILTINS
+from tests.helpers.models import build_gpt
 
 CONTENDERS = ["polynorm", "swiglu_oai"]
 TARGETS = {
@@ -21,7 +23,7 @@ def model(name: str, pos: str = "rope") -> GPT:
     cfg = GPTConfig(n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=24, vocab_size=50, pos=pos)
     torch.manual_seed(0)
     spec = FFNSpec(name=name, target=TARGETS.get(name), impl="torch")
-    return GPT(cfg, spec).double().eval()
+    return build_gpt(cfg, spec).double().eval()
 
 
 @pytest.mark.parametrize("name", [*BUILTINS, *CONTENDERS])
@@ -94,10 +96,10 @@ def test_an_ffn_that_mixes_positions_generates_what_full_forwards_give(capsys):
         cfg = GPTConfig(n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=24, vocab_size=50)
         torch.manual_seed(0)
         spec = FFNSpec(name="primer", target="user_ffns:PrimerConv", match="none", impl="torch")
-        gpt = GPT(cfg, spec).double().train()
+        gpt = build_gpt(cfg, spec).double().train()
     finally:
         sys.path.remove(str(REPO / "tests" / "fixtures" / "user_ffn"))
-    assert gpt.mixes_positions and not model("relu2").mixes_positions
+    assert gpt.ffn.mixes_positions and not model("relu2").ffn.mixes_positions
     idx = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(2))
     got = gpt.generate(idx, 12, temperature=0)
     assert gpt.training  # the mode it had

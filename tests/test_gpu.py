@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.model import GPTConfig
+from ffn_variants.resolved import FFNSpec
 from ffn_variants.variants import build_ffn
 from tests.helpers.ffn_formulas import GATED, activation_of
+from tests.helpers.models import build_gpt
 
 pytestmark = pytest.mark.cuda
 GATED_FUSED = sorted(n for n in GATED if activation_of(n) != "swish_beta")
@@ -54,7 +56,7 @@ def test_a_training_step_with_the_fused_op_matches_pytorch(compile_model):
     results = {}
     for impl in ("torch", "triton"):
         torch.manual_seed(0)
-        model = GPT(cfg, FFNSpec(name="swiglu", impl=impl)).cuda()
+        model = build_gpt(cfg, FFNSpec(name="swiglu", impl=impl)).cuda()
         forward = torch.compile(model) if compile_model else model
         with torch.autocast("cuda", dtype=torch.bfloat16):
             _, loss = forward(x, x)

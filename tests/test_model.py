@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.model import GPTConfig
+from ffn_variants.resolved import FFNSpec
+from tests.helpers.models import build_gpt
 
 SMALL = dict(n_layer=3, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=97, multiple_of=2)
 
@@ -13,7 +15,7 @@ SMALL = dict(n_layer=3, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_siz
 @pytest.mark.parametrize("pos", ["rope", "learned"])
 def test_future_tokens_do_not_change_past_logits(pos):
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**SMALL, pos=pos), FFNSpec(name="swiglu")).eval()
+    model = build_gpt(GPTConfig(**SMALL, pos=pos), FFNSpec(name="swiglu")).eval()
     x = torch.randint(0, 97, (2, 12))
     y = x.clone()
     y[:, 8:] = torch.randint(0, 97, (2, 4))
@@ -25,14 +27,14 @@ def test_future_tokens_do_not_change_past_logits(pos):
 
 def test_positions_matter_with_rope():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**SMALL), FFNSpec(name="relu")).eval()
+    model = build_gpt(GPTConfig(**SMALL), FFNSpec(name="relu")).eval()
     x = torch.tensor([[5, 7, 5, 7]])
     logits, _ = model(x)
     assert not torch.allclose(logits[0, 0], logits[0, 2])  # same token, other position
 
 
 def test_embeddings_are_tied_and_counted_once():
-    model = GPT(GPTConfig(**SMALL), FFNSpec(name="relu"))
+    model = build_gpt(GPTConfig(**SMALL), FFNSpec(name="relu"))
     assert model.lm_head.weight is model.tok_emb.weight
     counts = model.param_counts()
     assert counts["total"] == sum(p.numel() for p in model.parameters())
@@ -42,7 +44,7 @@ def test_embeddings_are_tied_and_counted_once():
 def test_residual_outputs_get_depth_scaled_init():
     torch.manual_seed(0)
     cfg = GPTConfig(**{**SMALL, "n_layer": 8, "d_model": 64, "d_ff": 256})
-    model = GPT(cfg, FFNSpec(name="geglu"))
+    model = build_gpt(cfg, FFNSpec(name="geglu"))
     expected = 0.02 / math.sqrt(2 * 8)
     for block in model.blocks:
         assert block.ffn.w_out.weight.std().item() == pytest.approx(expected, rel=0.1)
@@ -52,7 +54,7 @@ def test_residual_outputs_get_depth_scaled_init():
 
 def test_loss_at_init_is_near_uniform():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**SMALL), FFNSpec(name="swiglu"))
+    model = build_gpt(GPTConfig(**SMALL), FFNSpec(name="swiglu"))
     x = torch.randint(0, 97, (4, 16))
     _, loss = model(x, torch.randint(0, 97, (4, 16)))
     assert loss.item() == pytest.approx(math.log(97), abs=0.3)
@@ -68,11 +70,11 @@ def test_loss_at_init_is_near_uniform():
 )
 def test_bad_shapes_fail_with_the_fix(change, message):
     with pytest.raises(ValueError, match=message):
-        GPT(GPTConfig(**{**SMALL, **change}), FFNSpec(name="relu"))
+        build_gpt(GPTConfig(**{**SMALL, **change}), FFNSpec(name="relu"))
 
 
 def test_sequence_longer_than_the_context_fails():
-    model = GPT(GPTConfig(**SMALL), FFNSpec(name="relu"))
+    model = build_gpt(GPTConfig(**SMALL), FFNSpec(name="relu"))
     with pytest.raises(ValueError, match="longer than block_size"):
         model(torch.zeros(1, 17, dtype=torch.long))
 
@@ -91,7 +93,7 @@ def test_the_fused_linear_cross_entropy_equals_the_plain_loss_and_its_gradients(
             n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=16, vocab_size=50, loss_impl=impl
         )
         torch.manual_seed(0)
-        gpt = GPT(cfg, FFNSpec(name="swiglu", impl="torch"))
+        gpt = build_gpt(cfg, FFNSpec(name="swiglu", impl="torch"))
         logits, loss = gpt(idx[:, :-1], idx[:, 1:], return_logits=False)
         assert logits is None
         loss.backward()

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.model import GPTConfig
+from ffn_variants.resolved import FFNSpec
 from harness.config import OptimConfig, TrainerConfig
 from harness.runtime import lr_at, make_optimizer, planned_steps, warmup_steps
+from tests.helpers.models import build_gpt
 
 
 def test_warmup_rises_linearly_to_the_peak():
@@ -43,7 +45,7 @@ def test_planned_steps_from_a_token_budget():
 
 
 def test_weight_decay_applies_to_matrices_only():
-    model = GPT(
+    model = build_gpt(
         GPTConfig(n_layer=1, n_head=2, d_model=32, d_ff=128, multiple_of=2, vocab_size=64),
         FFNSpec(),
     )

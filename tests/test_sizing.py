@@ -2,24 +2,24 @@
 
 import pytest
 
-from ffn_variants.model import GPT, FFNSpec, GPTConfig
+from ffn_variants.counting import count_flops, count_params
+from ffn_variants.model import GPTConfig
+from ffn_variants.resolved import FFNSpec
 from ffn_variants.sizing import (
-    ffn_flops,
-    ffn_params,
     format_table,
     matched_d_ff,
     matching_table,
 )
 from ffn_variants.variants import VARIANTS
-from tests.helpers.models import MODEL_CONFIGS, model_config
+from tests.helpers.models import MODEL_CONFIGS, build_gpt, model_config
 
 
 def test_counts_by_hand():
-    assert ffn_params("relu", 10, 40) == 2 * 10 * 40
-    assert ffn_params("swiglu", 10, 40) == 3 * 10 * 40
-    assert ffn_params("swiglu", 10, 40, bias=True) == 3 * 10 * 40 + 2 * 40 + 10
-    assert ffn_flops("relu", 10, 40) == 2 * 2 * 10 * 40 + 40
-    assert ffn_flops("swiglu", 10, 40) == 2 * 3 * 10 * 40 + 40 * (4 + 1)
+    assert count_params("relu", 10, 40) == 2 * 10 * 40
+    assert count_params("swiglu", 10, 40) == 3 * 10 * 40
+    assert count_params("swiglu", 10, 40, bias=True) == 3 * 10 * 40 + 2 * 40 + 10
+    assert count_flops("relu", 10, 40).total == 2 * 2 * 10 * 40 + 40
+    assert count_flops("swiglu", 10, 40).total == 2 * 3 * 10 * 40 + 40 * (4 + 1)
 
 
 def test_two_thirds_rule_at_gpt2_shape():
@@ -67,9 +67,9 @@ def test_model_counts_agree_with_sizing():
     cfg = GPTConfig(
         n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=100, multiple_of=2
     )
-    dense = GPT(cfg, FFNSpec(name="relu")).param_counts()
+    dense = build_gpt(cfg, FFNSpec(name="relu")).param_counts()
     for name in VARIANTS:
-        counts = GPT(cfg, FFNSpec(name=name)).param_counts()
-        assert counts["ffn_per_layer"] == ffn_params(name, 32, counts["d_ff"])
+        counts = build_gpt(cfg, FFNSpec(name=name)).param_counts()
+        assert counts["ffn_per_layer"] == count_params(name, 32, counts["d_ff"])
         assert abs(counts["ffn"] / dense["ffn"] - 1) <= 0.01
         assert abs(counts["total"] / dense["total"] - 1) <= 0.01

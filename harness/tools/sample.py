@@ -61,7 +61,7 @@ def rebuild(state: dict[str, Any]) -> tuple[TrainConfig, GPT]:
     """The run's typed config and its model, with the checkpoint's weights, on the CPU."""
     saved = OmegaConf.create(state["config"])
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), saved))
-    model = GPT(cfg.model, cfg.ffn)
+    model = GPT(cfg.model, cfg.resolved_ffn)
     model.load_state_dict(state["model"])
     return cfg, model.eval()
 

@@ -13,7 +13,8 @@ import sys
 import torch
 
 from ffn_variants.model import GPT
-from ffn_variants.sizing import format_table, matching_table
+from ffn_variants.resolved import resolve_ffn
+from ffn_variants.sizing import FFNSize, format_table
 from ffn_variants.variants import VARIANTS
 from harness.cli import compose_checked, fail
 from harness.config import TrainConfig
@@ -26,8 +27,12 @@ def sizes_report(cfg: TrainConfig) -> str:
     # The built-ins, and the configured FFN where it is a user's.
     specs = {name: dataclasses.replace(f, name=name, target=None, kwargs={}) for name in VARIANTS}
     specs.setdefault(f.name, f)
-    variants = [spec.variant() for spec in specs.values()]
-    rows = matching_table(m.d_model, m.d_ff, m.multiple_of, f.match, f.bias, variants)
+    resolved = {name: resolve_ffn(spec, m) for name, spec in specs.items()}
+    dense = resolved["relu"]
+    rows = [
+        FFNSize(name, r.d_ff, r.params, r.flops.total, dense.params, dense.flops.total)
+        for name, r in resolved.items()
+    ]
     lines = [
         f"model {m.name}: n_layer {m.n_layer}, d_model {m.d_model}, dense d_ff {m.d_ff}, "
         f"multiple_of {m.multiple_of}, matched on {f.match}",
@@ -38,7 +43,7 @@ def sizes_report(cfg: TrainConfig) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     with torch.device("meta"):
-        models = {name: GPT(m, spec) for name, spec in specs.items()}
+        models = {name: GPT(m, ffn) for name, ffn in resolved.items()}
     relu_total = models["relu"].param_counts()["total"]
     for name, model in models.items():
         c, flops = model.param_counts(), model.flops_per_token()
