@@ -8,9 +8,9 @@ a choice (`FFNSpec`) into the one value (`ResolvedFFN`) a model is built from.
 """
 
 from ffn_variants.registry import VARIANTS, Impl, Variant, build_ffn, get_variant, register_ffn
+from ffn_variants.resolved import FFNSpec, ResolvedFFN, resolve_ffn
 from ffn_variants.sizing import Match, matched_d_ff  # noqa: I001 (after the built-ins)
 from ffn_variants.variants import DenseFFN, GatedFFN  # registers the built-ins
-from ffn_variants.resolved import FFNSpec, ResolvedFFN, resolve_ffn
 
 __all__ = [
     "VARIANTS",
