@@ -41,11 +41,12 @@ import torch
 
 from bench.throughput import configs, machine
 from bench.timing import load_average, quartile, synchronize
-from ffn_variants.model import GPT, StaticKVCache
+from ffn_variants.model import GPT, Decoder, sample_next
 from harness.cli import fail
 from harness.config import TrainConfig
 from harness.errors import UserInputError
 from harness.json_safe import dumps
+from harness.prepare import prepare
 from harness.runtime import pick_device
 from sweep.serving import ratios
 
@@ -86,46 +87,27 @@ class Subject:
         return self.cfg.ffn.name, self.cfg.model.name, self.mode
 
 
-def build(cfg: TrainConfig, mode: str, device: torch.device) -> Subject:
+def build(cfg: TrainConfig, mode: str, device: torch.device, models: int = 1) -> Subject:
     torch.manual_seed(0)
-    model = GPT(cfg.model, cfg.resolved_ffn).to(device).eval()
-    if device.type == "cuda":
-        model = model.to(torch.bfloat16)
-    if mode == "compiled":
-        # CUDA graphs on a GPU (launches are what a small model's decode step costs there)
-        graphs = "reduce-overhead" if device.type == "cuda" else "default"
-        run = torch.compile(model, mode=graphs, dynamic=False)
-    else:
-        run = model
-    return Subject(cfg, mode, model, run)
+    compiled = mode == "compiled"
+    run = prepare(
+        GPT(cfg.model, cfg.resolved_ffn), cfg, device, serve=True, compile=compiled, models=models
+    )
+    return Subject(cfg, mode, run.model, run.forward)
 
 
-def uses_static_cache(s: Subject) -> bool:
-    """Compiled decoding runs over the fixed-shape cache; an FFN that mixes positions cannot be
-    decoded through any cache (GPT.generate recomputes its context)."""
-    return s.mode == "compiled" and not s.model.ffn.mixes_positions
-
-
-def step(s: Subject, idx: torch.Tensor, cache: Any, at: int) -> torch.Tensor:
-    """The logits of idx [B, T] at positions at..at+T-1 through `cache` (None: no cache)."""
-    if isinstance(cache, StaticKVCache):
-        positions = torch.arange(at, at + idx.size(1), device=idx.device)
-        return s.run(idx, cache=cache, positions=positions)[0]
-    return s.run(idx, cache=cache)[0]
-
-
-def new_cache(s: Subject) -> Any:
-    if s.model.ffn.mixes_positions:
-        return None
-    return s.model.new_static_cache() if uses_static_cache(s) else s.model.new_cache()
+def decoder(s: Subject) -> Decoder:
+    """GPT.generate's decoder over this subject's forward: compiled decoding runs over the
+    fixed-shape cache (an FFN that mixes positions is decoded over its whole context)."""
+    return Decoder(s.model, s.run, static=s.mode == "compiled")
 
 
 def prefill_s(s: Subject, length: int, device: torch.device) -> float:
     idx = torch.randint(0, s.cfg.model.vocab_size, (1, length), device=device)
-    cache = new_cache(s)
+    d = decoder(s)
     synchronize(device)
     began = time.perf_counter()
-    step(s, idx, cache, 0)
+    d.prefill(idx)
     synchronize(device)
     return time.perf_counter() - began
 
@@ -136,18 +118,15 @@ def decode_tokens(block_size: int) -> int:
 
 
 def decode_s(s: Subject, batch: int, device: torch.device) -> float:
-    """Seconds for decode_tokens() one-token steps after a short prompt (greedy): through the
-    KV cache, or, for an FFN that mixes positions, over the whole context each step, as
-    GPT.generate decodes it."""
-    cache = new_cache(s)
+    """Seconds for decode_tokens() one-token steps after a short prompt (greedy), as
+    GPT.generate decodes them."""
+    d = decoder(s)
     idx = torch.randint(0, s.cfg.model.vocab_size, (batch, DECODE_PROMPT), device=device)
-    logits = step(s, idx, cache, 0)
+    logits = d.prefill(idx)
     synchronize(device)
     began = time.perf_counter()
-    for t in range(decode_tokens(s.cfg.model.block_size)):
-        token = logits[:, -1:].argmax(-1)
-        idx = token if cache is not None else torch.cat([idx, token], dim=1)
-        logits = step(s, idx, cache, DECODE_PROMPT + t if cache is not None else 0)
+    for _ in range(decode_tokens(s.cfg.model.block_size)):
+        logits = d.step(sample_next(logits, temperature=0))
     synchronize(device)
     return time.perf_counter() - began
 
@@ -203,19 +182,11 @@ def measure(
     cfgs: Sequence[TrainConfig], rounds: int, modes: Sequence[str], log=print
 ) -> dict[str, Any]:
     device = pick_device(cfgs[0].trainer.device)
-    if "compiled" in modes:
-        # Dynamo's recompile limit (8 by default) is shared by every model compiled in this
-        # process: past it, later subjects would silently run eager under a "compiled" label.
-        limit = 16 * len(cfgs)
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
-        torch._dynamo.config.accumulated_recompile_limit = max(
-            torch._dynamo.config.accumulated_recompile_limit, 4 * limit
-        )
     load_before = load_average()
     subjects = []
     for cfg in cfgs:
         for mode in modes:
-            s = build(cfg, mode, device)
+            s = build(cfg, mode, device, models=len(cfgs))
             log(f"warm-up {'/'.join(s.key)}")
             try:
                 warm_up(s, device)

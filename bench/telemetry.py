@@ -14,7 +14,6 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -22,33 +21,31 @@ import torch
 
 from bench.timing import synchronize
 from ffn_variants.model import GPT
-from ffn_variants.telemetry import activation_stats, grad_norms
+from ffn_variants.telemetry import grad_norms
 from harness.cli import compose_checked, fail
 from harness.config import TrainConfig
 from harness.errors import UserInputError
-from harness.runtime import autocast, make_optimizer, pick_device
+from harness.prepare import prepare
+from harness.runtime import autocast, pick_device
+from harness.train_step import TrainStep
 
 
 def measure(cfg: TrainConfig, steps: int) -> dict:
     device = pick_device(cfg.trainer.device)
-    model = GPT(cfg.model, cfg.resolved_ffn).to(device)
-    optimizer = make_optimizer(model, cfg.optim, fused=device.type == "cuda")
-    precision = autocast(cfg.trainer, device)
+    run = prepare(GPT(cfg.model, cfg.resolved_ffn), cfg, device, compile=False)
+    train_step = TrainStep.of(run, cfg, autocast(cfg.trainer, device))
     shape = (cfg.trainer.batch_size, cfg.model.block_size)
-    x = torch.randint(0, 50257, shape, device=device)
+    x = torch.randint(0, cfg.model.vocab_size, shape, device=device)
 
     def step(with_telemetry: bool) -> float:
+        """The trainer's step (harness.train_step), watched or not: hooks on the forward, then
+        the per-block gradient norms, as a logging step takes them."""
         synchronize(device)
         start = time.perf_counter()
-        hooks = activation_stats(model) if with_telemetry else nullcontext({})
-        with hooks, precision:
-            _, loss = model(x, x)
-        loss.backward()
+        train_step.forward_backward(lambda micro: (x, x), with_telemetry)
         if with_telemetry:
-            grad_norms(model)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            grad_norms(run.model)
+        train_step.optimizer_step(0)
         synchronize(device)
         return time.perf_counter() - start
 

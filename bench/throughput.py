@@ -40,11 +40,12 @@ from bench.timing import load_average, quartile, synchronize
 from ffn_variants.model import GPT
 from ffn_variants.telemetry import grad_norms
 from harness.cli import compose_checked, compose_config, fail, override_sets
-from harness.config import OnNonFinite, TrainConfig
+from harness.config import TrainConfig
 from harness.errors import UserInputError
 from harness.json_safe import dumps
 from harness.mfu import device_peak
-from harness.runtime import autocast, compute_dtype, make_optimizer, pick_device
+from harness.prepare import prepare
+from harness.runtime import autocast, compute_dtype, pick_device
 from harness.train_step import TrainStep
 from harness.tuned import size_and_variant_jobs, sweep_jobs
 
@@ -74,26 +75,15 @@ class Subject:
     blocks: list[float]  # seconds per block
 
     @classmethod
-    def build(cls, cfg: TrainConfig, device: torch.device) -> Subject:
+    def build(cls, cfg: TrainConfig, device: torch.device, models: int = 1) -> Subject:
         t = cfg.trainer
         torch.manual_seed(cfg.seed)
-        model = GPT(cfg.model, cfg.resolved_ffn).to(device)
-        forward = torch.compile(model) if t.compile else model
-        fused = device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip  # as the trainer
-        step = TrainStep(
-            model,
-            forward,
-            make_optimizer(model, cfg.optim, fused),
-            grad_accum=t.grad_accum,
-            grad_clip=cfg.optim.grad_clip,
-            compiled=t.compile,
-            fused_optimizer=fused,
-            autocast=autocast(t, device),
-        )
+        run = prepare(GPT(cfg.model, cfg.resolved_ffn), cfg, device, models=models)
+        step = TrainStep.of(run, cfg, autocast(t, device))
         shape = (t.batch_size, cfg.model.block_size)
         x = torch.randint(0, cfg.model.vocab_size, shape, device=device)
         y = torch.randint(0, cfg.model.vocab_size, shape, device=device)
-        return cls(cfg, model, step, (x, y), device, [])
+        return cls(cfg, run.model, step, (x, y), device, [])
 
     @property
     def tokens_per_block(self) -> int:
@@ -175,7 +165,7 @@ def measure(cfgs: Sequence[TrainConfig], rounds: int, warmup: int, log=print) ->
     device = pick_device(cfgs[0].trainer.device)
     load_before = load_average()
     peak = device_peak(device, compute_dtype(cfgs[0].trainer, device))
-    subjects = [Subject.build(c, device) for c in cfgs]
+    subjects = [Subject.build(c, device, len(cfgs)) for c in cfgs]
     for s in subjects:  # allocator, kernels, compilation, first-use costs
         for _ in range(warmup):
             s.block()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -361,15 +363,14 @@ class GPT(nn.Module):
         top_k: int | None,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        cache = None if self.ffn.mixes_positions else self.new_cache()
+        decoder = Decoder(self)
         out = [idx]
-        logits, _ = self(idx, cache=cache)
+        logits = decoder.prefill(idx)
         for i in range(max_new_tokens):
-            token = sample_next(logits[:, -1], temperature, top_k, generator)
+            token = sample_next(logits, temperature, top_k, generator)
             out.append(token)
             if i + 1 < max_new_tokens:
-                step_input = token if cache is not None else torch.cat(out, dim=1)
-                logits, _ = self(step_input, cache=cache)
+                logits = decoder.step(token)
         return torch.cat(out, dim=1)
 
     def param_counts(self) -> dict[str, int]:
@@ -415,6 +416,52 @@ class GPT(nn.Module):
             "ffn": ffn.total,
             "ffn_share": ffn_matmul / total,
         }
+
+
+class Decoder:
+    """Decoding, the one way GPT.generate and bench.inference do it: the prompt in one forward
+    (prefill), then one token per forward through a KV cache, or, for an FFN that mixes positions,
+    over the whole context each step (no cache can hold it).
+
+    `forward` runs the model (the model itself, or it compiled); static=True decodes through the
+    fixed-shape cache (GPT.new_static_cache), so that every step has the same shapes (CUDA
+    graphs). Call under torch.inference_mode() (or no_grad) with the model in eval mode."""
+
+    def __init__(
+        self, model: GPT, forward: Callable[..., Any] | None = None, static: bool = False
+    ) -> None:
+        self.model, self.forward = model, forward or model
+        self.static = static and not model.ffn.mixes_positions
+        self.cache: KVCache | StaticKVCache | None = None
+        self.context: torch.Tensor | None = None  # every token so far, where there is no cache
+        self.length = 0
+
+    def prefill(self, idx: torch.Tensor) -> torch.Tensor:
+        """The next-token logits [B, V] after the prompt idx [B, T], from a new cache."""
+        m = self.model
+        if m.ffn.mixes_positions:
+            self.cache, self.context = None, idx
+        else:
+            self.cache = m.new_static_cache() if self.static else m.new_cache()
+        self.length = 0
+        return self._run(idx)
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """The next-token logits [B, V] after one more token [B, 1]."""
+        if self.cache is None:
+            assert self.context is not None
+            self.context = torch.cat([self.context, token], dim=1)
+            return self._run(self.context, recompute=True)
+        return self._run(token)
+
+    def _run(self, idx: torch.Tensor, recompute: bool = False) -> torch.Tensor:
+        if isinstance(self.cache, StaticKVCache):
+            at = torch.arange(self.length, self.length + idx.size(1), device=idx.device)
+            logits = self.forward(idx, cache=self.cache, positions=at)[0]
+        else:
+            logits = self.forward(idx, cache=self.cache)[0]
+        self.length = idx.size(1) if recompute else self.length + idx.size(1)
+        return logits[:, -1]
 
 
 def sample_next(

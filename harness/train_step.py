@@ -21,7 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 from ffn_variants.model import GPT
 from ffn_variants.telemetry import activation_stats
 from harness import distributed
+from harness.config import OnNonFinite, TrainConfig
 from harness.nonfinite import NonFiniteGuard
+from harness.prepare import PreparedModel
+from harness.runtime import make_optimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -50,6 +53,34 @@ class TrainStep:
         device = self.params[0].device
         self.nonfinite = NonFiniteGuard(device)
         self.loss = torch.full((), math.nan, device=device)  # the last step's, on the device
+
+    @classmethod
+    def of(
+        cls,
+        run: PreparedModel,
+        cfg: TrainConfig,
+        autocast: contextlib.AbstractContextManager,
+        main: bool = True,
+    ) -> TrainStep:
+        """The step of a run of `cfg` over the prepared model, with its AdamW (harness.runtime)."""
+        t = cfg.trainer
+        device = run.model.lm_head.weight.device
+        # Fused AdamW skips a non-finite step on the device (found_inf): on CUDA always, and on
+        # a CPU where steps are to be skipped (trainer.on_nonfinite=skip); elsewhere such a step
+        # stops the run at the next read (harness.nonfinite), before any checkpoint.
+        fused = device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip
+        return cls(
+            run.model,
+            run.forward,
+            make_optimizer(run.model, cfg.optim, fused),
+            grad_accum=t.grad_accum,
+            grad_clip=cfg.optim.grad_clip,
+            compiled=run.compiled,
+            fused_optimizer=fused,
+            autocast=autocast,
+            ddp=run.ddp,
+            main=main,
+        )
 
     def forward_backward(
         self,

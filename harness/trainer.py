@@ -26,13 +26,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ffn_variants.model import GPT
-from ffn_variants.quack_ffn import unavailable as quack_unavailable
-from ffn_variants.registry import Impl
-from ffn_variants.telemetry import grad_norms, telemetry_gaps
+from ffn_variants.telemetry import grad_norms
 from harness import distributed
 from harness.checkpoint import find_resume, save_checkpoint
 from harness.config import LoggerMode, OnNonFinite, TrainConfig, as_plain_dict
@@ -58,11 +55,11 @@ from harness.metrics import JsonlLogger, MetricLogger, MetricsSink, WandbLogger,
 from harness.mfu import device_peak, mfu
 from harness.nonfinite import NonFiniteNote
 from harness.preemption import Preempted, PreemptionFlag
+from harness.prepare import prepare
 from harness.runtime import (
     autocast,
     compute_dtype,
     lr_at,
-    make_optimizer,
     pick_device,
     planned_steps,
     use_deterministic_algorithms,
@@ -170,40 +167,15 @@ class Trainer:
             )
 
     def setup_model(self) -> None:
-        t, m = self.cfg.trainer, self.cfg.model
-        if self.cfg.ffn.impl == Impl.quack and (why := quack_unavailable(self.device)):
-            raise UserInputError(why)
-        ffn = self.cfg.resolved_ffn
-        self.model = GPT(m, ffn).to(self.device)
+        m, ffn = self.cfg.model, self.cfg.resolved_ffn
         if ffn.d_ff % m.multiple_of:
             warn(
                 f"no multiple of model.multiple_of={m.multiple_of} matches {ffn.name} "
                 f"within 1%, so d_ff={ffn.d_ff} (see ffn_variants.sizing)"
             )
-        for gap in telemetry_gaps(self.model.blocks[0].ffn):
-            warn(f"telemetry: {gap} (docs/extending.md: the telemetry protocol)")
-        # DDP all-reduces (averages) the gradients in the backward: every process steps alike.
-        self.ddp = DistributedDataParallel(self.model) if self.dist.enabled else None
-        self.forward = self.ddp or self.model
-        if t.compile:
-            self.forward = torch.compile(self.forward)
-        # Fused AdamW skips a non-finite step on the device (found_inf): on CUDA always, and on
-        # a CPU where steps are to be skipped (trainer.on_nonfinite=skip); elsewhere such a step
-        # stops the run at the next read (harness.nonfinite), before any checkpoint.
-        fused = self.device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip
-        self.optimizer = make_optimizer(self.model, self.cfg.optim, fused)
-        self.step_fn = TrainStep(
-            self.model,
-            self.forward,
-            self.optimizer,
-            grad_accum=t.grad_accum,
-            grad_clip=self.cfg.optim.grad_clip,
-            compiled=t.compile,
-            fused_optimizer=fused,
-            autocast=self.autocast,
-            ddp=self.ddp,
-            main=self.dist.main,
-        )
+        run = prepare(GPT(m, ffn), self.cfg, self.device, ddp=self.dist.enabled)
+        self.step_fn = TrainStep.of(run, self.cfg, self.autocast, self.dist.main)
+        self.model, self.optimizer = run.model, self.step_fn.optimizer
 
     def initial_summary(self) -> RunSummary:
         c = self.cfg
