@@ -101,6 +101,22 @@ class XIELU(nn.Module):
         return f"beta={self.beta}, eps={self.eps}"
 
 
+def swish_beta(x: torch.Tensor, beta: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Swish_beta (Ramachandran et al. 2017): x * sigmoid(beta x)."""
+    return x * torch.sigmoid(beta * x)
+
+
+class SwishBeta(nn.Module):
+    """Swish with its beta learned (one scalar per layer, from 1: SiLU at initialisation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beta = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return swish_beta(x, self.beta)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "relu": F.relu,
     "gelu": F.gelu,  # exact, erf-based
@@ -111,10 +127,11 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu2": _relu_squared,
     "leaky_relu2": _leaky_relu_squared,
     "xielu": xielu,  # at its initial alphas; the FFN learns them (XIELU, LEARNED_ACTIVATIONS)
+    "swish_beta": swish_beta,  # at its initial beta; the FFN learns it (SwishBeta)
 }
 
 # Activations with learned parameters: name -> the module the FFN builds for it.
-LEARNED_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"xielu": XIELU}
+LEARNED_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"xielu": XIELU, "swish_beta": SwishBeta}
 
 
 def get_activation(name: str) -> Activation:

@@ -75,8 +75,11 @@ class GatedFFN(nn.Module):
     """(act(x W) * x V) W2, with W and V packed into one projection: one matmul, then a split.
 
     `w_in` maps d_model -> 2 * d_ff: its first d_ff outputs are the gate x W, the rest x V.
-    impl picks how act(gate) * value runs: "triton" (fused kernel, forward and backward), "torch",
-    "compile" (torch.compile of the same function), or "auto" (Triton on CUDA when available).
+    impl picks how act(gate) * value runs: "triton" (the fused op, forward and backward: Triton
+    where it runs, else the same function in PyTorch), "torch", "compile" (torch.compile of the
+    same function), or "auto" (the fused op on CUDA, PyTorch elsewhere). An activation with
+    learned parameters (swish_beta's beta) is a submodule, `act`, and runs in PyTorch: the fused
+    kernels take a fixed function.
     """
 
     def __init__(
@@ -90,16 +93,15 @@ class GatedFFN(nn.Module):
     ) -> None:
         super().__init__()
         self.activation = activation
+        get_activation(activation)  # fail at construction, not at the first step
         self.impl = Impl(impl)
         self.quack_act = _quack_activation(activation, self.impl, gated=True)
         self.d_ff = d_ff
         self.w_in = nn.Linear(d_model, 2 * d_ff, bias=bias)
         self.w_out = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
-        if activation == "swish_beta":
-            self.beta = nn.Parameter(torch.ones(()))
-        else:
-            get_activation(activation)  # fail at construction, not at the first step
+        learned = LEARNED_ACTIVATIONS.get(activation)
+        self.act = learned() if learned is not None else None
         self._compiled = None
 
     def gate_and_value(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,40 +110,25 @@ class GatedFFN(nn.Module):
 
     def gate_activation(self, gate: torch.Tensor) -> torch.Tensor:
         """act(gate) alone; telemetry uses it to look inside the fused product."""
-        if self.activation == "swish_beta":
-            return gate * torch.sigmoid(self.beta * gate)
-        return get_activation(self.activation)(gate)
-
-    def _resolved_impl(self, x: torch.Tensor) -> str:
-        if self.activation == "swish_beta":
-            return "torch"  # beta is a parameter; the fused kernels take a fixed activation
-        if self.impl == "auto":
-            if not x.is_cuda:
-                return "torch"
-            from ffn_variants.kernels import triton_available  # registers the ops: only on CUDA
-
-            return "triton" if triton_available(x.device) else "torch"
-        return self.impl
+        return self.act(gate) if self.act is not None else get_activation(self.activation)(gate)
 
     def gated(self, packed: torch.Tensor) -> torch.Tensor:
         """act(gate) * value from the packed [..., 2 * d_ff] projection."""
-        impl = self._resolved_impl(packed)
-        if impl == "triton":
-            from ffn_variants.kernels import (
-                gated_activation_packed,  # registers the ops: only when fused
-            )
-
-            # packed is this module's own projection output, read by nothing after the product
-            # (nn.Linear saves its input, not its output): the backward may overwrite it.
-            return gated_activation_packed(packed, self.activation, inplace_backward=True)
-        if impl == "compile":
+        if self.act is not None:
+            gate, value = self.gate_and_value(packed)
+            return self.act(gate) * value
+        if self.impl == Impl.compile:
             if self._compiled is None:
                 self._compiled = torch.compile(gated_torch_packed, dynamic=False)
             return self._compiled(packed, self.activation)
-        if self.activation == "swish_beta":
-            gate, value = packed.chunk(2, dim=-1)
-            return self.gate_activation(gate) * value
-        return gated_torch_packed(packed, self.activation)
+        if self.impl == Impl.torch or (self.impl == Impl.auto and not packed.is_cuda):
+            return gated_torch_packed(packed, self.activation)
+        # The op runs the Triton kernels where they run, and PyTorch elsewhere. packed is this
+        # module's own projection output, read by nothing after the product (nn.Linear saves its
+        # input, not its output): the backward may overwrite it.
+        from ffn_variants.kernels import gated_activation_packed  # registers the ops: only here
+
+        return gated_activation_packed(packed, self.activation, inplace_backward=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quack_act is not None:  # the up-projection and act(gate) * value: one GEMM

@@ -55,7 +55,7 @@ def test_variant_matches_its_formula(name, bias):
         W, V = w_in[:d_ff], w_in[d_ff:]
         gate, value = x @ W.T + b_in[:d_ff], x @ V.T + b_in[d_ff:]
         if name == "swiglu_beta":
-            act = gate / (1 + torch.exp(-ffn.beta * gate))
+            act = gate / (1 + torch.exp(-ffn.act.beta * gate))
         else:
             act = FORMULAS[name](gate)
         hidden = act * value
@@ -89,7 +89,7 @@ def test_dropout_applies_in_training_only():
 def test_swiglu_beta_learns_beta():
     ffn = build_ffn("swiglu_beta", 8, 16)
     ffn(torch.randn(4, 8)).square().sum().backward()
-    assert ffn.beta.grad is not None and ffn.beta.grad.abs() > 0
+    assert ffn.act.beta.grad is not None and ffn.act.beta.grad.abs() > 0
 
 
 def test_unknown_variant_lists_the_known_ones():

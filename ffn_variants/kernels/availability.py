@@ -45,22 +45,20 @@ def _interpret_env() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
 
 
-def triton_available(device: torch.device | str | None = None) -> bool:
-    """Whether the fused Triton kernels (not the PyTorch fallback) run on `device`.
+def triton_available(where: torch.Tensor | torch.device | str | None = None) -> bool:
+    """Whether the fused Triton kernels (not the PyTorch fallback) run on `where`: a tensor's
+    device, a device, or (None) the default one.
 
     True when Triton is importable and either the device is CUDA (and CUDA is up) or
-    TRITON_INTERPRET=1 was set before the kernels were first imported (the interpreter).
+    TRITON_INTERPRET=1 was set before the kernels were first imported (the interpreter). The ops
+    ask it on every call, so a tensor takes the short way.
     """
     if not HAS_TRITON:
         return False
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return True
+    if isinstance(where, torch.Tensor):
+        return where.is_cuda or (_interpret_env() and kernels_interpreted())
+    if where is None:
+        where = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(where).type == "cuda":
+        return torch.cuda.is_available()
     return _interpret_env() and kernels_interpreted()
-
-
-def fused_on(x: torch.Tensor) -> bool:
-    """Whether the Triton kernels run on x's device: CUDA, or a CPU under the interpreter."""
-    return HAS_TRITON and (x.is_cuda or kernels_interpreted())

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ffn_variants.activations import gated_torch, gated_torch_backward
-from ffn_variants.kernels.availability import HAS_TRITON, fused_on
+from ffn_variants.kernels.availability import HAS_TRITON, triton_available
 from ffn_variants.kernels.names import check_activation
 
 if HAS_TRITON:  # the launchers import triton: only where it is installed
@@ -99,7 +99,7 @@ def _check(*tensors: torch.Tensor) -> None:
 
 
 def pair_forward(gate: torch.Tensor, value: torch.Tensor, activation: str) -> torch.Tensor:
-    n_cols, fused = gate.shape[-1], fused_on(gate)
+    n_cols, fused = gate.shape[-1], triton_available(gate)
     out = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
     g, u = _rows(gate, n_cols, fused)[0], _rows(value, n_cols, fused)[0]
     _forward(g, u, out.view(-1, n_cols), activation, fused)
@@ -121,7 +121,7 @@ def _(gate: torch.Tensor, value: torch.Tensor, activation: str, inplace_backward
 def pair_backward(
     grad_out: torch.Tensor, gate: torch.Tensor, value: torch.Tensor, activation: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    n_cols, fused = gate.shape[-1], fused_on(gate)
+    n_cols, fused = gate.shape[-1], triton_available(gate)
     d_gate = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
     d_value = torch.empty_like(d_gate)
     g, u = _rows(gate, n_cols, fused)[0], _rows(value, n_cols, fused)[0]
@@ -147,7 +147,7 @@ def pair_backward_inplace(
     grad_out: torch.Tensor, gate: torch.Tensor, value: torch.Tensor, activation: str
 ) -> None:
     """The backward, writing d_gate over gate and d_value over value."""
-    n_cols, fused = gate.shape[-1], fused_on(gate)
+    n_cols, fused = gate.shape[-1], triton_available(gate)
     (g, g_copied), (u, u_copied) = _rows(gate, n_cols, fused), _rows(value, n_cols, fused)
     _backward(_rows(grad_out, n_cols, fused)[0], g, u, g, u, activation, fused)
     if g_copied:  # the kernels worked on a copy: put the result where it belongs
@@ -188,7 +188,7 @@ gated_activation_op.register_autograd(_pair_backward, setup_context=_pair_setup)
 
 
 def packed_forward(packed: torch.Tensor, activation: str) -> torch.Tensor:
-    n_cols, fused = packed.shape[-1] // 2, fused_on(packed)
+    n_cols, fused = packed.shape[-1] // 2, triton_available(packed)
     p2, _ = _rows(packed, 2 * n_cols, fused)
     out = torch.empty((*packed.shape[:-1], n_cols), dtype=packed.dtype, device=packed.device)
     # Both halves are strided views into the same rows: no chunk/contiguous copy.
@@ -209,7 +209,7 @@ def _(packed: torch.Tensor, activation: str, inplace_backward: bool):
 
 
 def packed_backward(grad_out: torch.Tensor, packed: torch.Tensor, activation: str) -> torch.Tensor:
-    n_cols, fused = packed.shape[-1] // 2, fused_on(packed)
+    n_cols, fused = packed.shape[-1] // 2, triton_available(packed)
     p2, _ = _rows(packed, 2 * n_cols, fused)
     d_packed = torch.empty(packed.shape, dtype=packed.dtype, device=packed.device)
     dp = d_packed.view(-1, 2 * n_cols)
@@ -234,7 +234,7 @@ def _(grad_out: torch.Tensor, packed: torch.Tensor, activation: str):
 
 def packed_backward_inplace(grad_out: torch.Tensor, packed: torch.Tensor, activation: str) -> None:
     """The backward, writing d_packed over packed."""
-    n_cols, fused = packed.shape[-1] // 2, fused_on(packed)
+    n_cols, fused = packed.shape[-1] // 2, triton_available(packed)
     p2, copied = _rows(packed, 2 * n_cols, fused)
     dout = _rows(grad_out, n_cols, fused)[0]
     g, u = p2[:, :n_cols], p2[:, n_cols:]
@@ -343,7 +343,7 @@ def gated_activation(
     _check(gate, value)
     if torch.compiler.is_compiling():
         return gated_activation_op(gate, value, activation, False)
-    if not fused_on(gate):  # no kernels here: PyTorch's own ops and autograd, at eager's cost
+    if not triton_available(gate):  # PyTorch: own ops, eager cost
         return _in_float32(gate, value, activation)
     return _EagerPair.apply(gate, value, activation, inplace_backward)
 
@@ -362,7 +362,7 @@ def gated_activation_packed(
         raise ValueError(f"packed input needs an even last dim (2F); got {packed.shape[-1]}")
     if torch.compiler.is_compiling():
         return gated_activation_packed_op(packed, activation, False)
-    if not fused_on(packed):  # no kernels here: PyTorch's own ops and autograd, at eager's cost
+    if not triton_available(packed):  # PyTorch: own ops, eager cost
         gate, value = packed.chunk(2, dim=-1)
         return _in_float32(gate, value, activation)
     return _EagerPacked.apply(packed, activation, inplace_backward)
