@@ -44,11 +44,12 @@ from harness.diskfull import (
     is_disk_full,
 )
 from harness.errors import UserInputError
+from harness.nonfinite import NonFiniteError
 from harness.preemption import INTERRUPTED_EXIT, Preempted
 from harness.resume_dir import unfinished_dir
 from harness.rundir import NewDirs
 from harness.summary import RunStatus, RunSummary, run_name
-from harness.trainer import NonFiniteError, Trainer
+from harness.trainer import Trainer
 
 
 class TrainCommand:

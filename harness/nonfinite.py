@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.metrics import warn
+
 
 @dataclass(frozen=True)
 class NonFiniteNote:
@@ -45,3 +47,25 @@ class NonFiniteGuard:
         """The note on the host: one sync."""
         count, step, param = torch.stack([self.count, self.first_step, self.first_param]).tolist()
         return NonFiniteNote(count, step, param)
+
+
+class NonFiniteError(RuntimeError):
+    """Loss or gradients went NaN/Inf and trainer.on_nonfinite=stop."""
+
+
+def act_on(note: NonFiniteNote, param_names: list[str], stop: bool, skipped: int, step: int) -> int:
+    """trainer.on_nonfinite for a note that counts more non-finite steps than `skipped`: stop
+    (NonFiniteError naming the step and parameter) or warn and return the new count."""
+    i = note.first_param
+    layer = param_names[i] if 0 <= i < len(param_names) else "none (the loss itself)"
+    if stop:
+        raise NonFiniteError(
+            f"non-finite loss or gradient at step {note.first_step}; first non-finite "
+            f"gradient: {layer}; the last good checkpoint is kept "
+            "(trainer.on_nonfinite=skip skips such steps instead)"
+        )
+    warn(
+        f"non-finite loss/gradient in {note.count - skipped} step(s) before step {step} (the "
+        f"first ever at step {note.first_step}, layer {layer}); skipped ({note.count} so far)"
+    )
+    return note.count

@@ -52,8 +52,14 @@ def prepare(
 ) -> PreparedModel:
     """`model` made ready to run on `device` (module docstring); compile defaults to
     trainer.compile; `models`: how many models this process compiles (the recompile limit)."""
-    if cfg.resolved_ffn.impl == Impl.quack and (why := quack_unavailable(device)):
+    ffn, multiple_of = cfg.resolved_ffn, cfg.model.multiple_of
+    if ffn.impl == Impl.quack and (why := quack_unavailable(device)):
         raise UserInputError(why)
+    if not serve and ffn.d_ff % multiple_of:
+        warn(
+            f"no multiple of model.multiple_of={multiple_of} matches {ffn.name} within 1%, so "
+            f"d_ff={ffn.d_ff} (see ffn_variants.sizing)"
+        )
     if not serve:
         for gap in telemetry_gaps(model.blocks[0].ffn):
             warn(f"telemetry: {gap} (docs/extending.md: the telemetry protocol)")

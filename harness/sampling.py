@@ -3,11 +3,14 @@ decode. One path for the end-of-run sample, `python -m harness.tools.sample` and
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 
 from ffn_variants.model import GPT
+from harness.config import TrainConfig
+from harness.data.tokenizer import get_encoding
 from harness.errors import UserInputError
 
 
@@ -43,3 +46,19 @@ def sample_texts(
     generator = torch.Generator(device=device).manual_seed(seed)
     out = model.generate(idx, max_new_tokens, temperature, top_k, generator)
     return [enc.decode([t for t in row[len(tokens) :].tolist() if t < enc.n_vocab]) for row in out]
+
+
+def end_of_run_sample(
+    model: GPT, cfg: TrainConfig, autocast: contextlib.AbstractContextManager
+) -> str | None:
+    """A short continuation of a document start, seeded by the run's seed (reruns print the
+    same text), without touching the run's RNG: what the model writes, in the summary."""
+    n = min(cfg.trainer.sample_tokens, cfg.model.block_size - 1)
+    if n < 1:
+        return None
+    enc = get_encoding(cfg.data.tokenizer, cfg.data.cache_dir)
+    device = next(model.parameters()).device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), autocast:
+        (text,) = sample_texts(model, enc, [enc.eot_token], max_new_tokens=n, seed=cfg.seed)
+    return text

@@ -67,6 +67,7 @@ def test_a_uniform_predictor_has_the_bpb_its_counts_give_under_two_tokenizers(
     """One model (vocabulary 50,304, every weight 0, so every logit is 0: loss ln V per token)
     on the same text under two tokenizers: bpb = (counted targets) * log2 V / (their bytes),
     with the targets and bytes counted here from the validation batches by decoding them."""
+    from harness.evaluation import validation_metrics
     from harness.trainer import Trainer
 
     vocab = 50304
@@ -78,16 +79,16 @@ def test_a_uniform_predictor_has_the_bpb_its_counts_give_under_two_tokenizers(
         with torch.no_grad():
             for p in trainer.model.parameters():
                 p.zero_()
-        metrics = trainer.validation_metrics()
+        metrics = validation_metrics(trainer.model, trainer.data, trainer.device, trainer.autocast)
         enc = get_encoding(tokenizer, token_cache)
         n_targets = n_bytes = 0
-        for _, y in trainer.val_windows:
+        for _, y in trainer.data.val_windows:
             for row in y.tolist():
                 text = [t for t in row if t != enc.eot_token]
                 n_targets += len(text)
                 n_bytes += len(enc.decode_bytes(text))
         assert metrics["val/loss"] == pytest.approx(math.log(vocab), rel=1e-6)
-        assert trainer.data_info["val_bytes"] == n_bytes
+        assert trainer.data.info["val_bytes"] == n_bytes
         bpb[tokenizer] = metrics["val/bpb"]
         assert bpb[tokenizer] == pytest.approx(n_targets * math.log2(vocab) / n_bytes, rel=1e-6)
     # The 8k cut splits the text into shorter tokens: more of them per byte, a higher bpb here.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hydra_plugins.ffn_variants_launcher.job import job_environment
 from hydra_plugins.ffn_variants_launcher.pool_launcher import cores, plan_slots
 from tests.helpers import REPO, fresh_cache, tiny_overrides
 
@@ -49,7 +50,8 @@ def test_slots_follow_the_visible_gpus(monkeypatch):
     # Compared as tuples: Hydra's plugin scan re-executes the plugin module, so the Slot class
     # imported here may not be the one plan_slots builds.
     assert [astuple(s) for s in cpu] == [(None, max(1, cores() // 4))] * 4
-    assert cpu[0].environment()["CUDA_VISIBLE_DEVICES"] == ""  # a CPU job sees no GPU
+    env = job_environment(cpu[0].threads, cpu[0].device)
+    assert env["CUDA_VISIBLE_DEVICES"] == ""  # a CPU job sees no GPU
     assert [astuple(s) for s in plan_slots(None, None, None)] == [(None, max(1, cores() // 2))] * 2
 
 

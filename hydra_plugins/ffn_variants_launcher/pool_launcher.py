@@ -34,10 +34,14 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from hydra.core.utils import JobReturn, JobStatus
+
+from hydra_plugins.ffn_variants_launcher.job import (
+    Job,
+    SweepLauncher,
+    claim_threads,
+    run_job_in_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +85,6 @@ class Slot:
     device: str | None  # a GPU for CUDA_VISIBLE_DEVICES, or None: a share of the CPU
     threads: int
 
-    def environment(self) -> dict[str, str]:
-        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
-        # "" hides every GPU from a CPU job: it must not land on GPU 0 by default.
-        env["CUDA_VISIBLE_DEVICES"] = self.device if self.device is not None else ""
-        return env
-
 
 def plan_slots(
     devices: list[str] | None, n_jobs: int | None, threads_per_job: int | None
@@ -116,101 +114,65 @@ def exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_in_child(payload: bytes, environment: dict[str, str], conn: Any) -> None:
+def run_in_child(payload: bytes, slot: Slot, conn: Any) -> None:
     """A job in its own process: the environment first, then torch's threads, then the job."""
-    os.environ.update(environment)
+    claim_threads(slot.threads, slot.device)
     import cloudpickle  # only when jobs are handed to child processes
-    import torch  # heavy: imported where the launcher counts devices, not at plugin discovery
 
-    torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))  # before the job's first op
-    from hydra_plugins.ffn_variants_launcher.job import execute_job
-
-    result = execute_job(*cloudpickle.loads(payload))
+    result = run_job_in_process(*cloudpickle.loads(payload))
     conn.send_bytes(cloudpickle.dumps(result))
     conn.close()
 
 
-class PoolLauncher(Launcher):
+class PoolLauncher(SweepLauncher):
+    name = "Pool launcher"
+
     def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
         self.settings = kwargs
-        self.config: DictConfig | None = None
-        self.task_function: TaskFunction | None = None
-        self.hydra_context: HydraContext | None = None
 
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
-
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-    ) -> Sequence[JobReturn]:
-        setup_globals()
-        assert self.config is not None
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+    def dispatch(self, jobs: list[Job], sweep_dir: Path) -> list[JobReturn]:
         slots = plan_slots(**self.settings)
         where = ", ".join(f"GPU {s.device}" if s.device is not None else "CPU" for s in slots)
-        log.info(
-            f"Pool launcher: {len(job_overrides)} jobs, {len(slots)} at a time ({where}; "
-            f"{slots[0].threads} thread(s) each), sweep dir {sweep_dir}"
+        self.announce(
+            jobs, f"{len(slots)} at a time ({where}; {slots[0].threads} thread(s) each)", sweep_dir
         )
-        for idx, overrides in enumerate(job_overrides):
-            log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
-        return self._run(list(job_overrides), initial_job_idx, slots)
-
-    def _run(self, job_overrides: list, first: int, slots: list[Slot]) -> list[JobReturn]:
         running: dict = {}  # process sentinel -> (process, pipe, job index, slot)
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if in_main_thread else None
         try:
-            return self._schedule(job_overrides, first, slots, running)
+            return self._schedule(jobs, slots, running)
         except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
-            log.warning(
-                f"Pool launcher: stopping; {len(running)} running job(s) checkpoint and "
-                "stop (continue one with hydra.run.dir=<its job dir>)"
-            )
+            self.stopping(len(running), 0, sweep_dir)
             stop_jobs([process for process, *_ in running.values()])
             raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)
 
-    def _schedule(
-        self, job_overrides: list, first: int, slots: list[Slot], running: dict
-    ) -> list[JobReturn]:
+    def _schedule(self, jobs: list[Job], slots: list[Slot], running: dict) -> list[JobReturn]:
         """Start a job whenever a slot is free, keeping it in `running` until it ends."""
         import cloudpickle  # only when jobs are handed to child processes
 
         context = mp.get_context("spawn")
-        waiting = deque(enumerate(job_overrides))
+        waiting = deque(enumerate(jobs))
         free = list(slots)
-        results: list[JobReturn | None] = [None] * len(job_overrides)
-        singleton_state = Singleton.get_state()
+        results: list[JobReturn | None] = [None] * len(jobs)
+        state = Singleton.get_state()
         while waiting or running:
             while waiting and free:
-                idx, overrides = waiting.popleft()
+                i, (_, cfg) = waiting.popleft()
                 slot = free.pop(0)
-                job = (
-                    first + idx,
-                    overrides,
-                    self.hydra_context,
-                    self.config,
-                    self.task_function,
-                    singleton_state,
-                )
-                payload = cloudpickle.dumps(job)
+                payload = cloudpickle.dumps((self.hydra_context, cfg, self.task_function, state))
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=run_in_child, args=(payload, slot.environment(), send)
-                )
+                process = context.Process(target=run_in_child, args=(payload, slot, send))
                 process.start()
                 send.close()
-                running[process.sentinel] = (process, receive, idx, slot)
+                running[process.sentinel] = (process, receive, i, slot)
             for sentinel in wait(list(running)):
-                process, receive, idx, slot = running.pop(sentinel)
-                results[idx] = self._collect(process, receive, overrides=job_overrides[idx])
+                process, receive, i, slot = running.pop(sentinel)
+                overrides = list(jobs[i][1].hydra.overrides.task)
+                results[i] = self._collect(process, receive, overrides)
                 free.append(slot)
         return results  # type: ignore[return-value]
 

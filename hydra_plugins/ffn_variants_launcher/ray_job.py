@@ -25,13 +25,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 from harness.errors import UserInputError
+from hydra_plugins.ffn_variants_launcher.job import claim_threads, run_job_in_process
 
 POLL_S = 1.0  # how often a running job looks at the board
 
@@ -92,16 +91,7 @@ def run_ray_job(
     previous = signal.signal(signal.SIGTERM, watcher.on_sigterm)
     watcher.start()
     try:
-        setup_globals()
-        Singleton.set_state(singleton_state)
-        HydraConfig.instance().set_config(sweep_config)
-        return run_job(
-            hydra_context=hydra_context,
-            task_function=task_function,
-            config=sweep_config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        return run_job_in_process(hydra_context, sweep_config, task_function, singleton_state)
     except SweepStopped:
         return JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
     finally:
@@ -146,14 +136,9 @@ def claim_devices() -> None:
     land on GPU 0); torch gets the task's CPUs as threads, as the pool launcher gives them."""
     import ray
 
-    if not ray.get_gpu_ids():
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "") if ray.get_gpu_ids() else None
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    threads = str(max(1, int(cpus)))
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
-    import torch  # after the environment: CUDA and OpenMP read it when they start
-
-    torch.set_num_threads(int(threads))
+    claim_threads(max(1, int(cpus)), gpu)
 
 
 class StopWatcher(threading.Thread):

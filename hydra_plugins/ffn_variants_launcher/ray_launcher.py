@@ -34,17 +34,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.ffn_variants_launcher.job import Job, SweepLauncher
 
 log = logging.getLogger(__name__)
 
@@ -109,44 +108,28 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-class RaySweepLauncher(Launcher):
+class RaySweepLauncher(SweepLauncher):
+    name = "Ray launcher"
+    absolute_dirs = True  # a job may run on another node, from the launch dir
+
     def __init__(self, ray: DictConfig, ship_code: bool = False, stop_grace_s: float = 120.0):
+        super().__init__()
         self.ray_cfg = ray
         self.ship_code = ship_code
         self.stop_grace_s = stop_grace_s
-        self.config: DictConfig | None = None
-        self.task_function: TaskFunction | None = None
-        self.hydra_context: HydraContext | None = None
 
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
-
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-    ) -> Sequence[JobReturn]:
-        setup_globals()
-        assert self.config is not None
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+    def dispatch(self, jobs: list[Job], sweep_dir: Path) -> list[JobReturn]:
         started = time.monotonic()
         ray = self.start_ray()
         options = self.task_options(ray)
-        log.info(
-            f"Ray launcher: {len(job_overrides)} jobs on {describe_resources(ray)} "
-            f"({self.ray_cfg.init.get('address')}, {time.monotonic() - started:.1f} s to "
-            f"connect), each with {options.get('num_cpus', 1)} CPU(s) and "
-            f"{options['num_gpus']} GPU(s), sweep dir {sweep_dir}"
+        self.announce(
+            jobs,
+            f"on {describe_resources(ray)} ({self.ray_cfg.init.get('address')}, "
+            f"{time.monotonic() - started:.1f} s to connect), each with "
+            f"{options.get('num_cpus', 1)} CPU(s) and {options['num_gpus']} GPU(s)",
+            sweep_dir,
         )
         warn_if_unplaceable(ray, options)
-        jobs = [
-            (initial_job_idx + i, self.sweep_config(list(o), initial_job_idx + i, sweep_dir))
-            for i, o in enumerate(job_overrides)
-        ]
-        for idx, cfg in jobs:
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(cfg.hydra.overrides.task))}")
         try:
             return self.run(ray, jobs, sweep_dir, options)
         finally:
@@ -182,17 +165,6 @@ class RaySweepLauncher(Launcher):
             sys.exit(2)
         return ray
 
-    def sweep_config(self, overrides: list[str], idx: int, sweep_dir: Path) -> DictConfig:
-        """The job's config, composed here (the nodes need not see the config files), with the
-        sweep dir made absolute: the job's dir is the same wherever it runs."""
-        assert self.hydra_context is not None and self.config is not None
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(cfg):
-            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
-            cfg.hydra.job.num = idx
-            cfg.hydra.sweep.dir = str(sweep_dir)
-        return cfg
-
     def task_options(self, ray: Any) -> dict[str, Any]:
         options = OmegaConf.to_container(self.ray_cfg.remote, resolve=True)
         assert isinstance(options, dict)
@@ -202,9 +174,7 @@ class RaySweepLauncher(Launcher):
 
     # ----------------------------------------------------------------------------- running
 
-    def run(
-        self, ray: Any, jobs: list[tuple[int, DictConfig]], sweep_dir: Path, options: dict
-    ) -> list[JobReturn]:
+    def run(self, ray: Any, jobs: list[Job], sweep_dir: Path, options: dict) -> list[JobReturn]:
         from hydra_plugins.ffn_variants_launcher.ray_job import StopBoard, run_ray_job
 
         board = ray.remote(num_cpus=0, max_restarts=0)(StopBoard).remote()
@@ -247,11 +217,7 @@ class RaySweepLauncher(Launcher):
         stop_grace_s (a second SIGTERM or Ctrl-C: at once), or are killed."""
         started = set(ray.get(board.stop.remote()))
         running = {ref: job for ref, job in refs.items() if job[0] in started}
-        log.warning(
-            f"Ray launcher: stopping; {len(running)} running job(s) checkpoint and stop, "
-            f"{len(refs) - len(running)} not started (rerun the command with "
-            f"hydra.sweep.dir={sweep_dir} to continue)"
-        )
+        self.stopping(len(running), len(refs) - len(running), sweep_dir)
         deadline = time.monotonic() + self.stop_grace_s
         self.collect(
             ray, running, results, until=lambda: signals.count > 1 or time.monotonic() > deadline
