@@ -99,7 +99,7 @@ class TrainCommand:
             self.new_dirs.created.add(planned.absolute())
             extra.append(f"{output_key(argv)}={planned}")
         if env.enabled:
-            extra += one_run_dir(argv + extra, planned, env)
+            extra += one_run_dir(argv + extra, planned, env, self.new_dirs)
         return extra
 
     def run_job(self, cfg: DictConfig) -> float | None:
@@ -163,9 +163,11 @@ class TrainCommand:
     def fail_single_run(self, e: Exception, run_dir: Path) -> NoReturn:
         """A single run's error: one line (from rank 0 alone in a data-parallel run), exit 2 for
         bad input (leaving nothing behind), else 1."""
+        # Every process removes what it may have created (rank 0 its Hydra files, the others
+        # Hydra's mkdir of the same dir, which may come after rank 0's removal).
+        if isinstance(e, UserInputError) and self.new_dirs is not None:
+            self.new_dirs.remove_failed_run(run_dir)
         if distributed.current().main:
-            if isinstance(e, UserInputError) and self.new_dirs is not None:
-                self.new_dirs.remove_failed_run(run_dir)
             print(f"error: {e}", file=sys.stderr, flush=True)
         if isinstance(e, DiskFullError):
             sys.exit(DISK_FULL_EXIT)
@@ -272,15 +274,19 @@ def pass_on(e: Preempted) -> NoReturn:
     sys.exit(128 + e.signum)
 
 
-def one_run_dir(argv: list[str], planned: Path, env: distributed.DistEnv) -> list[str]:
+def one_run_dir(
+    argv: list[str], planned: Path, env: distributed.DistEnv, new_dirs: NewDirs
+) -> list[str]:
     """Overrides that put every process of a torchrun run in rank 0's run dir (its ${now}
-    included); the other ranks write no Hydra files there."""
+    included); the other ranks write no Hydra files there, and take rank 0's account of the
+    directories this command creates (`new_dirs`)."""
     if "-m" in argv or "--multirun" in argv:
         raise UserInputError(
             "torchrun trains one run over several processes, not a sweep: drop -m (a sweep of "
             "data-parallel runs: hydra/launcher=slurm_ddp)"
         )
-    run_dir = distributed.broadcast(str(planned) if env.main else None)
+    run_dir, created = distributed.broadcast((str(planned), new_dirs.created) if env.main else None)
+    new_dirs.created = set(created)
     extra = (
         [] if any(a.startswith("hydra.run.dir=") for a in argv) else [f"hydra.run.dir={run_dir}"]
     )

@@ -23,14 +23,21 @@ class NewDirs:
 
     def remove_failed_run(self, run_dir: Path) -> None:
         """Remove `run_dir` if this run created it and it holds only Hydra's files, then each
-        empty parent this run created, stopping at the first one that existed before."""
+        empty parent this run created, stopping at the first one that existed before. Several
+        processes of one run may do this at once: what another removed first is gone already."""
         run_dir = run_dir.absolute()
         if run_dir not in self.created or not run_dir.is_dir():
             return
-        if not {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
+        try:
+            if not {p.name for p in run_dir.iterdir()} <= HYDRA_FILES:
+                return
+        except FileNotFoundError:
             return
-        shutil.rmtree(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
         for parent in run_dir.parents:
-            if parent not in self.created or any(parent.iterdir()):
+            try:
+                if parent not in self.created or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+            except (FileNotFoundError, OSError):
                 break
-            parent.rmdir()

@@ -144,7 +144,7 @@ def test_counts_by_hand():
 
 def test_learned_scalars_get_no_weight_decay():
     cfg = GPTConfig(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=64)
-    for name, scalars in (("xielu", ("act.a_p", "act.a_n")), ("swiglu_beta", ("beta",))):
+    for name, scalars in (("xielu", ("act.a_p", "act.a_n")), ("swiglu_beta", ("act.beta",))):
         model = build_gpt(cfg, FFNSpec(name=name))
         optimizer = make_optimizer(model, OptimConfig(weight_decay=0.1), fused=False)
         decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}

@@ -109,3 +109,59 @@ def test_the_report_imports_no_benchmark_and_no_module_imports_anothers_private_
             if isinstance(node, ast.ImportFrom) and (node.module or "") in known:
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{name} imports {private} from {node.module}"
+
+
+def _calls_in(path: Path) -> set[str]:
+    """The dotted names called in `path` (torch.compile, DistributedDataParallel, ...)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            out.add(ast.unparse(node.func))
+    return out
+
+
+def test_one_place_decides_how_a_model_runs():
+    """Compiling a model, wrapping it in DDP and the Dynamo limits: harness.prepare alone (bench/
+    kernels.py compiles a bare function to time against, not a model); every model-building
+    trainer or benchmark prepares through it, and none builds a TrainStep or decoder of its own."""
+    deciders = {"torch.compile", "DistributedDataParallel"}
+    for name, path in project_modules().items():
+        if name.startswith("ffn_variants") or name in ("harness.prepare", "bench.kernels"):
+            continue
+        assert not deciders & _calls_in(path), name
+    for name in ("harness.trainer", "bench.throughput", "bench.telemetry", "bench.inference"):
+        calls = _calls_in(project_modules()[name])
+        assert "prepare" in calls and "GPT" in calls, name
+    for name in ("harness.trainer", "bench.throughput", "bench.telemetry"):
+        assert "TrainStep.of" in _calls_in(project_modules()[name]), name
+    assert "Decoder" in _calls_in(project_modules()["bench.inference"])
+
+
+def test_the_launchers_share_one_skeleton():
+    from hydra_plugins.ffn_variants_launcher.job import SweepLauncher
+    from hydra_plugins.ffn_variants_launcher.pool_launcher import PoolLauncher
+    from hydra_plugins.ffn_variants_launcher.ray_launcher import RaySweepLauncher
+
+    for launcher in (PoolLauncher, RaySweepLauncher):
+        assert issubclass(launcher, SweepLauncher)
+        own = set(vars(launcher)) - {"__module__", "__doc__", "__init__", "name", "absolute_dirs"}
+        assert "launch" not in own and "setup" not in own and "dispatch" in own
+
+
+def test_the_trainer_sets_every_attribute_in_init():
+    """A reader finds what a Trainer holds in __init__: no attribute first set elsewhere."""
+    tree = ast.parse((REPO / "harness" / "trainer.py").read_text(encoding="utf-8"))
+    (trainer,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer"]
+    assigned: dict[str, set[str]] = {}
+    for method in trainer.body:
+        if isinstance(method, ast.FunctionDef):
+            for node in ast.walk(method):
+                targets = node.targets if isinstance(node, ast.Assign) else []
+                targets = [node.target] if isinstance(node, ast.AnnAssign) else targets
+                for target in [t for tg in targets for t in ast.walk(tg)]:
+                    if isinstance(target, ast.Attribute) and ast.unparse(target.value) == "self":
+                        assigned.setdefault(method.name, set()).add(target.attr)
+    in_init = assigned.pop("__init__")
+    later = set().union(*assigned.values()) - in_init
+    assert not later, f"set outside __init__ first: {sorted(later)}"
+    assert trainer.end_lineno - trainer.lineno < 300
