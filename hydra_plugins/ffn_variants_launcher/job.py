@@ -35,7 +35,8 @@ class SweepLauncher(Launcher):
     name = "launcher"
     absolute_dirs = False  # the sweep dir made absolute for the jobs (they may run elsewhere)
 
-    def __init__(self) -> None:
+    def __init__(self, stop_grace_s: float = 120.0) -> None:
+        self.stop_grace_s = stop_grace_s  # after a stop: how long running jobs get to checkpoint
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None

@@ -56,6 +56,8 @@ class PoolLauncherConf:
     n_jobs: int | None = None
     # torch threads per job; null: the cores this process may use // the jobs running at once.
     threads_per_job: int | None = None
+    # After a stop, how long the running jobs get to checkpoint before they are killed.
+    stop_grace_s: float = 120.0
 
 
 ConfigStore.instance().store(
@@ -127,9 +129,9 @@ def run_in_child(payload: bytes, slot: Slot, conn: Any) -> None:
 class PoolLauncher(SweepLauncher):
     name = "Pool launcher"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-        self.settings = kwargs
+    def __init__(self, stop_grace_s: float = 120.0, **slots: Any) -> None:
+        super().__init__(stop_grace_s)
+        self.settings = slots
 
     def dispatch(self, jobs: list[Job], sweep_dir: Path) -> list[JobReturn]:
         slots = plan_slots(**self.settings)
@@ -144,7 +146,7 @@ class PoolLauncher(SweepLauncher):
             return self._schedule(jobs, slots, running)
         except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
             self.stopping(len(running), 0, sweep_dir)
-            stop_jobs([process for process, *_ in running.values()])
+            stop_jobs([process for process, *_ in running.values()], self.stop_grace_s)
             raise
         finally:
             if in_main_thread:

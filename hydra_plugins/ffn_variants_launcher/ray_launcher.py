@@ -113,10 +113,9 @@ class RaySweepLauncher(SweepLauncher):
     absolute_dirs = True  # a job may run on another node, from the launch dir
 
     def __init__(self, ray: DictConfig, ship_code: bool = False, stop_grace_s: float = 120.0):
-        super().__init__()
+        super().__init__(stop_grace_s)
         self.ray_cfg = ray
         self.ship_code = ship_code
-        self.stop_grace_s = stop_grace_s
 
     def dispatch(self, jobs: list[Job], sweep_dir: Path) -> list[JobReturn]:
         started = time.monotonic()
