@@ -154,15 +154,15 @@ class Counts:
     variant: Variant
     d_model: int
     bias: bool = False
-    _params: dict[int, int] = field(default_factory=dict, repr=False)
-    _flops: dict[int, FlopCount] = field(default_factory=dict, repr=False)
+    params_at: dict[int, int] = field(default_factory=dict, repr=False)
+    flops_at: dict[int, FlopCount] = field(default_factory=dict, repr=False)
 
     def params(self, d_ff: int) -> int:
-        if d_ff not in self._params:
-            self._params[d_ff] = _params(self.variant, self.d_model, d_ff, self.bias)
-        return self._params[d_ff]
+        if d_ff not in self.params_at:
+            self.params_at[d_ff] = _params(self.variant, self.d_model, d_ff, self.bias)
+        return self.params_at[d_ff]
 
     def flops(self, d_ff: int) -> FlopCount:
-        if d_ff not in self._flops:
-            self._flops[d_ff] = _flops(self.variant, self.d_model, d_ff, self.bias)
-        return self._flops[d_ff]
+        if d_ff not in self.flops_at:
+            self.flops_at[d_ff] = _flops(self.variant, self.d_model, d_ff, self.bias)
+        return self.flops_at[d_ff]

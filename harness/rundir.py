@@ -39,5 +39,5 @@ class NewDirs:
                 if parent not in self.created or any(parent.iterdir()):
                     break
                 parent.rmdir()
-            except (FileNotFoundError, OSError):
+            except OSError:  # gone already, or not empty
                 break
