@@ -9,7 +9,10 @@ wrong. The probe builds the layer on the CPU from a fixed seed and runs it on a 
     naming the module (the pre-flight turns it into one line and exit code 2);
   - `mixes_positions` compares the full forward of [1, T, d_model] with T forwards of one
     position each: where they differ, generation recomputes the context each step instead of
-    decoding through the KV cache (GPT.generate).
+    decoding through the KV cache (GPT.generate);
+  - an FFN that reads later positions (a convolution padded on the right) would learn from the
+    very tokens it is asked to predict, and "win" by it: the probe changes the positions from t
+    on, for every t, and an output before t that moves is a ValueError.
 """
 
 from __future__ import annotations
@@ -57,7 +60,27 @@ def probe_ffn(variant: Variant, d_model: int, d_ff: int, bias: bool = False) -> 
                 "must return a tensor of its input's shape [..., d_model] (docs/extending.md)"
             )
     stepwise = torch.cat(one_by_one, dim=1)
-    mixes = not torch.allclose(
-        full, stepwise, rtol=1e-4, atol=1e-5 * float(full.abs().max()) + 1e-7
-    )
+    mixes = not _close(full, stepwise)
+    if mixes:
+        _check_causal(module, x, full, where)
     return Probe(mixes_positions=mixes)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(a.abs().max()) + 1e-7)
+
+
+def _check_causal(module: torch.nn.Module, x: torch.Tensor, full: torch.Tensor, where: str) -> None:
+    """Raise where an output before position t moves when the input from t on changes."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        for t in range(1, POSITIONS):
+            changed = x.clone()
+            changed[:, t:] = torch.randn_like(changed[:, t:])
+            if not _close(full[:, :t], module(changed)[:, :t]):
+                raise ValueError(
+                    f"{where}: reads later positions: its output at positions before {t} moved "
+                    f"when only positions {t}.. changed, so it would see the tokens it predicts; "
+                    "an FFN may mix positions only causally, e.g. a convolution padded on the "
+                    "left (docs/extending.md)"
+                )

@@ -42,13 +42,16 @@ class RunData:
         )
         self.batches = DeviceBatches(self.train, device, t.grad_accum)
         eval_slice = cfg.data.eval_slice
+        held_out = held_out_slices(data.val, data.manifest)[eval_slice]
         self.val_windows = EvalWindows(
-            held_out_slices(data.val)[eval_slice],
+            held_out.tokens,
             t.batch_size,
             m.block_size,
             t.eval_tokens,
             f"held-out slice data.eval_slice={eval_slice}",
+            held_out.document_ends,
         )
+        self.val_documents = held_out.documents
         # val/bpb's denominator: the UTF-8 bytes of every validation target, looked up once.
         table = torch.from_numpy(data.token_bytes).to(device)
         self.val_target_bytes = [table[y.to(device)] for _, y in self.val_windows]
@@ -58,6 +61,10 @@ class RunData:
             "eval_slice": str(eval_slice),
             "val_tokens": self.val_windows.n_tokens,
             "val_bytes": int(sum(b.sum() for b in self.val_target_bytes)),
+            "split_by": data.manifest["split"]["by"],
+            # Each slice's documents by name: what a verdict on this run speaks for.
+            "held_out": {k: [d["name"] for d in v] for k, v in data.manifest["held_out"].items()},
+            "whitespace_share": data.manifest.get("whitespace_share", {}),
         }
 
     def plan(self, max_steps: int, tokens_per_step: int, warn_here: bool) -> None:

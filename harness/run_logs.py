@@ -134,6 +134,7 @@ def final_summary(
     epochs: dict[str, float],
     utilisation: Callable[[float], tuple[float, float]],
     sample: str | None,
+    documents: dict[str, dict[str, float]],
     device: torch.device,
 ) -> RunSummary:
     """The summary a run ends with: `trained` tokens in `wall` seconds, `paused` of them
@@ -160,6 +161,7 @@ def final_summary(
         final_val_bpb=state.val_bpb,
         best_val_bpb=state.best_val_bpb,
         final_train_loss=state.train_loss,
+        final_val_documents=documents,
         sample=sample,
         skipped_steps=state.skipped_steps,
         peak_memory_mib=peak_memory_mib(device),

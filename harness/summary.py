@@ -85,6 +85,8 @@ class RunSummary:
     final_val_bpb: float | None = None  # bits per UTF-8 byte of the validation text
     best_val_bpb: float | None = None
     final_train_loss: float | None = None
+    # The final evaluation per held-out document: {name: {"tokens": n, "loss": nats per token}}
+    final_val_documents: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped_steps: int = 0
     sample: str | None = None  # a seeded continuation of a document start, at the end
 

@@ -79,6 +79,7 @@ class Trainer:
         self.throughput = Throughput()
         self.start_tokens = 0
         self.end_sample: str | None = None
+        self.val_documents: dict[str, dict[str, float]] = {}  # the last evaluation's, per document
 
     # ----------------------------------------------------------------------------- the loop
 
@@ -192,7 +193,9 @@ class Trainer:
         if not self.dist.main:
             return
         began = time.perf_counter()
-        metrics = validation_metrics(self.model, self.data, self.device, self.autocast)
+        metrics, self.val_documents = validation_metrics(
+            self.model, self.data, self.device, self.autocast
+        )
         s.val_loss, s.val_bpb = metrics["val/loss"], metrics["val/bpb"]
         s.best_val_loss = min(s.best_val_loss, s.val_loss)
         s.best_val_bpb = min(s.best_val_bpb, s.val_bpb)
@@ -282,6 +285,7 @@ class Trainer:
             epochs=self.data.epochs(self.state.step),
             utilisation=self.utilisation,
             sample=self.end_sample,
+            documents=self.val_documents,
             device=self.device,
         )
         if self.dist.main:

@@ -238,8 +238,18 @@ def test_config_dir_sweep_reaches_the_report_and_the_dashboard(token_cache, tmp_
         (["ffn.name=x"], "ffn.target="),
         (["ffn.target=user_ffns:WrongShape", "ffn.name=x"], "must return a tensor of its input's"),
         (["ffn.target=user_ffns:Raises", "ffn.name=x"], "raised RuntimeError: this FFN is not"),
+        (["ffn.target=user_ffns:FutureConv", "ffn.name=x"], "reads later positions"),
     ],
-    ids=["no-import", "signature", "fixed-width", "builtin-name", "no-target", "shape", "raises"],
+    ids=[
+        "no-import",
+        "signature",
+        "fixed-width",
+        "builtin-name",
+        "no-target",
+        "shape",
+        "raises",
+        "sees-the-future",
+    ],
 )
 def test_bad_user_ffn_is_one_line_exit_2_and_nothing_left(overrides, message, tmp_path):
     work = _user_dir(tmp_path)

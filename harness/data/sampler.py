@@ -8,7 +8,7 @@ whatever they train, and a run resumed at step k draws what an unbroken run draw
 sampler state to save. Each pass also shifts the window grid by an offset drawn from (seed, pass),
 so a second pass does not cut the text at the same places.
 
-Evaluation: a slice read once from its start in non-overlapping windows, up to a cap; the same
+Evaluation: a slice read in non-overlapping windows spread evenly over it, up to a cap; the same
 windows at every evaluation of every run, so the loss adds no sampling noise of its own.
 """
 
@@ -129,11 +129,22 @@ class DeviceBatches:
 
 
 class EvalWindows:
-    """A held-out slice read once from its start in non-overlapping windows, up to `max_tokens`
-    (input tokens); batches of up to `batch_size` windows, in the same order every time."""
+    """A held-out slice read in non-overlapping windows spread evenly over it, up to
+    `max_tokens` (input tokens): every window when the cap allows, else windows at even strides,
+    so a capped evaluation still reads every document of the slice. Batches of up to
+    `batch_size` windows, the same ones in the same order every time.
+
+    ``document_ends`` (token offsets after each document) gives every target token its
+    document: ``document_of`` (per window and position) and ``document_tokens``."""
 
     def __init__(
-        self, tokens: np.ndarray, batch_size: int, block_size: int, max_tokens: int, what: str
+        self,
+        tokens: np.ndarray,
+        batch_size: int,
+        block_size: int,
+        max_tokens: int,
+        what: str,
+        document_ends: np.ndarray | None = None,
     ) -> None:
         fix = "raise data.val_fraction, use more text, or use a smaller block_size"
         _check_length(tokens, block_size, what, fix)
@@ -142,7 +153,13 @@ class EvalWindows:
         self.block_size = block_size
         whole = (len(tokens) - 1) // block_size
         self.n_windows = max(1, min(whole, max_tokens // block_size))
+        room = len(tokens) - 1 - block_size  # the last start that leaves a whole window
+        self.starts = np.arange(self.n_windows, dtype=np.int64) * room // max(self.n_windows - 1, 1)
         self._offsets = np.arange(block_size + 1)
+        ends = np.array([len(tokens)]) if document_ends is None else np.asarray(document_ends)
+        targets = self.starts[:, None] + 1 + np.arange(block_size)  # each target's position
+        self.document_of = torch.from_numpy(np.searchsorted(ends, targets, side="right"))
+        self.document_tokens = np.bincount(self.document_of.flatten().numpy(), minlength=len(ends))
 
     @property
     def n_tokens(self) -> int:
@@ -152,16 +169,12 @@ class EvalWindows:
     def __len__(self) -> int:
         return -(-self.n_windows // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batch_rows(self) -> Iterator[slice]:
         for first in range(0, self.n_windows, self.batch_size):
-            k = np.arange(first, min(first + self.batch_size, self.n_windows))
-            starts = k * self.block_size
+            yield slice(first, min(first + self.batch_size, self.n_windows))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for rows in self.batch_rows():
+            starts = self.starts[rows]
             window = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))
             yield window[:, :-1].contiguous(), window[:, 1:].contiguous()
-
-
-def held_out_slices(val: np.ndarray) -> dict[str, np.ndarray]:
-    """The held-out split cut in two halves: 'tune' (the first: what tuning judges a learning
-    rate on) and 'test' (the second: what every reported figure is measured on)."""
-    cut = len(val) // 2
-    return {"tune": val[:cut], "test": val[cut:]}
