@@ -61,7 +61,7 @@ def plan_of(cfg: TrainConfig) -> Plan:
     train = cached.get("train_tokens") if cached else None
     bound = train is None and d.max_tokens is not None
     if bound:
-        train = round(d.max_tokens * (1 - d.val_fraction))
+        train = round(d.max_tokens * (1 - d.held_out_fraction))
     return Plan(
         name=f"{cfg.ffn.name}-s{cfg.seed}",
         params=counts["total"],

@@ -1,10 +1,12 @@
 """Per-variant learning rates: the grid a tuning sweep scans, and the file of the rates it chose.
 
-    make tune EXPERIMENT=contenders        # stage 1: every variant x size over an lr grid, 1 seed
+    make tune EXPERIMENT=contenders        # stage 1: every variant x size over an lr grid, 2 seeds
     make sweep EXPERIMENT=contenders TUNED=results/contenders_tune/tuned.yaml   # stage 2
 
-Stage 1 is a multirun over `optim.lr=<grid>`; `python -m sweep.tune <sweep dir>` picks, per model
-size, each variant's rate at the fitted vertex (sweep.tune) and writes it here (`TunedRates`).
+Stage 1 is a multirun over `optim.lr=<grid>` and the tuning seeds; `python -m sweep.tune <sweep
+dir>` picks, per model size, each variant's rate by one rule (the vertex of a variance-weighted
+quadratic fit, clamped: sweep.tune), with the vertex's interval and whether the curve is flat,
+and writes them here (`TunedRates`).
 Stage 2 is the experiment's own multirun with `hydra.sweeper.tuned=<file>`: the sweeper
 (hydra_plugins/ffn_variants_launcher/tuned_sweeper.py) adds `optim.lr=<the rate of that job's
 variant and size>` to each job's overrides, so each job's .hydra/config.yaml shows the rate it
@@ -61,6 +63,10 @@ class TunedRates:
     steps: list[int] = field(default_factory=list)
     metric: str = "final_val_loss"
     at_edge: dict[str, list[str]] = field(default_factory=dict)  # size -> variants
+    rule: str = ""  # how each rate was chosen (sweep.tune.RULE)
+    # size -> variant -> the nats within which its rates cannot be told apart, where flat
+    flat: dict[str, dict[str, float]] = field(default_factory=dict)
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # vertex 95% CI
     path: str | None = None  # where it was read from (not written)
 
     def rate(self, model: str, variant: str) -> float:
@@ -89,13 +95,16 @@ class TunedRates:
             "rates": self.rates,
             "grid": self.grid,
             "at_edge": self.at_edge,
+            "rule": self.rule,
+            "flat": self.flat,
+            "intervals": self.intervals,
         }
 
     def write(self, path: Path) -> None:
         header = (
             "# Learning rates chosen by python -m sweep.tune: per model size, each variant's rate\n"
-            "# at the vertex of a quadratic in log lr through its best grid point and neighbours,\n"
-            "# judged on the tuning slice with the tuning seeds below. Stage 2 trains each at\n"
+            "# by the rule below, judged on the tuning slice with the tuning seeds below. Stage 2\n"
+            "# trains each at\n"
             f"# its own: make sweep EXPERIMENT={self.experiment or '<experiment>'} TUNED={path}\n"
         )
         body = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -137,6 +146,9 @@ class TunedRates:
             steps=list(data.get("steps") or []),
             metric=str(data.get("metric") or "final_val_loss"),
             at_edge=data.get("at_edge") or {},
+            rule=str(data.get("rule") or ""),
+            flat=data.get("flat") or {},
+            intervals=data.get("intervals") or {},
             path=str(path),
         )
 

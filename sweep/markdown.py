@@ -104,10 +104,21 @@ def lr_line(rep: ReportInput) -> str:
             )
             seeds = " ".join(map(str, t.seeds)) or "?"
             steps = span(sorted(t.steps))
+            rule = t.rule or (
+                "the vertex of a quadratic in log lr through its best grid point and neighbours"
+            )
+            flat = sorted({v for by_v in t.flat.values() for v in by_v})
+            flat_note = (
+                f"; **flat** for {len(flat)} of {len({v for _, v, _ in rates})} "
+                f"({', '.join(flat)}): their rates cannot be told apart within the tuning's "
+                "resolution, so the rule's choice is a choice inside a tie"
+                if flat
+                else ""
+            )
             source = (
                 f"`{t.path}`, chosen by the tuning sweep `{t.tuning_sweep}` (grid {grid}; seeds "
-                f"{seeds}; {steps} steps): each variant's rate at the vertex of a quadratic in log "
-                "lr through its best grid point and neighbours, judged on the tuning slice"
+                f"{seeds}; {steps} steps, judged on the tuning slice) by one rule: {rule}"
+                f"{flat_note}"
             )
             edge = {(size, v) for size, vs in t.at_edge.items() for v in vs}
         warn = (

@@ -8,10 +8,12 @@
 length) with `optim.lr=<grid>` and `seed=<TUNE_SEEDS>` on the command line, then this analysis:
 per model size and variant, the mean final val loss at each rate of the grid (over the tuning
 seeds, on the held-out split's tuning slice: data.eval_slice=tune), and the chosen rate: the
-minimum of the quadratic in log lr through the best grid point and its two neighbours, kept
-between them. A best point at either end of the grid stops the analysis with exit 1 and one line
-per variant giving the widened grid to rerun (TUNE_GRID=...); neighbours within one seed standard
-deviation of the best are flagged as near-ties. It writes under <out>/<name>/ (default
+vertex of a quadratic in log lr fitted to every grid point and seed (each weighted by its rate's
+inverse seed variance), with a 95% interval, clamped to the best grid point's neighbours. Where
+the curvature is not significant or the interval reaches past both neighbours, the curve is
+"flat": the report says within how many nats rates cannot be told apart. A best point at either
+end of the grid stops the analysis with exit 1 and one line per variant giving the widened grid
+to rerun (TUNE_GRID=...). It writes under <out>/<name>/ (default
 results/<experiment>_tune/): tuned.yaml (the chosen rates, harness.tuned.TunedRates), report.md
 (loss against learning rate, as a table and lr_loss.png), summary.json. Stage 2:
 `make sweep EXPERIMENT=<e> TUNED=<out>/<name>/tuned.yaml` trains each variant at its own rate.
@@ -76,16 +78,22 @@ class Curve:
         i = rates.index(best)
         return (rates[i - 1], rates[i + 1]) if 0 < i < len(rates) - 1 else None
 
+    def fit(self) -> VertexFit:
+        """The variance-weighted quadratic in log lr over every completed rate and seed."""
+        return fit_vertex(self.losses)
+
     @property
     def chosen(self) -> float | None:
-        """The rate at the minimum of the quadratic in log lr through the best grid point and its
-        two neighbours, kept between them (4 significant digits); the best grid point itself when
-        it is at the grid's edge or has no neighbour on both sides."""
+        """The rule: the fitted vertex, clamped to the best grid point's two neighbours (4
+        significant digits); the best grid point itself where the fit has no minimum, or the best
+        point is at the grid's edge or has no neighbour on both sides."""
         near, best = self.neighbours(), self.best
         if near is None or best is None:
             return best
-        means = self.completed_means()
-        return float(f"{quadratic_vertex(near[0], best, near[1], means):.4g}")
+        fit = self.fit()
+        if not math.isfinite(fit.vertex):
+            return best
+        return float(f"{min(max(fit.vertex, near[0]), near[1]):.4g}")
 
     @property
     def at_edge(self) -> bool:
@@ -104,14 +112,28 @@ class Curve:
         ]
         return math.sqrt(statistics.fmean(variances)) if variances else math.nan
 
+    def resolution(self) -> float:
+        """The 95% half-width of a difference between two rates' mean losses at these seeds
+        (normal approximation, from the pooled seed sd): rates closer than this cannot be told
+        apart."""
+        n = statistics.median(len(v) for v in self.losses.values()) if self.losses else 0
+        return Z95 * self.seed_sd() * math.sqrt(2 / n) if n else math.nan
+
+    def flat(self) -> bool:
+        """Whether the data cannot place the optimum: the fit's curvature is not significant, or
+        the vertex's interval reaches past both neighbours of the best grid point."""
+        near, fit = self.neighbours(), self.fit()
+        if near is None or not fit.curved:
+            return True
+        return fit.low <= near[0] and fit.high >= near[1]
+
     def near_ties(self) -> list[float]:
-        """Neighbours of the best rate whose mean loss is within one seed standard deviation of
-        the best's: the data cannot tell those rates apart."""
-        near, best, sd = self.neighbours(), self.best, self.seed_sd()
-        if near is None or best is None or not math.isfinite(sd):
+        """The grid rates whose mean loss is within `resolution()` of the best one's."""
+        best, width = self.best, self.resolution()
+        if best is None or not math.isfinite(width):
             return []
         means = self.completed_means()
-        return [lr for lr in near if means[lr] - means[best] < sd]
+        return [lr for lr in means if lr != best and means[lr] - means[best] < width]
 
     def edge_side(self) -> str:
         return "smallest" if self.best == self.grid[0] else "largest"
@@ -126,16 +148,75 @@ class Curve:
         return [*grid, grid[-1] * step, grid[-1] * step**2]
 
 
-def quadratic_vertex(lo: float, best: float, hi: float, means: dict[float, float]) -> float:
-    """The minimum of the parabola in u = log(lr) through (lo, best, hi), clamped to [lo, hi]."""
-    (u0, y0), (u1, y1), (u2, y2) = ((math.log(x), means[x]) for x in (lo, best, hi))
-    left, right = (y1 - y0) / (u1 - u0), (y2 - y1) / (u2 - u1)
-    curvature = (right - left) / (u2 - u0)  # a, of a u^2 + b u + c
-    if curvature <= 0:  # flat through the three: no interior minimum to prefer
-        return best
-    # A chord's slope is the parabola's slope at the chord's midpoint, 2a (mid - u*).
-    u = (u0 + u1) / 2 - left / (2 * curvature)
-    return math.exp(min(max(u, u0), u2))
+Z95 = 1.959963984540054  # the normal 97.5% quantile: 95% intervals of the fit
+
+
+@dataclass(frozen=True)
+class VertexFit:
+    """A weighted quadratic a u^2 + b u + c in u = log(lr), and its minimum with a 95% interval
+    (the delta method on the fit's covariance). NaN vertex where it has no minimum (a <= 0)."""
+
+    vertex: float = math.nan
+    low: float = 0.0
+    high: float = math.inf
+    curvature: float = math.nan  # a
+    curvature_se: float = math.nan
+
+    @property
+    def curved(self) -> bool:
+        """Whether the curvature is positive beyond its 95% interval."""
+        return math.isfinite(self.curvature_se) and self.curvature - Z95 * self.curvature_se > 0
+
+
+def _exp(u: float) -> float:
+    return math.exp(min(max(u, -700.0), 700.0))
+
+
+def fit_vertex(losses: dict[float, list[float]]) -> VertexFit:
+    """Fit every (rate, seed) loss, each weighted by the inverse of its rate's seed variance
+    (floored at the median over the rates, so a lucky pair of seeds does not dominate; a rate
+    with one seed takes the median), by least squares; the covariance is scaled up by the
+    reduced chi-square where the residuals exceed the variances. Needs 3 rates."""
+    import numpy as np
+
+    rates = sorted(lr for lr, v in losses.items() if v)
+    if len(rates) < 3:
+        return VertexFit()
+    variances = [statistics.variance(losses[lr]) for lr in rates if len(losses[lr]) > 1]
+    floor = statistics.median(variances) if variances else 1.0
+    floor = floor if floor > 0 else 1e-12
+    u, y, w = [], [], []
+    for lr in rates:
+        v = statistics.variance(losses[lr]) if len(losses[lr]) > 1 else floor
+        for loss in losses[lr]:
+            u.append(math.log(lr))
+            y.append(loss)
+            w.append(1.0 / max(v, floor))
+    centre = float(np.mean(u))
+    uc, ya, wa = np.asarray(u) - centre, np.asarray(y), np.asarray(w)
+    x = np.stack([uc**2, uc, np.ones_like(uc)], axis=1)
+    info = x.T @ (wa[:, None] * x)
+    beta = np.linalg.solve(info, x.T @ (wa * ya))
+    cov = np.linalg.inv(info)
+    dof = len(ya) - 3
+    if dof > 0:
+        chi2 = float(np.sum(wa * (ya - x @ beta) ** 2)) / dof
+        cov = cov * max(1.0, chi2)
+    a, b = float(beta[0]), float(beta[1])
+    a_se = math.sqrt(max(float(cov[0, 0]), 0.0))
+    if a <= 0:
+        return VertexFit(curvature=a, curvature_se=a_se)
+    u_star = -b / (2 * a)
+    grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0])
+    half = Z95 * math.sqrt(max(float(grad @ cov @ grad), 0.0))
+    lo, hi = u_star - half + centre, u_star + half + centre
+    return VertexFit(
+        vertex=_exp(u_star + centre),
+        low=_exp(lo),
+        high=_exp(hi),
+        curvature=a,
+        curvature_se=a_se,
+    )
 
 
 def _lr(run: Run) -> float | None:
@@ -175,12 +256,19 @@ def chosen_rates(
     rates: dict[str, dict[str, float]] = {}
     grid: dict[str, dict[str, list[float]]] = {}
     edge: dict[str, list[str]] = {}
+    flat: dict[str, dict[str, float]] = {}
+    intervals: dict[str, dict[str, list[float]]] = {}
     for c in cs:
         grid.setdefault(c.size, {})[c.variant] = c.grid
         if c.chosen is not None:
             rates.setdefault(c.size, {})[c.variant] = c.chosen
         if c.at_edge:
             edge.setdefault(c.size, []).append(c.variant)
+        fit = c.fit()
+        if math.isfinite(fit.vertex):
+            intervals.setdefault(c.size, {})[c.variant] = [_sig(fit.low), _sig(fit.high)]
+        if c.flat():
+            flat.setdefault(c.size, {})[c.variant] = _sig(c.resolution())
     return TunedRates(
         rates=rates,
         experiment=experiment,
@@ -190,7 +278,20 @@ def chosen_rates(
         steps=[int(s) for s in summary_values(ok, "steps")],
         metric=METRIC,
         at_edge=edge,
+        rule=RULE,
+        flat=flat,
+        intervals=intervals,
     )
+
+
+RULE = (
+    "the vertex of a quadratic in log lr fitted to every grid point and seed, each weighted by "
+    "its rate's inverse seed variance, clamped to the best grid point's neighbours"
+)
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.4g}") if math.isfinite(x) else x
 
 
 def warnings(cs: Sequence[Curve]) -> list[str]:
@@ -210,6 +311,21 @@ def warnings(cs: Sequence[Curve]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the report
+
+
+def _interval_text(fit: VertexFit) -> str:
+    if not math.isfinite(fit.vertex):
+        return "no minimum (curvature ≤ 0)"
+    return f"{fit.vertex:.3g} [{fit.low:.3g}, {fit.high:.3g}]"
+
+
+def _flat_text(c: Curve) -> str:
+    width = c.resolution()
+    if not c.flat():
+        return "no"
+    if not math.isfinite(width):
+        return "**flat** (1 seed: no resolution)"
+    return f"**flat**: rates within {width:.3f} nats cannot be told apart"
 
 
 def _mean_text(c: Curve, lr: float) -> str:
@@ -240,8 +356,9 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
             f"{c.best:g}" if c.best is not None else "none",
             _mean_text(c, c.best) if c.best is not None else "n/a",
             f"**{c.chosen:g}**" if c.chosen is not None else "none",
+            _interval_text(c.fit()),
             f"{c.seed_sd():.4f}" if math.isfinite(c.seed_sd()) else "n/a (1 seed)",
-            ", ".join(f"{lr:g}" for lr in c.near_ties()) or "no",
+            _flat_text(c),
             "**yes** (" + c.edge_side() + ")" if c.at_edge else "no",
         ]
         for c in sorted(cs, key=lambda c: (sizes.index(c.size), c.mean(c.best or 0)[0]))
@@ -259,8 +376,7 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         f"{', '.join(map(str, tuned.steps)) or 'unknown'}; **model sizes:** {', '.join(sizes)}",
         "- **Judged on:** the held-out split's tuning slice (data.eval_slice=tune); the sweep "
         "that uses these rates is judged on its test slice, with seeds disjoint from these.",
-        "- **Chosen:** per model size, each variant's rate at the minimum of a quadratic in log lr "
-        "through the best grid point and its two neighbours (kept between them); at the grid's "
+        f"- **Chosen:** per model size, each variant's rate by one rule: {RULE}; at the grid's "
         "edge, the edge point, flagged. Written to `tuned.yaml` (stage 2: `make sweep "
         f"EXPERIMENT={tuned.experiment or '<e>'} TUNED=<this dir>/tuned.yaml`).",
         "",
@@ -272,18 +388,25 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
                 "model",
                 "best grid lr",
                 "final val loss there",
-                "chosen lr (vertex)",
+                "chosen lr (rule)",
+                "vertex 95% interval",
                 "seed sd",
-                "near-tie neighbours",
+                "flat?",
                 "at grid edge",
             ],
             chosen_rows,
         ),
         "",
-        "A near-tie: a neighbour of the best grid rate whose mean loss is within one seed standard "
-        "deviation (pooled over the best rate and its neighbours) of the best's; the data do not "
-        "separate those rates, "
-        "and the vertex between them is a choice inside that tie, not a measured optimum.",
+        "The fit: a quadratic in log lr through every grid point and seed, each loss weighted by "
+        "the inverse of its rate's seed variance (floored at the median over the rates, so that "
+        "an unstable rate counts for little and a lucky one for no more than a typical one); its "
+        "vertex's 95% interval from the fit's covariance (delta method, scaled up where the "
+        "residuals exceed the seed variances). **Flat**: the curvature is not significant at "
+        "95%, or the vertex's interval reaches past both neighbours of the best grid rate; rates "
+        "whose mean losses differ by less than X nats (the 95% half-width of a difference of two "
+        "rates' means at these seeds) cannot be told apart, and the chosen rate is the rule's "
+        "choice inside that tie, not a measured optimum. The rule for the rate used: "
+        f"{RULE}.",
         "",
     ]
     if warn:
@@ -406,6 +529,12 @@ def analyse(
                 "chosen": c.chosen,
                 "best_on_grid": c.best,
                 "seed_sd": c.seed_sd(),
+                "vertex": c.fit().vertex,
+                "vertex_interval": [c.fit().low, c.fit().high],
+                "curvature": c.fit().curvature,
+                "curvature_se": c.fit().curvature_se,
+                "flat": c.flat(),
+                "resolution_nats": c.resolution(),
                 "near_ties": c.near_ties(),
                 "at_edge": c.at_edge,
                 "mean_final_val_loss": {f"{lr:g}": c.mean(lr)[0] for lr in c.losses},

@@ -79,7 +79,12 @@ def test_a_uniform_predictor_has_the_bpb_its_counts_give_under_two_tokenizers(
         with torch.no_grad():
             for p in trainer.model.parameters():
                 p.zero_()
-        metrics = validation_metrics(trainer.model, trainer.data, trainer.device, trainer.autocast)
+        metrics, documents = validation_metrics(
+            trainer.model, trainer.data, trainer.device, trainer.autocast
+        )
+        (document,) = documents.values()  # one text file: one piece of it per slice
+        assert document["tokens"] == trainer.data.val_windows.n_tokens
+        assert document["loss"] == pytest.approx(metrics["val/loss"], rel=1e-9)
         enc = get_encoding(tokenizer, token_cache)
         n_targets = n_bytes = 0
         for _, y in trainer.data.val_windows:

@@ -95,8 +95,8 @@ def test_the_gpu_comparison_is_a_regime_a_reviewer_accepts():
     overlay = OmegaConf.load(REPO / "configs" / "experiment" / "contenders_gpu.yaml")
     assert overlay.hydra.sweeper.params.seed == "0,1,2,3,4"
     assert d.source == "hub" and d.max_tokens is not None
-    assert steps * per_step <= d.max_tokens * (1 - d.val_fraction)  # no token seen twice
-    assert t.eval_tokens >= 2**20 and d.max_tokens * d.val_fraction / 2 >= t.eval_tokens
+    assert steps * per_step <= d.max_tokens * (1 - d.held_out_fraction)  # no token seen twice
+    assert t.eval_tokens >= 2**20 and d.max_tokens * d.held_out_fraction / 2 >= t.eval_tokens
 
 
 class FakeClock:

@@ -74,6 +74,20 @@ def _stream(enc, docs: list[str]) -> np.ndarray:
     return np.array([t for d in docs for t in enc.encode_ordinary(d) + [EOT]], dtype=np.uint16)
 
 
+def _splits(enc, docs: list[str], manifest: dict) -> tuple[np.ndarray, np.ndarray]:
+    """train.bin and val.bin as the manifest's held-out documents say they must be: the other
+    documents in corpus order; then the tuning slice's, then the test slice's."""
+    held = [d["index"] for s in ("tune", "test") for d in manifest["held_out"][s]]
+    train = [d for i, d in enumerate(docs) if i not in held]
+    return _stream(enc, train), _stream(enc, [docs[i] for i in held])
+
+
+def _assert_split(data, enc, docs: list[str]) -> None:
+    train, val = _splits(enc, docs, data.manifest)
+    np.testing.assert_array_equal(data.train, train)
+    np.testing.assert_array_equal(data.val, val)
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
@@ -192,7 +206,15 @@ def test_builtin_shakespeare(shakespeare: TokenData, enc) -> None:
     assert c["documents"] == 42 and c["train_documents"] + c["val_documents"] == 42
     assert c["train_tokens"] == len(shakespeare.train) and c["val_tokens"] == len(shakespeare.val)
     assert 1_500_000 < c["total_tokens"] == c["train_tokens"] + c["val_tokens"] < 1_650_000
-    assert 0.03 < c["val_tokens"] / c["total_tokens"] < 0.08
+    # 17 whole plays held out, spread over the corpus: 9 for tuning and 8 for the test, alternating
+    assert c["val_documents"] == 17 and 0.3 < c["val_tokens"] / c["total_tokens"] < 0.5
+    held = m["held_out"]
+    tune, test = ([d["index"] for d in held[s]] for s in ("tune", "test"))
+    assert (len(tune), len(test)) == (9, 8)
+    order = sorted(tune + test)
+    assert order[::2] == tune and order[1::2] == test
+    assert order[0] <= 2 and order[-1] >= 39 and max(np.diff(order)) <= 3
+    assert sum(d["tokens"] for s in held.values() for d in s) == c["val_tokens"]
     for split in ("train", "val"):
         arr = getattr(shakespeare, split)
         assert arr.dtype == np.uint16 and isinstance(arr, np.memmap)
@@ -202,7 +224,15 @@ def test_builtin_shakespeare(shakespeare: TokenData, enc) -> None:
     n_eot = int((shakespeare.train == EOT).sum() + (shakespeare.val == EOT).sum())
     assert n_eot == 42 and shakespeare.train[-1] == EOT and shakespeare.val[-1] == EOT
     assert enc.decode(shakespeare.train[:12].tolist()).startswith("ALL'S WELL THAT ENDS WELL")
-    assert enc.decode(shakespeare.val[:12].tolist()).startswith("THE TWO GENTLEMEN OF VERONA")
+    first = m["source_info"]["titles"][tune[0]]
+    assert held["tune"][0]["name"] == first == "antony_and_cleopatra"
+    assert enc.decode(shakespeare.val[:12].tolist()).startswith("ANTONY AND CLEOPATRA")
+    # Layout indentation collapsed: no line starts with two spaces, and whitespace-only tokens are
+    # about a tenth of each split (newlines, mostly), not a fifth of one slice
+    assert "\n  " not in enc.decode(shakespeare.val[:200_000].tolist())
+    shares = m["whitespace_share"]
+    assert set(shares) == {"train", "tune", "test"}
+    assert all(0.05 < v < 0.15 for v in shares.values())
     assert m["config"]["source"] == "builtin" and m["created"]
 
 
@@ -227,12 +257,13 @@ def test_text_files_via_glob(files_cfg, enc, tmp_path: Path) -> None:
     for i, d in enumerate(docs):
         (src / f"doc{i:02d}.txt").write_text(d)
     (src / "notes.md").write_text("not matched by the glob")
-    data = prepare_tokens(files_cfg(src / "*.txt", val_fraction=0.1), progress=False)
-    c = data.manifest["counts"]
+    data = prepare_tokens(files_cfg(src / "*.txt", val_fraction=0.25), progress=False)
+    c, held = data.manifest["counts"], data.manifest["held_out"]
     assert c["documents"] == 12 and data.manifest["split"]["by"] == "documents"
-    assert c["val_documents"] == 1  # ~10% of the tokens: the last document
-    want = _stream(enc, docs)  # one file = one document, files in sorted order
-    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
+    assert c["val_documents"] == 3  # a quarter of the documents, one in each third
+    assert [d["name"] for d in held["tune"]] == ["doc02.txt", "doc10.txt"]
+    assert [d["name"] for d in held["test"]] == ["doc06.txt"]
+    _assert_split(data, enc, docs)  # one file = one document, files in sorted order
     assert data.manifest["source_info"]["format"] == "text"
     assert len(data.manifest["source_info"]["files"]) == 12
 
@@ -261,12 +292,16 @@ def test_plain_text_is_read_without_datasets_as_datasets_reads_it(files_cfg, tmp
     assert int(out.stdout) == len(plain.train)
 
 
-def test_single_text_file_splits_the_token_stream(files_cfg, enc, tmp_path: Path) -> None:
-    data = prepare_tokens(files_cfg(TINY), min_tokens=257, progress=False)
+def test_single_text_file_splits_the_token_stream(files_cfg, enc, capsys) -> None:
+    data = prepare_tokens(files_cfg(TINY), min_tokens=257)
     want = _stream(enc, [TINY.read_text()])
     np.testing.assert_array_equal(np.concatenate([data.train, data.val]), want)
     assert data.manifest["split"]["by"] == "tokens"
     assert len(data.val) == round(len(want) * 0.05)
+    held = data.manifest["held_out"]
+    assert held["tune"][0]["tokens"] + held["test"][0]["tokens"] == len(data.val)
+    lines = [x for x in capsys.readouterr().err.splitlines() if "too few to hold out" in x]
+    assert len(lines) == 1 and "1 document(s)" in lines[0] and "last tokens" in lines[0]
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -279,7 +314,7 @@ def test_jsonl_with_text_field(files_cfg, enc, tmp_path: Path, streaming: bool) 
     cfg = files_cfg(path, text_field="content", streaming=streaming, val_fraction=0.1)
     data = prepare_tokens(cfg, progress=False)
     assert data.manifest["counts"]["documents"] == 40
-    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
+    _assert_split(data, enc, docs)
     assert data.manifest["counts"]["val_documents"] == 4
 
 
@@ -288,7 +323,7 @@ def test_parquet_and_max_tokens(files_cfg, enc, tmp_path: Path) -> None:
     path = tmp_path / "rows.parquet"
     pd.DataFrame({"text": docs, "n": range(30)}).to_parquet(path)
     data = prepare_tokens(files_cfg(path), progress=False)
-    np.testing.assert_array_equal(np.concatenate([data.train, data.val]), _stream(enc, docs))
+    _assert_split(data, enc, docs)
     capped = prepare_tokens(files_cfg(path, max_tokens=50), progress=False)
     assert capped.directory != data.directory  # max_tokens changes the tokens: its own cache
     assert capped.manifest["counts"]["total_tokens"] == 50
@@ -472,21 +507,40 @@ def test_batches_are_a_function_of_seed_and_step_across_passes_and_shards() -> N
     assert not torch.equal(BatchSampler(tokens, 4, 8, seed=2).get(3)[0], later[1][0])
 
 
-def test_eval_windows_read_the_slice_once_up_to_the_cap() -> None:
+def test_eval_windows_spread_over_the_slice_and_know_their_documents() -> None:
     from harness.data import EvalWindows, held_out_slices
 
+    manifest = {
+        "held_out": {
+            "tune": [{"name": "a", "tokens": 400}, {"name": "b", "tokens": 101}],
+            "test": [{"name": "c", "tokens": 300}, {"name": "d", "tokens": 200}],
+        }
+    }
     val = np.arange(1001, dtype=np.uint16)
-    slices = held_out_slices(val)
-    assert len(slices["tune"]) + len(slices["test"]) == 1001
-    assert int(slices["tune"][-1]) + 1 == int(slices["test"][0])  # disjoint, in order
-    whole = EvalWindows(slices["test"], batch_size=3, block_size=10, max_tokens=10**6, what="t")
+    slices = held_out_slices(val, manifest)
+    tune, test = slices["tune"], slices["test"]
+    assert (len(tune.tokens), len(test.tokens)) == (501, 500)  # disjoint, contiguous, in order
+    assert int(tune.tokens[-1]) + 1 == int(test.tokens[0])
+    assert test.documents == ["c", "d"] and list(test.document_ends) == [300, 500]
+    whole = EvalWindows(test.tokens, 3, 10, 10**6, "t", test.document_ends)
     xs, ys = zip(*whole, strict=True)
     x, y = torch.cat(xs), torch.cat(ys)
-    assert whole.n_tokens == x.numel() == (len(slices["test"]) - 1) // 10 * 10
+    assert whole.n_tokens == x.numel() == (len(test.tokens) - 1) // 10 * 10
     assert len(torch.unique(x)) == x.numel() and torch.equal(y, x + 1)
-    assert int(x[0, 0]) == int(slices["test"][0])  # from the slice's start
-    capped = EvalWindows(slices["test"], batch_size=3, block_size=10, max_tokens=45, what="t")
-    assert capped.n_tokens == 40 and torch.equal(torch.cat([a for a, _ in capped]), x[:4])
+    assert int(x[0, 0]) == int(test.tokens[0])  # from the slice's start
+    # Each target's document: positions 1..299 of the slice are c's, 300.. d's
+    position = y - int(test.tokens[0])
+    assert torch.equal(whole.document_of, (position >= 300).long())
+    assert list(whole.document_tokens) == [
+        int((position < 300).sum()),
+        int((position >= 300).sum()),
+    ]
+    # Capped: fewer windows, spread over the whole slice (both documents read), never overlapping
+    capped = EvalWindows(test.tokens, 3, 10, 45, "t", test.document_ends)
+    assert capped.n_windows == 4 and capped.n_tokens == 40
+    starts = capped.starts
+    assert starts[0] == 0 and starts[-1] == len(test.tokens) - 11 and min(np.diff(starts)) >= 10
+    assert all(capped.document_tokens > 0)
     with pytest.raises(UserInputError, match="too few.*val_fraction"):
         EvalWindows(val[:10], 3, 10, 100, "held-out slice")
 

@@ -96,10 +96,15 @@ def test_hub_shaped_folder_tokenizes_to_the_cap_with_document_ends(
     assert (info["hub_id"], info["subset"], info["split"]) == (str(root), SUBSET, "train")
     on_disk = json.loads((data.directory / "manifest.json").read_text())
     assert on_disk["files"]["train.bin"]["bytes"] == 2 * len(data.train)
-    tokens = np.concatenate([np.asarray(data.train), np.asarray(data.val)])
-    np.testing.assert_array_equal(tokens, expected_tokens(docs, cache))
-    eot = manifest["eot_token"]
-    assert manifest["counts"]["documents"] == int((tokens == eot).sum()) + (tokens[-1] != eot)
+    want, eot = expected_tokens(docs, cache), manifest["eot_token"]
+    ends = [*(np.flatnonzero(want == eot) + 1), len(want)]
+    pieces = [want[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True) if b > a]
+    held = [d["index"] for s in ("tune", "test") for d in manifest["held_out"][s]]
+    assert manifest["split"]["by"] == "documents" and len(held) == round(len(pieces) * 0.05)
+    train = [p for i, p in enumerate(pieces) if i not in held]
+    np.testing.assert_array_equal(np.asarray(data.train), np.concatenate(train))
+    np.testing.assert_array_equal(np.asarray(data.val), np.concatenate([pieces[i] for i in held]))
+    assert manifest["counts"]["documents"] == len(pieces)  # the last one cut at the cap
     capsys.readouterr()
     again = prepare_tokens(hub_config(root, cache, streaming), progress=True)
     assert "using token cache" in capsys.readouterr().err

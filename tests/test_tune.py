@@ -73,25 +73,29 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "out": out, "rc": tune_main([str(root), "--out", str(out)])}
 
 
-def vertex(lrs: list[float], losses: list[float]) -> float:
-    """The oracle: numpy's least-squares parabola in log lr through three points, its minimum."""
-    a, b, _ = np.polyfit(np.log(lrs), losses, 2)
+def vertex(lrs: list[float], losses: list[float], weights: list[float] | None = None) -> float:
+    """The oracle: numpy's weighted least-squares parabola in log lr, its minimum (polyfit's
+    weights multiply the residuals: the square roots of ours)."""
+    w = None if weights is None else np.sqrt(weights)
+    a, b, _ = np.polyfit(np.log(lrs), losses, 2, w=w)
     return float(np.exp(-b / (2 * a)))
 
 
-def test_the_chosen_rate_is_the_vertex_through_the_best_point_and_its_neighbours(
+def test_the_chosen_rate_is_the_fitted_vertex_over_every_grid_point_clamped(
     tuned: dict,
 ) -> None:
     assert tuned["rc"] == 1  # two best points sit at the grid's edge: the grid must change
     dest = tuned["out"] / "contenders_tune"
     rates = TunedRates.load(dest / "tuned.yaml")
+    # One seed: every completed rate weighs the same (relu's diverged rate has no loss)
     inner = {
-        ("tiny", "relu"): vertex(GRID[1:4], [5.30, 5.20, 5.25]),
-        ("cpu_d64", "swiglu"): vertex(GRID[1:4], [5.70, 5.60, 5.65]),
+        ("tiny", "relu"): vertex(GRID[:4], [5.40, 5.30, 5.20, 5.25]),
+        ("cpu_d64", "swiglu"): vertex(GRID, [5.90, 5.70, 5.60, 5.65, 5.80]),
     }
     for (size, variant), want in inner.items():
-        assert GRID[1] < want < GRID[3]
+        want = min(max(want, GRID[1]), GRID[3])  # clamped to the best point's neighbours
         assert rates.rates[size][variant] == pytest.approx(want, rel=1e-3)
+    assert rates.rule.startswith("the vertex of a quadratic") and "clamped" in rates.rule
     # At the edge: the edge point itself, flagged.
     assert rates.rates["tiny"]["swiglu"] == 0.012 and rates.rates["cpu_d64"]["relu"] == 0.00075
     assert rates.experiment == "contenders" and rates.seeds == [0]
@@ -99,7 +103,7 @@ def test_the_chosen_rate_is_the_vertex_through_the_best_point_and_its_neighbours
     md = (dest / "report.md").read_text()
     # relu's largest rate diverged: no loss there, and the table says why
     assert "| **relu** | tiny | 5.4000 | 5.3000 | **5.2000** | 5.2500 | diverged |" in md
-    assert "tuning slice" in md and "quadratic in log lr" in md
+    assert "tuning slice" in md and "quadratic in log lr" in md and "vertex 95% interval" in md
     assert (dest / "lr_loss.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((dest / "summary.json").read_text())
     curves = {(c["size"], c["variant"]): c for c in summary["curves"]}
@@ -107,15 +111,27 @@ def test_the_chosen_rate_is_the_vertex_through_the_best_point_and_its_neighbours
     assert curves[("cpu_d64", "swiglu")]["chosen"] == rates.rates["cpu_d64"]["swiglu"]
 
 
-def test_the_vertex_is_kept_between_the_neighbours() -> None:
-    from sweep.tune import quadratic_vertex
+def test_the_fit_weights_each_rate_by_its_seed_variance_and_gives_an_interval() -> None:
+    from sweep.tune import fit_vertex
 
-    means = {1.0: 5.0, 2.0: 4.0, 4.0: 4.0}  # a tie at 2 and 4: the vertex lies between them
-    assert 2.0 < quadratic_vertex(1.0, 2.0, 4.0, means) < 4.0
-    assert quadratic_vertex(1.0, 2.0, 4.0, {1.0: 4.0, 2.0: 4.0, 4.0: 4.0}) == 2.0  # flat
-    # exact on a parabola in log lr whose minimum is 2.5
-    parabola = {x: (np.log(x) - np.log(2.5)) ** 2 for x in (1.0, 2.0, 4.0)}
-    assert quadratic_vertex(1.0, 2.0, 4.0, parabola) == pytest.approx(2.5)
+    # exact on a parabola in log lr whose minimum is 2.5, whatever the weights
+    parabola = {
+        x: [(np.log(x) - np.log(2.5)) ** 2 + e for e in (-0.01, 0.01)] for x in (1, 2, 4, 8)
+    }
+    fit = fit_vertex(parabola)
+    assert fit.vertex == pytest.approx(2.5) and fit.low <= 2.5 <= fit.high and fit.curved
+    # An unstable rate (seeds far apart) counts for little: the weighted oracle agrees
+    losses = {1.0: [5.0, 5.02], 2.0: [4.6, 4.61], 4.0: [4.7, 4.72], 8.0: [4.0, 6.0]}
+    var = {lr: np.var(v, ddof=1) for lr, v in losses.items()}
+    floor = float(np.median(list(var.values())))
+    lrs = [lr for lr, v in losses.items() for _ in v]
+    ys = [y for v in losses.values() for y in v]
+    w = [1 / max(var[lr], floor) for lr in lrs]
+    assert fit_vertex(losses).vertex == pytest.approx(vertex(lrs, ys, w), rel=1e-9)
+    assert fit_vertex(losses).vertex != pytest.approx(vertex(lrs, ys), rel=1e-3)
+    # No minimum where the curve bends down; no fit with fewer than three rates
+    assert not np.isfinite(fit_vertex({1.0: [4.0], 2.0: [4.5], 4.0: [4.0]}).vertex)
+    assert not np.isfinite(fit_vertex({1.0: [4.0], 2.0: [4.5]}).vertex)
 
 
 def test_an_edge_minimum_stops_with_the_grid_to_rerun(tuned: dict, tmp_path: Path, capsys) -> None:
@@ -133,11 +149,11 @@ def test_an_edge_minimum_stops_with_the_grid_to_rerun(tuned: dict, tmp_path: Pat
     assert "WARNING: relu at cpu_d64" in err and "relu at tiny" not in err
 
 
-def test_near_ties_are_flagged_and_runs_judged_on_the_test_slice_refused(
+def test_a_flat_curve_says_so_and_runs_judged_on_the_test_slice_are_refused(
     tmp_path: Path, capsys
 ) -> None:
     root = tmp_path / "contenders_tune" / "2026-12-01_10-00-00"
-    # Two seeds each; seed spread 0.05; the neighbour at 0.006 is 0.01 behind: a near-tie.
+    # Two seeds each; seed spread 0.05; the neighbour at 0.006 is 0.01 behind: flat.
     grid = {0.0015: (5.30, 5.40), 0.003: (5.20, 5.25), 0.006: (5.21, 5.26)}
     job = 0
     for lr, pair in grid.items():
@@ -155,10 +171,15 @@ def test_near_ties_are_flagged_and_runs_judged_on_the_test_slice_refused(
     assert tune_main([str(root), "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "contenders_tune" / "summary.json").read_text())
     (curve,) = summary["curves"]
-    assert curve["near_ties"] == [0.006] and curve["seed_sd"] == pytest.approx(
-        np.sqrt(np.mean([np.var(p, ddof=1) for p in grid.values()]))
-    )
-    assert "near-tie" in (tmp_path / "out" / "contenders_tune" / "report.md").read_text()
+    sd = np.sqrt(np.mean([np.var(p, ddof=1) for p in grid.values()]))
+    assert curve["seed_sd"] == pytest.approx(sd)
+    width = 1.959963984540054 * sd * np.sqrt(2 / 2)
+    assert curve["flat"] and curve["resolution_nats"] == pytest.approx(width)
+    assert curve["near_ties"] == [0.006]  # 0.01 behind the best, within the resolution
+    md = (tmp_path / "out" / "contenders_tune" / "report.md").read_text()
+    assert f"**flat**: rates within {width:.3f} nats cannot be told apart" in md
+    rates = TunedRates.load(tmp_path / "out" / "contenders_tune" / "tuned.yaml")
+    assert rates.flat == {"tiny": {"relu": float(f"{width:.4g}")}}
     # A run evaluated on the test slice cannot choose a rate.
     summary_file = root / "0_relu-s100" / "summary.json"
     data = json.loads(summary_file.read_text())

@@ -161,7 +161,7 @@ def cache_key(cfg: DataConfig, files: list[str] | None, fmt: str | None) -> dict
         "source": str(cfg.source),
         "tokenizer": cfg.tokenizer,
         "max_tokens": cfg.max_tokens,
-        "val_fraction": float(cfg.val_fraction),
+        "val_fraction": float(cfg.held_out_fraction),
     }
     if cfg.source == Source.builtin:
         key["corpus"] = cfg.corpus
@@ -243,7 +243,7 @@ def build(cfg: DataConfig, key: dict, directory: Path, files, fmt, progress: boo
     tmp.mkdir()
     try:
         stream = tokenize(batches, enc, tmp / "all.bin", cfg, progress)
-        parts = split(tmp, stream.doc_ends, cfg.val_fraction, info)
+        parts = split(tmp, stream.doc_ends, cfg.held_out_fraction, info)
         parts["whitespace_share"] = whitespace_shares(tmp, parts["held_out"], enc)
         write_manifest(
             tmp, cfg, key, enc, source_info=info, **parts, reached_max_tokens=stream.full

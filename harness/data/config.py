@@ -51,9 +51,7 @@ class DataConfig:
     cache_dir: str = "data"
 
     def __post_init__(self) -> None:
-        if self.val_fraction is None:
-            self.val_fraction = BUILTIN_VAL_FRACTION if self.source == Source.builtin else 0.05
-        if not 0.0 < self.val_fraction < 1.0:
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={self.val_fraction} must be between 0 and 1")
         if self.max_tokens is not None and self.max_tokens <= 0:
             raise ValueError(f"data.max_tokens={self.max_tokens} must be positive, or null")
@@ -75,6 +73,13 @@ class DataConfig:
                 f"unknown tokenizer data.tokenizer={self.tokenizer}; known: "
                 f"{', '.join(known_tokenizers())}"
             )
+
+    @property
+    def held_out_fraction(self) -> float:
+        """data.val_fraction, or its default for the source when it is null."""
+        if self.val_fraction is not None:
+            return self.val_fraction
+        return BUILTIN_VAL_FRACTION if self.source == Source.builtin else 0.05
 
     @property
     def corpus(self) -> str:
