@@ -3,9 +3,13 @@
 A report compares each variant with each baseline (a pair of two baselines once), and checks
 claims of the literature that may name other pairs; every such pair, in each setting the sweep
 varies, is one hypothesis of the family. Its paired t-test's raw p-value is adjusted by Holm's
-step-down method over the whole family, one family per metric (nats per token; bits per byte), and
-every verdict of the report (significant, agrees, the verdict list) reads the adjusted p at
-familywise alpha FAMILY_ALPHA.
+step-down method over the whole family, and every verdict of the report (significant, agrees, the
+verdict list) reads the adjusted p at familywise alpha FAMILY_ALPHA.
+
+One family, not one per unit: on one held-out slice under one tokenizer, bits per byte is the loss
+times a constant, so its tests are the loss's tests in another unit and carry the loss's adjusted
+p-values. Where the runs' slices or tokenizers differ, the two units rank differently; the family
+is then the one in bits per byte (comparable across tokenizers), and the report says so.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sweep.runs import Run
 from sweep.stats import FAMILY_ALPHA, holm
 from sweep.table import Diff, Row
 
@@ -87,20 +92,42 @@ def _pairs(rows: Sequence[Row], attr: str, claims: Sequence[dict[str, Any]]) -> 
     return list(seen.values())
 
 
-def adjust(rows: Sequence[Row], claims: list[dict[str, Any]]) -> dict[str, Family]:
-    """The families of the report, per metric; writes each adjusted p back into the rows' diffs
-    (Diff.p_adjusted) and the claims (diff_p_adjusted)."""
-    families = {}
-    for metric, attr in METRICS.items():
-        pairs = _pairs(rows, attr, claims)
-        adjusted = holm([p.diff.p_value for p in pairs])
-        pairs = [
-            dataclasses.replace(p, diff=dataclasses.replace(p.diff, p_adjusted=a))
-            for p, a in zip(pairs, adjusted, strict=True)
-        ]
-        family = Family(metric, pairs)
-        families[metric] = family
-        for r in rows:
+def family_metric(runs: Sequence[Run]) -> tuple[str, str]:
+    """The unit the family is adjusted in, and why: "loss" where every completed run was judged
+    on one slice, one number of tokens and one tokenizer (bpb is then the loss times a constant),
+    else "bpb"."""
+    seen = {
+        (d.get("name"), d.get("eval_slice"), d.get("val_tokens"), d.get("val_bytes"))
+        for r in runs
+        if r.ok and r.summary is not None and isinstance(d := r.summary.data, dict)
+    }
+    if len(seen) <= 1:
+        return "loss", (
+            "every run was judged on the same held-out text under one tokenizer, where bits per "
+            "byte is the loss times a constant: the same tests in another unit"
+        )
+    return "bpb", (
+        f"the runs were judged on {len(seen)} different texts or tokenizers, where nats per token "
+        "do not compare: the family is adjusted in bits per byte, and the loss figures are "
+        "shown beside it, unadjusted by themselves"
+    )
+
+
+def adjust(
+    rows: Sequence[Row], claims: list[dict[str, Any]], metric: str = "loss"
+) -> dict[str, Family]:
+    """The report's one family, in `metric` ({metric: family}); writes each adjusted p back into
+    the rows' diffs in both units (Diff.p_adjusted: the same test) and the claims
+    (diff_p_adjusted)."""
+    pairs = _pairs(rows, METRICS[metric], claims if metric == "loss" else [])
+    adjusted = holm([p.diff.p_value for p in pairs])
+    pairs = [
+        dataclasses.replace(p, diff=dataclasses.replace(p.diff, p_adjusted=a))
+        for p, a in zip(pairs, adjusted, strict=True)
+    ]
+    family = Family(metric, pairs)
+    for r in rows:
+        for attr in METRICS.values():
             setattr(
                 r,
                 attr,
@@ -109,7 +136,6 @@ def adjust(rows: Sequence[Row], claims: list[dict[str, Any]]) -> dict[str, Famil
                     for b, d in getattr(r, attr).items()
                 },
             )
-    loss = families["loss"]
     for c in claims:
-        c["diff_p_adjusted"] = loss.adjusted(c["variant"], c["other"], c["setting"])
-    return families
+        c["diff_p_adjusted"] = family.adjusted(c["variant"], c["other"], c["setting"])
+    return {metric: family}

@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from sweep.documents import TextLevel
 from sweep.family import Pair
 from sweep.fmt import p_value, percent, pm, si, table
 from sweep.model import Comparison, ReportInput
@@ -183,7 +184,24 @@ def evaluation(runs: Sequence[Run]) -> dict[str, Any]:
     data = [r.summary.data for r in runs if r.summary is not None and r.summary.data]
     slices = sorted({str(d.get("eval_slice")) for d in data if d.get("eval_slice")})
     tokens = sorted({int(d["val_tokens"]) for d in data if d.get("val_tokens")})
-    return {"slices": slices, "tokens": tokens}
+    documents = sorted(
+        {name for d in data for name in (d.get("held_out") or {}).get(str(d.get("eval_slice")), [])}
+    )
+    shares = sorted(
+        {
+            float(share)
+            for d in data
+            if (share := (d.get("whitespace_share") or {}).get(str(d.get("eval_slice"))))
+            is not None
+        }
+    )
+    return {
+        "slices": slices,
+        "tokens": tokens,
+        "documents": documents,
+        "split_by": sorted({str(d["split_by"]) for d in data if d.get("split_by")}),
+        "whitespace_share": shares,
+    }
 
 
 def evaluation_text(rep: ReportInput) -> str:
@@ -204,9 +222,22 @@ def evaluation_text(rep: ReportInput) -> str:
         if "tune" in e["slices"]
         else ""
     )
+    docs = e["documents"]
+    text = (
+        f" The slice is {len(docs)} whole held-out documents spread across the corpus "
+        f"({', '.join(docs)})."
+        if docs and e["split_by"] == ["documents"]
+        else " The slice is a run of tokens of one document (a corpus too small to hold out "
+        "whole documents)."
+        if e["split_by"] == ["tokens"]
+        else ""
+    )
+    ws = e["whitespace_share"]
+    if ws:
+        text += f" Whitespace-only tokens are {percent(ws[-1])} of its targets."
     return (
-        f"every loss averages {tokens} tokens of {where}, read once in non-overlapping windows "
-        f"(the same windows for every run and evaluation).{note}"
+        f"every loss averages {tokens} tokens of {where}, read in non-overlapping windows spread "
+        f"evenly over it (the same windows for every run and evaluation).{text}{note}"
     )
 
 
@@ -232,40 +263,148 @@ def _finding(pair: Pair, unit: str) -> str:
     )
 
 
+def _text_of(rep: ReportInput, pair: Pair) -> TextLevel | None:
+    return next(
+        (
+            t
+            for t in rep.text_level
+            if {t.variant, t.other} == {pair.variant, pair.other} and t.setting == pair.setting
+        ),
+        None,
+    )
+
+
+def _holds(rep: ReportInput, pair: Pair) -> bool | None:
+    """Whether a surviving difference holds across texts (its two-level interval excludes 0 on
+    the same side); None where the runs recorded no per-document losses."""
+    t = _text_of(rep, pair)
+    if t is None or not math.isfinite(t.low):
+        return None
+    sign = 1 if t.variant == pair.variant else -1
+    return t.excludes_zero and (sign * t.mean < 0) == (pair.diff.mean < 0)
+
+
+def findings_json(rep: ReportInput) -> list[dict[str, Any]]:
+    """Each comparison that survives Holm, and whether it holds across texts."""
+    family = next(iter(rep.families.values()), None)
+    if family is None:
+        return []
+    return [
+        {**p.flat(), "holds_across_texts": _holds(rep, p)}
+        for p in family.pairs
+        if p.diff.significant
+    ]
+
+
+def _text_cells(rep: ReportInput, pair: Pair) -> list[str]:
+    t = _text_of(rep, pair)
+    if t is None or not t.n_documents:
+        return ["—", "—"]
+    lo, hi = (t.low, t.high) if t.variant == pair.variant else (-t.high, -t.low)
+    favour = (
+        (t.favour_variant, t.favour_other)
+        if t.variant == pair.variant
+        else (t.favour_other, t.favour_variant)
+    )
+    interval = f"[{lo:+.4f}, {hi:+.4f}]" if math.isfinite(lo) else "n/a (< 2 seeds or documents)"
+    return [f"{favour[0]} / {favour[1]} of {t.n_documents}", interval]
+
+
+def text_level_table(rep: ReportInput) -> list[str]:
+    """Every comparison of the family, seed-level and text-level side by side."""
+    family = next(iter(rep.families.values()), None)
+    if family is None or not rep.text_level or not any(t.n_documents for t in rep.text_level):
+        return [
+            "_No per-document losses recorded by these runs: the text-level view needs runs "
+            "that record final_val_documents (summary.json)._",
+            "",
+        ]
+    body = []
+    for p in sorted(family.pairs, key=lambda p: p.diff.p_value):
+        d = p.diff
+        holds = _holds(rep, p)
+        verdict = (
+            "holds across texts"
+            if d.significant and holds
+            else "this text only"
+            if d.significant
+            else "—"
+        )
+        where = f" ({p.setting})" if p.setting else ""
+        body.append(
+            [
+                f"{p.variant} − {p.other}{where}",
+                f"{d.mean:+.4f} ± {d.ci_half_width:.4f}",
+                p_value(d.p_adjusted),
+                *_text_cells(rep, p),
+                verdict,
+            ]
+        )
+    n_docs = max(t.n_documents for t in rep.text_level)
+    return [
+        f"**Across texts.** Each comparison seen over the {n_docs} held-out documents of the "
+        "final evaluation: how many documents favour each side (the seed-mean difference on "
+        "that document below / above 0), and a 95% interval from a paired bootstrap that "
+        "resamples seeds and documents together (sweep.documents; "
+        "recomputable from documents.csv). It counts the text's own variation beside the "
+        "seeds': a difference carried by a few documents gets a wide interval.",
+        "",
+        *table(
+            [
+                "comparison",
+                "Δ over seeds (nats)",
+                "p (Holm)",
+                "documents lower / higher",
+                "two-level 95% interval",
+                "finding",
+            ],
+            body,
+        ),
+        "",
+    ]
+
+
 def verdict(rep: ReportInput) -> list[str]:
-    """What survives Holm's adjustment over the report's family, in nats and in bits per byte:
-    the only differences this report calls findings."""
-    loss = rep.families.get("loss")
-    if loss is None or not loss.size:
+    """What survives Holm's adjustment over the report's one family, and of that what holds across
+    texts: the only differences this report calls findings."""
+    metric, family = next(iter(rep.families.items()), ("loss", None))
+    if family is None or not family.size:
         return []
     extra = _claim_pairs(rep)
+    unit = "nats" if metric == "loss" else "bits/byte"
+    title = "final val loss" if metric == "loss" else "final val bpb"
     lines = [
         f"## Verdict at familywise α {FAMILY_ALPHA}",
         "",
-        f"The family: {loss.size} paired comparisons of final val loss — each variant against "
+        f"The family: {family.size} paired comparisons of {title} — each variant against "
         f"each baseline ({', '.join(rep.present_baselines)}), each pair once"
         + (f", and the pairs the literature check uses ({', '.join(extra)})" if extra else "")
         + ". Their paired t-test p-values are adjusted by Holm's step-down method over the "
-        "family; a difference is a finding only where the adjusted p is at most "
-        f"{FAMILY_ALPHA}.",
+        f"family. One family: {rep.family_reason or 'one unit'}. A difference is a **finding** "
+        f"only where its adjusted p is at most {FAMILY_ALPHA} *and* its two-level interval "
+        "(seeds and held-out documents resampled together) excludes 0: it holds across texts. "
+        "One that survives Holm alone holds on this text only.",
         "",
     ]
-    for metric, unit in (("loss", "nats"), ("bpb", "bits/byte")):
-        family = rep.families.get(metric)
-        if family is None or not family.size:
-            continue
-        kept = sorted(
-            (p for p in family.pairs if p.diff.significant), key=lambda p: p.diff.p_adjusted
-        )
-        raw = sum(p.diff.p_value <= FAMILY_ALPHA for p in family.pairs)
-        title = "final val loss" if metric == "loss" else "final val bpb"
-        lines.append(
-            f"**{title}:** {len(kept)} of {family.size} comparisons survive the adjustment "
-            f"({raw} pass at 0.05 unadjusted)"
-            + (":" if kept else "; no two variants can be told apart at these seeds.")
-        )
-        lines += ["", *(_finding(p, unit) for p in kept), ""] if kept else [""]
+    kept = sorted((p for p in family.pairs if p.diff.significant), key=lambda p: p.diff.p_adjusted)
+    raw = sum(p.diff.p_value <= FAMILY_ALPHA for p in family.pairs)
+    across = [p for p in kept if _holds(rep, p)]
+    only_here = [p for p in kept if not _holds(rep, p)]
+    lines.append(
+        f"**{len(kept)} of {family.size} comparisons survive the adjustment** ({raw} pass at "
+        f"0.05 unadjusted); **{len(across)} of them hold across texts**" + (":" if across else ".")
+    )
+    lines += ["", *(_finding(p, unit) for p in across), ""] if across else [""]
+    if only_here:
+        lines += [
+            "Surviving Holm over seeds, but not across texts (the two-level interval includes "
+            "0, or no per-document losses were recorded): on this text only —",
+            "",
+            *(_finding(p, unit) for p in only_here),
+            "",
+        ]
     lines += [
+        *text_level_table(rep),
         "Every other pair cannot be told apart at these seeds: its difference may be seed "
         "noise. Ranks below order means only.",
         "",
@@ -530,7 +669,7 @@ def seeds_needed(rep: ReportInput) -> list[dict[str, Any]]:
             if not sds:
                 continue
             median, worst = statistics.median(sds), max(sds)
-            family = rep.families.get(metric)
+            family = next(iter(rep.families.values()), None)
             m = max(family.size if family is not None else 1, 1)
             levels = {"alpha_0.05": FAMILY_ALPHA, "family": FAMILY_ALPHA / m}
             out.append(

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.tuned import TunedRates
 from sweep.along import Along
+from sweep.documents import TextLevel
 from sweep.family import Family
 from sweep.runs import Run
 from sweep.scaling import Fit, Multiplier, Point
@@ -62,6 +63,8 @@ class ReportInput:
     families: dict[str, Family] = field(default_factory=dict)  # metric -> its Holm family
     along: list[Along] = field(default_factory=list)  # paired differences at every evaluation
     gaps: list[dict[str, Any]] = field(default_factory=list)  # train-val gap per variant
+    family_reason: str = ""  # why the family is adjusted in its unit (sweep.family)
+    text_level: list[TextLevel] = field(default_factory=list)  # each family pair, per document
 
     @property
     def ok(self) -> list[Run]:

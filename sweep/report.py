@@ -6,7 +6,9 @@
 
 It reads only the files each run writes (``summary.json``, ``metrics.jsonl``, ``.hydra/``) and
 writes ``report.md``, ``report.csv`` (a row per variant), ``runs.csv`` (a row per run: everything
-the statistics are computed from), ``summary.json`` and PNG plots under ``<out>/<name>/``. Runs
+the statistics are computed from), ``evals.csv`` (a row per run and evaluation: the along-training
+view), ``documents.csv`` (a row per run and held-out document of its final evaluation: the
+text-level view, sweep.documents), ``summary.json`` and PNG plots under ``<out>/<name>/``. Runs
 that did not complete are listed, never silently dropped, and are excluded from the statistics. A
 sweep over model sizes also gets compute multipliers (in training FLOPs and seconds; --y bpb fits
 bits per byte instead of nats). Tokens/s and MFU come from bench.throughput's file where there is
@@ -31,8 +33,9 @@ from harness.json_safe import dumps, json_safe
 from harness.tuned import TunedRates
 from sweep import serving, throughput
 from sweep.along import along_training, train_val_gaps
-from sweep.family import adjust
-from sweep.findings import evaluation, seeds_needed
+from sweep.documents import DOCUMENT_COLUMNS, document_rows, text_level
+from sweep.family import adjust, family_metric
+from sweep.findings import evaluation, findings_json, seeds_needed
 from sweep.literature import check_claims, compare_with_table_1, judge_claims
 from sweep.markdown import render_markdown
 from sweep.model import Comparison, ReportInput, Scaling
@@ -103,6 +106,36 @@ def write_runs_csv(runs: Sequence[Run], path: Path) -> None:
         w.writeheader()
         for r in runs:
             w.writerow({k: _cell(v) for k, v in json_safe(run_record(r)).items()})
+
+
+EVAL_COLUMNS = ["variant", "setting", "seed", "step", "val_loss", "val_bpb", "dir"]
+
+
+def eval_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """evals.csv: a row per completed run and evaluation (metrics.jsonl's val/ records)."""
+    return [
+        {
+            "variant": r.variant,
+            "setting": r.setting,
+            "seed": r.seed,
+            "step": m["step"],
+            "val_loss": m["val/loss"],
+            "val_bpb": m.get("val/bpb"),
+            "dir": r.rel,
+        }
+        for r in runs
+        if r.ok
+        for m in r.metrics
+        if "val/loss" in m and "step" in m
+    ]
+
+
+def write_table(rows: Sequence[dict[str, Any]], fields: Sequence[str], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields))
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _cell(v) for k, v in json_safe(row).items()})
 
 
 def scaling_analysis(
@@ -228,6 +261,9 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
         "throughput": {"bench": rep.throughput_note or None, "rows": rep.throughput_rows},
         "seeds_needed": seeds_needed(rep),
         "families": {m: f.flat() for m, f in rep.families.items()},
+        "family_unit_reason": rep.family_reason,
+        "text_level": [t.flat() for t in rep.text_level],
+        "findings": findings_json(rep),
         "along_training": [a.flat() for a in rep.along],
         "train_val_gap": rep.gaps,
         "evaluation": evaluation(rep.ok),
@@ -300,8 +336,11 @@ def make_report(
     throughput.seconds_multipliers(scaling, rows)
     tuned, tuned_problem = tuned_rates(runs)
     claims = check_claims(runs)
-    families = adjust(rows, claims)
+    unit, unit_reason = family_metric(runs)
+    families = adjust(rows, claims, unit)
     judge_claims(claims, runs)
+    documents = document_rows(runs)
+    texts = [text_level(documents, p.variant, p.other, p.setting) for p in families[unit].pairs]
     rep = ReportInput(
         name,
         root,
@@ -321,6 +360,8 @@ def make_report(
         families=families,
         along=along_training(runs, baselines),
         gaps=train_val_gaps(runs),
+        family_reason=unit_reason,
+        text_level=texts,
     )
     served = serving.find(Path(out), [r.experiment for r in runs if r.ok])
     rep.serving = serving.section(served, rep.present_baselines or baselines)
@@ -334,9 +375,11 @@ def make_report(
     (dest / "report.md").write_text(render_markdown(rep), encoding="utf-8")
     write_csv(rows, baselines, dest / "report.csv")
     write_runs_csv(runs, dest / "runs.csv")
+    write_table(eval_rows(runs), EVAL_COLUMNS, dest / "evals.csv")
+    write_table(documents, DOCUMENT_COLUMNS, dest / "documents.csv")
     summary = dumps(report_json(rep), indent=2, default=float) + "\n"
     (dest / "summary.json").write_text(summary, encoding="utf-8")
-    for fname in ("report.md", "report.csv", "runs.csv", "summary.json"):
+    for fname in ("report.md", "report.csv", "runs.csv", "evals.csv", "documents.csv"):
         log(f"wrote {dest / fname}")
     return dest, rep
 

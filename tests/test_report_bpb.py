@@ -135,8 +135,10 @@ def test_the_seeds_a_difference_of_0_01_and_0_02_needs(report: dict) -> None:
             sds[1]
         )
         m = e["family_size"]
-        # 2 against relu; in nats also xielu vs swiglu, the pair a literature claim uses
-        assert m == report["json"]["families"][metric]["size"] == (3 if metric == "loss" else 2)
+        # One family for both units: 2 against relu, and xielu vs swiglu, the pair a literature
+        # claim uses
+        assert m == report["json"]["families"]["loss"]["size"] == 3
+        assert list(report["json"]["families"]) == ["loss"]
         for delta in (0.01, 0.02):
             got = e["seeds"][str(delta)]
             assert got["alpha_0.05_at_median_sd"] == seeds_for(sum(sds) / 2, delta)
@@ -235,9 +237,9 @@ def test_a_tuned_sweep_beside_a_shared_rate_one(report: dict, tmp_path: Path) ->
     assert (
         f"- **Learning rate:** per-variant tuned rates, from `{file}`, chosen by the tuning sweep "
         "`multirun/contenders_tune/2026-12-01` (grid 0.00075, 0.0015, 0.003, 0.006, 0.012; seeds "
-        "0; 600 steps): each variant's rate at the vertex of a quadratic in log lr through its "
-        "best grid point and neighbours, judged on the tuning slice. Rates: relu "
-        "0.006, swiglu 0.0015, xielu 0.003."
+        "0; 600 steps, judged on the tuning slice) by one rule: the vertex of a quadratic in log "
+        "lr through its best grid point and neighbours. Rates: relu 0.006, swiglu 0.0015, "
+        "xielu 0.003."
     ) in md
     section = md.split("## The ranking at each learning-rate policy")[1].split("\n## ")[0]
     assert "final val loss (tuned per variant)" in section

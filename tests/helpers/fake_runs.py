@@ -31,13 +31,15 @@ def write_run(
     epochs: float | None = None,
     val_curve: dict[int, float] | None = None,
     data: dict | None = None,
+    documents: dict[str, tuple[int, float]] | None = None,
 ) -> None:
     """One fake run dir as the trainer leaves it. `bpb`: its final val bpb; `lr`: the optim.lr of
     its .hydra/config.yaml; `tuned`: the tuned-rates file of its .hydra/hydra.yaml (the sweeper
     set its rate); `timed`: (started_at, ended_at) on host "host-a"; `kurtosis`: log the outlier
     statistics too; `epochs`: the passes over the training split its summary records;
     `val_curve`: val/loss at steps 0, 50 and 100 (default: a line to `final`); `data`: its
-    summary's data node."""
+    summary's data node; `documents`: its final evaluation per held-out document, name ->
+    (tokens, loss)."""
     (job_dir / ".hydra").mkdir(parents=True)
     lines = [f"ffn={variant}", f"seed={seed}", f"experiment={experiment}", *overrides]
     if tuned and lr is not None:
@@ -121,6 +123,10 @@ def write_run(
             s["data"] = {"name": "tiny", "epochs": {"planned": epochs, "done": epochs}}
         if data is not None:
             s["data"] = {**s.get("data", {}), **data}
+        if documents is not None:
+            s["final_val_documents"] = {
+                k: {"tokens": n, "loss": loss} for k, (n, loss) in documents.items()
+            }
         (job_dir / "summary.json").write_text(json.dumps(s))
 
 
