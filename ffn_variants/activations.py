@@ -71,7 +71,7 @@ class XIELU(nn.Module):
 
     The softplus keeps alpha_p > 0 and alpha_n > beta, as the paper requires; a_p and a_n start
     where alpha_p = alpha_n = 0.8. They are 0-dimensional, so the optimizer's weight-decay groups
-    leave them undecayed like the norm gains (harness.runtime.make_optimizer).
+    leave them undecayed like the norm gains (harness.optim).
     """
 
     def __init__(

@@ -35,6 +35,44 @@ class DType(StrEnum):
     fp32 = "fp32"
 
 
+class OptimName(StrEnum):
+    adamw = "adamw"  # AdamW over every parameter
+    muon = "muon"  # torch.optim.Muon over the blocks' matrices, AdamW over the rest
+
+
+class MuonLR(StrEnum):
+    original = "original"  # Keller Jordan's: lr * sqrt(max(1, rows / cols))
+    match_rms_adamw = "match_rms_adamw"  # Moonshot's: 0.2 lr sqrt(max(rows, cols)), AdamW's RMS
+
+
+@dataclass
+class MuonConfig:
+    """torch.optim.Muon's settings for optim=muon (its defaults, as nanochat uses them). With
+    match_rms_adamw the Muon group's update has AdamW's RMS, so optim.lr drives both groups."""
+
+    lr_ratio: float = 1.0  # the Muon group's rate is optim.lr * lr_ratio
+    momentum: float = 0.95
+    nesterov: bool = True
+    ns_steps: int = 5  # Newton-Schulz iterations
+    eps: float = 1e-7
+    adjust_lr_fn: MuonLR = MuonLR.match_rms_adamw
+    weight_decay: float | None = None  # null: optim.weight_decay
+
+    def __post_init__(self) -> None:
+        _finite("optim.muon", self, "lr_ratio", "momentum", "eps", "weight_decay")
+        if self.lr_ratio <= 0:
+            raise ValueError(f"optim.muon.lr_ratio={self.lr_ratio} must be > 0")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"optim.muon.momentum={self.momentum} must be in [0, 1)")
+        if self.ns_steps < 1:
+            raise ValueError(
+                f"optim.muon.ns_steps={self.ns_steps} must be at least 1 (5 is the default)"
+            )
+        _at_least("optim.muon", self, eps=0.0)
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"optim.muon.weight_decay={self.weight_decay} must be >= 0")
+
+
 class OnNonFinite(StrEnum):
     stop = "stop"  # end the run, naming the step and the first non-finite gradient
     skip = "skip"  # skip the step and count it (train/skipped_steps)
@@ -68,7 +106,8 @@ class ModelConfig(GPTConfig):
 
 @dataclass
 class OptimConfig:
-    lr: float = 3e-3
+    name: OptimName = OptimName.adamw  # which optimizer (harness.optim): adamw or muon
+    lr: float = 3e-3  # every parameter group's initial rate (optim=muon: times muon.lr_ratio)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 30
     warmup_fraction: float | None = None  # if set: warm up for this fraction of the run's steps
@@ -77,6 +116,7 @@ class OptimConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0  # 0 disables clipping
+    muon: MuonConfig = field(default_factory=MuonConfig)  # read only under optim=muon
 
     def __post_init__(self) -> None:
         # NaN passes every comparison below: refuse non-finite values first, by name.

@@ -16,6 +16,7 @@ from harness.config import TrainerConfig
 from harness.diskfull import DiskFullError, as_disk_full, free_bytes, human_bytes, state_nbytes
 from harness.errors import UserInputError, one_line
 from harness.metrics import warn
+from harness.optim import state_nbytes as optimizer_nbytes
 
 # What may change between a run and its resumption: how it is logged, shown and checkpointed, and
 # where its data cache lives. Anything else would resume one run's checkpoints into another.
@@ -75,7 +76,9 @@ class Checkpoints:
             ) from None
         return path
 
-    def warn_if_short_of_space(self, model: torch.nn.Module, max_steps: int) -> None:
+    def warn_if_short_of_space(
+        self, model: torch.nn.Module, optimizer: Any, max_steps: int
+    ) -> None:
         """Warn (never refuse) when the run dir's filesystem has less free space than the
         checkpoints will take: keep_checkpoints of them plus the one being written."""
         t = self.cfg
@@ -85,9 +88,10 @@ class Checkpoints:
             count = t.keep_checkpoints + 1
         else:
             count = 1 + (max_steps // t.ckpt_interval if t.ckpt_interval > 0 else 0)
-        # About one checkpoint: the weights and AdamW's two moments, in float32.
+        # About one checkpoint: the weights and the optimizer's state (AdamW: two moments per
+        # weight; Muon: one momentum per matrix), in float32.
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
-        size = 3 * weights + state_nbytes(dict(model.named_buffers()))
+        size = weights + optimizer_nbytes(optimizer) + state_nbytes(dict(model.named_buffers()))
         free = free_bytes(self.run_dir)
         if free < count * size:
             warn(

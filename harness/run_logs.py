@@ -34,6 +34,7 @@ def initial_summary(
     peak: Peak,
     world_size: int,
     group: str | None,
+    optimizer: dict[str, Any],
 ) -> RunSummary:
     """summary.json as a run starts: what it trains, where, and its counts."""
     return RunSummary(
@@ -53,6 +54,12 @@ def initial_summary(
         world_size=world_size,
         visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         threads=torch.get_num_threads(),
+        optimizer=optimizer,
+        flops_not_counted=(
+            "Muon's Newton-Schulz iterations are not counted in the model FLOPs"
+            if optimizer.get("name") == "muon"
+            else None
+        ),
     )
 
 
@@ -95,6 +102,7 @@ def open_loggers(
                 **as_plain_dict(cfg),
                 "params": summary.params,
                 "flops_per_token": summary.flops_per_token,
+                "optimizer": summary.optimizer,
             },
             run_dir=run_dir,
             run_id=state.wandb_id,

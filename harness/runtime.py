@@ -1,4 +1,4 @@
-"""Where and how a run computes: the device, mixed precision, AdamW and its LR schedule."""
+"""Where and how a run computes: the device, determinism, mixed precision and the run's length."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from harness.config import DType, OptimConfig, TrainerConfig
+from harness.config import DType, TrainerConfig
 from harness.errors import UserInputError
 
 
@@ -67,41 +67,9 @@ def autocast(cfg: TrainerConfig, device: torch.device) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
-def make_optimizer(model: torch.nn.Module, optim: OptimConfig, fused: bool) -> torch.optim.AdamW:
-    """AdamW; weight decay applies to matrices, not to norm gains or biases."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ],
-        lr=optim.lr,
-        betas=(optim.beta1, optim.beta2),
-        eps=optim.eps,
-        fused=fused or None,
-    )
-
-
-def warmup_steps(optim: OptimConfig, total: int) -> int:
-    """optim.warmup_fraction of the run's steps if set, else optim.warmup_steps."""
-    if optim.warmup_fraction is None:
-        return optim.warmup_steps
-    return max(1, round(optim.warmup_fraction * total)) if optim.warmup_fraction else 0
-
-
 def planned_steps(trainer: TrainerConfig, non_embedding_params: int, tokens_per_step: int) -> int:
     """trainer.max_steps, or (when null) the steps that train tokens_per_param tokens per
     non-embedding parameter."""
     if trainer.max_steps is not None:
         return trainer.max_steps
     return max(1, math.ceil(trainer.tokens_per_param * non_embedding_params / tokens_per_step))
-
-
-def lr_at(step: int, optim: OptimConfig, total: int) -> float:
-    """Linear warmup to optim.lr, then cosine decay to lr * min_lr_ratio at `total` steps."""
-    base, warmup = optim.lr, warmup_steps(optim, total)
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    cosine = 0.5 * (1 + math.cos(math.pi * progress))
-    return base * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * cosine)

@@ -67,6 +67,8 @@ class RunSummary:
     started_at: float = field(default_factory=time.time)  # Unix time
     ended_at: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # optim.name and the parameters each optimizer owns, by name (harness.optim.ownership)
+    optimizer: dict[str, Any] = field(default_factory=dict)
     steps: int = 0
     tokens: int = 0
     tokens_per_s: float | None = None  # wall clock: tokens / wall_time_s, evaluations included
@@ -78,6 +80,7 @@ class RunSummary:
     eval_time_s: float | None = None  # evaluations and checkpoints, in wall_time_s
     peak_tflops: float | None = None
     peak_source: str | None = None  # "datasheet: ..." or "measured: ..." (harness.mfu)
+    flops_not_counted: str | None = None  # work the model FLOPs (and so MFU) leave out
     peak_memory_mib: float | None = None  # the most device memory allocated at once (CUDA)
     wall_time_s: float | None = None
     final_val_loss: float | None = None
@@ -127,7 +130,8 @@ class RunSummary:
             f"{self.wall_time_s:.1f} s ({self.tokens_per_s:,.0f} tokens/s; training steps alone "
             f"{or_na(self.train_tokens_per_s, ',.0f')})",
             f"MFU        {or_na(self.mfu, '.1%')}: {or_na(self.model_tflops, '.3g')} TFLOP/s of "
-            f"{or_na(self.peak_tflops, '.3g')} ({self.peak_source})",
+            f"{or_na(self.peak_tflops, '.3g')} ({self.peak_source})"
+            + (f"; {self.flops_not_counted}" if self.flops_not_counted else ""),
             f"val loss   final {or_na(self.final_val_loss)}  best {or_na(self.best_val_loss)}"
             f"  (train {or_na(self.final_train_loss)})",
             f"val bpb    final {or_na(self.final_val_bpb)}  best {or_na(self.best_val_bpb)}",

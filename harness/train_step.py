@@ -23,8 +23,8 @@ from ffn_variants.telemetry import activation_stats
 from harness import distributed
 from harness.config import OnNonFinite, TrainConfig
 from harness.nonfinite import NonFiniteGuard
+from harness.optim import build_optimizer
 from harness.prepare import PreparedModel
-from harness.runtime import make_optimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -62,17 +62,19 @@ class TrainStep:
         autocast: contextlib.AbstractContextManager,
         main: bool = True,
     ) -> TrainStep:
-        """The step of a run of `cfg` over the prepared model, with its AdamW (harness.runtime)."""
+        """The step of a run of `cfg` over the prepared model, with its optimizer
+        (harness.optim)."""
         t = cfg.trainer
         device = run.model.lm_head.weight.device
-        # Fused AdamW skips a non-finite step on the device (found_inf): on CUDA always, and on
-        # a CPU where steps are to be skipped (trainer.on_nonfinite=skip); elsewhere such a step
-        # stops the run at the next read (harness.nonfinite), before any checkpoint.
+        # Fused AdamW skips a non-finite step on the device (found_inf), and under optim=muon the
+        # Muon group keeps its matrices from before it: on CUDA always, and on a CPU where steps
+        # are to be skipped (trainer.on_nonfinite=skip); elsewhere such a step stops the run at
+        # the next read (harness.nonfinite), before any checkpoint.
         fused = device.type == "cuda" or t.on_nonfinite == OnNonFinite.skip
         return cls(
             run.model,
             run.forward,
-            make_optimizer(run.model, cfg.optim, fused),
+            build_optimizer(run.model, cfg.optim, fused),
             grad_accum=t.grad_accum,
             grad_clip=cfg.optim.grad_clip,
             compiled=run.compiled,

@@ -30,12 +30,13 @@ from harness.evaluation import validation_metrics
 from harness.metrics import MetricsSink, warn
 from harness.mfu import device_peak, mfu
 from harness.nonfinite import act_on
+from harness.optim import ownership, set_rates
 from harness.preemption import Preempted, PreemptionFlag
 from harness.prepare import prepare
 from harness.run_checkpoints import Checkpoints
 from harness.run_data import RunData
 from harness.run_logs import final_summary, initial_summary, open_loggers, progress_bar, status_of
-from harness.runtime import autocast, compute_dtype, lr_at, pick_device, planned_steps
+from harness.runtime import autocast, compute_dtype, pick_device, planned_steps
 from harness.runtime import use_deterministic_algorithms as deterministic
 from harness.sampling import end_of_run_sample
 from harness.state import Throughput, TrainState
@@ -71,7 +72,14 @@ class Trainer:
         self.peak = device_peak(self.device, compute_dtype(t, self.device))
         self.checkpoints = Checkpoints(t, run_dir, self.dist.main)
         self.summary = initial_summary(
-            cfg, self.model, self.device, self.data.info, self.peak, self.dist.world_size, group
+            cfg,
+            self.model,
+            self.device,
+            self.data.info,
+            self.peak,
+            self.dist.world_size,
+            group,
+            {"name": str(cfg.optim.name), "params": ownership(self.model, cfg.optim.name)},
         )
         # Opened by train(): the loggers, the progress bar, the throughput clock.
         self.sink = MetricsSink([], self.tokens)
@@ -93,7 +101,7 @@ class Trainer:
             if is_disk_full(e):
                 raise self.checkpoints.disk_full(e) from None
             raise
-        self.checkpoints.warn_if_short_of_space(self.model, self.max_steps)
+        self.checkpoints.warn_if_short_of_space(self.model, self.optimizer, self.max_steps)
         with self.finishing(), PreemptionFlag() as preempt:
             paused = self.throughput.paused  # evaluations and checkpoints: not training time
             if self.state.step == 0:
@@ -135,9 +143,7 @@ class Trainer:
         non-finite check stay there until a step that logs (or evaluates, or checkpoints) reads
         them."""
         s = self.state
-        lr = lr_at(s.step, self.cfg.optim, self.max_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_rates(self.optimizer, s.step, self.cfg.optim, self.max_steps)
         log_now = (s.step + 1) % self.cfg.trainer.log_interval == 0 or s.step == 0
         activations = self.step_fn.forward_backward(
             lambda micro: self.data.batches.get(s.step, micro), log_now, self.throughput.paused

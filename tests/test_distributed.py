@@ -105,6 +105,20 @@ def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
         time.sleep(0.02)
 
 
+def test_two_processes_train_as_one_does_under_muon(token_cache, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["optim=muon", "trainer.eval_interval=3"]
+    for proc in (
+        run_torchrun([*ddp_args(token_cache, two, steps=6), *args]),
+        run_train([*ddp_args(token_cache, one, steps=6), *args]),
+    ):
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for key in ("train/loss", "val/loss"):
+        a, b = records(one, key), records(two, key)
+        assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 3
+        assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-5)
+
+
 def test_a_killed_run_resumes_to_the_same_final_loss(two_process_run, token_cache, tmp_path):
     run_dir = tmp_path / "run"
     args = [*ddp_args(token_cache, run_dir), "trainer.ckpt_interval=3"]

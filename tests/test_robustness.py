@@ -97,11 +97,22 @@ def reference(token_cache, tmp_path_factory) -> list[dict]:
     return metrics(run_dir)
 
 
+@pytest.fixture(scope="module")
+def muon_reference(token_cache, tmp_path_factory) -> list[dict]:
+    """The metrics of a run under optim=muon that was never interrupted."""
+    run_dir = tmp_path_factory.mktemp("muon_reference")
+    proc = run_train([*resumable(token_cache, run_dir), "optim=muon"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return metrics(run_dir)
+
+
+@pytest.mark.parametrize("optim", ["adamw", "muon"])
 def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(
-    reference, token_cache, tmp_path
+    optim, request, token_cache, tmp_path
 ):
+    reference = request.getfixturevalue("reference" if optim == "adamw" else "muon_reference")
     kill_at = random.randint(4, STEPS - 12)
-    args = resumable(token_cache, tmp_path)
+    args = [*resumable(token_cache, tmp_path), f"optim={optim}"]
     proc = start_and_wait(args, tmp_path, kill_at)
     proc.kill()
     proc.wait()
@@ -177,8 +188,10 @@ def test_checkpoints_load_with_weights_only(token_cache, tmp_path):
     assert state["config"]["ffn"]["name"] == "swiglu" and state["config"]["model"]["pos"] == "rope"
 
 
-def test_nonfinite_stops_naming_step_and_layer(token_cache, tmp_path):
+@pytest.mark.parametrize("optim", ["adamw", "muon"])
+def test_nonfinite_stops_naming_step_and_layer(optim, token_cache, tmp_path):
     args = [*tiny_overrides(token_cache, steps=20), "optim.lr=1e30", "optim.warmup_steps=1"]
+    args.append(f"optim={optim}")
     args += ["trainer.ckpt_interval=1", "logger.mode=disabled", f"hydra.run.dir={tmp_path}"]
     proc = run_train(args)
     assert proc.returncode == 1
@@ -195,8 +208,10 @@ def test_nonfinite_stops_naming_step_and_layer(token_cache, tmp_path):
     assert kept and max(kept) <= bad_step  # only good states are kept
 
 
-def test_nonfinite_skip_counts_skipped_steps(token_cache, tmp_path):
+@pytest.mark.parametrize("optim", ["adamw", "muon"])
+def test_nonfinite_skip_counts_skipped_steps(optim, token_cache, tmp_path):
     args = [*tiny_overrides(token_cache, steps=8), "optim.lr=1e30", "optim.warmup_steps=1"]
+    args.append(f"optim={optim}")
     args += ["trainer.on_nonfinite=skip", "logger.mode=disabled", f"hydra.run.dir={tmp_path}"]
     proc = run_train(args)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,7 +5,7 @@ dense FFN: W2 · PolyNorm(x W1), as the paper's dense models use it.
 
 with the mean over the hidden (last) dimension and no gain, w = (1/3, 1/3, 1/3) and b = 0 at the
 start: the reference class in the README of BryceZhuo/PolyCom. Its four scalars are learned per
-layer; being 1-dimensional they are not weight-decayed (harness.runtime.make_optimizer).
+layer; being 1-dimensional they are not weight-decayed (harness.optim).
 """
 
 from __future__ import annotations
