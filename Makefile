@@ -13,11 +13,15 @@ TUNE_FACTOR ?= 1.4142135623730951
 TUNE_SEEDS ?= 100,101
 TUNE_GRID ?=
 TUNED ?=
+# The optimizer (configs/optim/): adamw or muon; make tune and make sweep pass it on
+OPTIM ?= adamw
+OPTIM_ARG = optim=$(OPTIM)
+OPTIM_TAG = $(if $(filter-out adamw,$(OPTIM)),_$(OPTIM))
 # Your own config files (configs/ffn/<your ffn>.yaml, configs/experiment/<yours>.yaml) on Hydra's
 # search path: make tune EXPERIMENT=mine CONFIG_DIR=my_configs (docs/extending.md)
 CONFIG_DIR ?=
 SEARCH = $(if $(CONFIG_DIR),"hydra.searchpath=[file://$(abspath $(CONFIG_DIR))]")
-TUNE_DIR := multirun/$(EXPERIMENT)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
+TUNE_DIR := multirun/$(EXPERIMENT)$(OPTIM_TAG)_tune/$(shell date +%Y-%m-%d_%H-%M-%S)
 # make report: the newest sweep of EXPERIMENT when it is given, else the newest sweep of any
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
@@ -49,17 +53,17 @@ test:  ## the test suite (minutes on 2 CPU cores); the Ray tests are make test-r
 test-ray:  ## the Ray launcher's tests (needs make install-ray; starts and stops Ray, ~2 min)
 	$(PYTHON) -m pytest -q -m ray tests/test_ray_launcher.py
 
-tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid, 2 seeds, on the tuning slice -> results/<e>_tune/tuned.yaml [TUNE_POINTS=5 TUNE_FACTOR=1.414 TUNE_SEEDS=100,101 TUNE_GRID=...]
-	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) $(SEARCH) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
+tune:  ## stage 1: every variant (and size) of EXPERIMENT over an lr grid, 2 seeds, on the tuning slice -> results/<e>[_<optim>]_tune/tuned.yaml [OPTIM=adamw|muon TUNE_POINTS=5 TUNE_FACTOR=1.414 TUNE_SEEDS=100,101 TUNE_GRID=...]
+	@grid="$(if $(TUNE_GRID),$(TUNE_GRID),$$($(PYTHON) -m sweep.tune --grid experiment=$(EXPERIMENT) $(OPTIM_ARG) $(SEARCH) --points $(TUNE_POINTS) --factor $(TUNE_FACTOR)))" && \
 	test -n "$$grid" || exit 2; \
-	echo "make tune: experiment=$(EXPERIMENT) optim.lr=$$grid seed=$(TUNE_SEEDS) -> $(TUNE_DIR)"; \
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(SEARCH) "optim.lr=$$grid" \
+	echo "make tune: experiment=$(EXPERIMENT) $(OPTIM_ARG) optim.lr=$$grid seed=$(TUNE_SEEDS) -> $(TUNE_DIR)"; \
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) $(OPTIM_ARG) hydra/launcher=$(LAUNCHER) $(SEARCH) "optim.lr=$$grid" \
 		"seed=$(TUNE_SEEDS)" data.eval_slice=tune hydra.sweep.dir=$(TUNE_DIR); \
 	rc=$$?; test $$rc -le 1 || exit $$rc; \
-	$(PYTHON) -m sweep.tune $(TUNE_DIR) --name $(EXPERIMENT)_tune
+	$(PYTHON) -m sweep.tune $(TUNE_DIR) --name $(EXPERIMENT)$(OPTIM_TAG)_tune
 
-sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [LAUNCHER=parallel|gpus] [TUNED=results/<e>_tune/tuned.yaml: each variant at its own tuned lr]
-	$(PYTHON) train.py -m experiment=$(EXPERIMENT) hydra/launcher=$(LAUNCHER) $(SEARCH) $(if $(TUNED),hydra.sweeper.tuned=$(TUNED))
+sweep:  ## the experiment's sweep: make sweep [EXPERIMENT=scaling] [OPTIM=adamw|muon] [LAUNCHER=parallel|gpus] [TUNED=results/<e>_tune/tuned.yaml: each variant at its own tuned lr; a list [a,b] for experiment=contenders_optim]
+	$(PYTHON) train.py -m experiment=$(EXPERIMENT) $(if $(filter contenders_optim,$(EXPERIMENT)),,$(OPTIM_ARG)) hydra/launcher=$(LAUNCHER) $(SEARCH) $(if $(TUNED),hydra.sweeper.tuned=$(TUNED))
 
 report:  ## tables and plots for the newest sweep (of EXPERIMENT, if given) [SWEEP_DIR=...] [SHARED=<a shared-lr sweep>] [THROUGHPUT=<file>] [Y=bpb]
 	@test -n "$(SWEEP_DIR)" || { echo "make report: no sweep under multirun/$(REPORT_EXPERIMENT)/; run make sweep first, or give SWEEP_DIR=<a sweep dir>" >&2; exit 2; }

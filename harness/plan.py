@@ -26,6 +26,7 @@ from harness.runtime import compute_dtype, pick_device, planned_steps
 @dataclass(frozen=True)
 class Plan:
     name: str
+    optimizer: str  # optim.name and optim.lr
     params: int
     non_embedding: int
     ffn_share: float
@@ -64,6 +65,7 @@ def plan_of(cfg: TrainConfig) -> Plan:
         train = round(d.max_tokens * (1 - d.held_out_fraction))
     return Plan(
         name=f"{cfg.ffn.name}-s{cfg.seed}",
+        optimizer=f"{cfg.optim.name}, lr {cfg.optim.lr:g}",
         params=counts["total"],
         non_embedding=counts["non_embedding"],
         ffn_share=flops["ffn_share"],
@@ -97,7 +99,8 @@ def describe(plan: Plan, seconds: float) -> str:
     else:
         passes = f"{'at most ' if plan.bound else ''}{plan.passes:.2f} passes"
     return (
-        f"{plan.name}: {plan.params:,} params ({plan.non_embedding:,} non-embedding), FFN "
+        f"{plan.name}: {plan.optimizer}; {plan.params:,} params ({plan.non_embedding:,} "
+        "non-embedding), FFN "
         f"{plan.ffn_share:.1%} of the FLOPs; {plan.steps:,} steps x {plan.tokens_per_step:,} "
         f"= {plan.tokens:,} tokens, {passes}; {plan.train_flops:.2e} training FLOPs, about "
         f"{_duration(seconds)}"

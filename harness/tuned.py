@@ -57,6 +57,7 @@ class TunedRates:
 
     rates: dict[str, dict[str, float]]
     experiment: str | None = None
+    optimizer: str = "adamw"  # optim.name the rates were tuned under
     tuning_sweep: str | None = None  # the stage-1 sweep dir
     grid: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # size -> variant -> lrs
     seeds: list[int] = field(default_factory=list)
@@ -88,6 +89,7 @@ class TunedRates:
     def to_dict(self) -> dict[str, Any]:
         return {
             "experiment": self.experiment,
+            "optimizer": self.optimizer,
             "tuning_sweep": self.tuning_sweep,
             "metric": self.metric,
             "seeds": list(self.seeds),
@@ -140,6 +142,7 @@ class TunedRates:
         return cls(
             rates=clean,
             experiment=data.get("experiment"),
+            optimizer=str(data.get("optimizer") or "adamw"),
             tuning_sweep=data.get("tuning_sweep"),
             grid=data.get("grid") or {},
             seeds=list(data.get("seeds") or []),
@@ -151,6 +154,57 @@ class TunedRates:
             intervals=data.get("intervals") or {},
             path=str(path),
         )
+
+
+def tuned_files(spec: Any) -> list[str]:
+    """hydra.sweeper.tuned as a list of paths: one path, or a list of them (one per optimizer:
+    hydra.sweeper.tuned=[a.yaml,b.yaml])."""
+    if spec is None or spec == "":
+        return []
+    if isinstance(spec, str):
+        return [spec]
+    return [str(x) for x in spec]
+
+
+@dataclass
+class TunedSet:
+    """Rates files keyed by the optimizer they were tuned under: a sweep over optimizers takes
+    each job's rate from its optimizer's file."""
+
+    by_optimizer: dict[str, TunedRates]
+
+    @classmethod
+    def load(cls, spec: Any) -> TunedSet:
+        out: dict[str, TunedRates] = {}
+        for path in tuned_files(spec):
+            rates = TunedRates.load(path)
+            if rates.optimizer in out:
+                raise UserInputError(
+                    f"{out[rates.optimizer].path} and {path} both hold rates tuned under "
+                    f"{rates.optimizer}; give one file per optimizer"
+                )
+            out[rates.optimizer] = rates
+        return cls(out)
+
+    @property
+    def files(self) -> str:
+        return ", ".join(str(t.path) for t in self.by_optimizer.values())
+
+    def rate(self, optimizer: str, model: str, variant: str) -> float:
+        """The rate of `variant` at `model` under `optimizer`; one line if there is none."""
+        if optimizer not in self.by_optimizer:
+            tuned = ", ".join(self.by_optimizer) or "none"
+            raise UserInputError(
+                f"{self.files} hold(s) rates tuned under {tuned}, and this job trains under "
+                f"optim={optimizer}: a rate tuned under one optimizer does not carry to another; "
+                f"tune it (make tune EXPERIMENT=... OPTIM={optimizer}) and give its file too "
+                f"({SWEEPER_KEY}=[<one file>,<the other>])"
+            )
+        return self.by_optimizer[optimizer].rate(model, variant)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({int(x) for t in self.by_optimizer.values() for x in t.seeds})
 
 
 # --------------------------------------------------------------------------- the sweep's jobs
@@ -196,20 +250,24 @@ def check_sweep(
     overrides: Sequence[str],
     compose: Callable[[list[str]], DictConfig],
     multirun: bool = True,
-) -> TunedRates | None:
+) -> TunedSet | None:
     """The pre-flight of a command line with hydra.sweeper.tuned set (`first`: its first job
     composed with the hydra node; `overrides`: the command line's): a multirun whose every
-    (size, variant) has a rate in the file and that does not also scan optim.lr. UserInputError
-    (one line) otherwise; None when no tuned file is given."""
-    path = OmegaConf.select(first, SWEEPER_KEY)
-    if not path:
+    (optimizer, size, variant) has a rate in the files and that does not also scan optim.lr.
+    UserInputError (one line) otherwise; None when no tuned file is given."""
+    spec = OmegaConf.select(first, SWEEPER_KEY)
+    if not spec:
         return None
-    tuned = TunedRates.load(path)
+    if not isinstance(spec, str):
+        spec = OmegaConf.to_container(spec)
+    tuned = TunedSet.load(spec)
+    path = tuned.files
     if not multirun:
-        model, variant = str(first.model.name), str(first.ffn.name)
+        model, variant, optim = str(first.model.name), str(first.ffn.name), str(first.optim.name)
         raise UserInputError(
             f"{SWEEPER_KEY} sets the rates of a multirun's jobs (-m); for one run give "
-            f"optim.lr={tuned.rate(model, variant):g} ({path}'s rate for {variant} at {model})"
+            f"optim.lr={tuned.rate(optim, model, variant):g} ({path}'s rate for {variant} at "
+            f"{model})"
         )
     params = OmegaConf.select(first, "hydra.sweeper.params")
     params = OmegaConf.to_container(params) if params is not None else {}
@@ -221,7 +279,7 @@ def check_sweep(
         )
     for job in size_and_variant_jobs(jobs):
         cfg = compose(job)
-        tuned.rate(str(cfg.model.name), str(cfg.ffn.name))
+        tuned.rate(str(cfg.optim.name), str(cfg.model.name), str(cfg.ffn.name))
     seeds = {int(o.split("=", 1)[1]) for job in jobs for o in job if _key(o) == "seed"}
     shared = sorted((seeds or {int(first.seed)}) & {int(x) for x in tuned.seeds})
     if shared:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sweep import findings
+from sweep import findings, optimizers
 from sweep.fmt import p_value, percent, pm, si, span, table
 from sweep.model import ReportInput
 from sweep.runs import summary_values, varying_keys
@@ -401,6 +401,22 @@ def how_to_read(rep: ReportInput) -> list[str]:
     ]
 
 
+def across_optimizers(rep: ReportInput) -> list[str]:
+    if rep.optimizers is None:
+        return []
+    claim = next(
+        (
+            c
+            for c in rep.claims
+            if (c["variant"], c["other"]) == ("swiglu", "relu2")
+            and "optim=muon" in c["setting"]
+            and "verdict" in c
+        ),
+        None,
+    )
+    return optimizers.render(rep.optimizers, claim)
+
+
 def render_markdown(rep: ReportInput) -> str:
     """The human-readable report: each section in turn."""
     sections = (
@@ -408,6 +424,7 @@ def render_markdown(rep: ReportInput) -> str:
         findings.verdict,
         results,
         findings.along_training,
+        across_optimizers,
         findings.side_by_side,
         findings.compute_multipliers,
         lambda rep: rep.serving,

@@ -11,6 +11,7 @@ from harness.tuned import TunedRates
 from sweep.along import Along
 from sweep.documents import TextLevel
 from sweep.family import Family
+from sweep.optimizers import AcrossOptimizers
 from sweep.runs import Run
 from sweep.scaling import Fit, Multiplier, Point
 from sweep.table import Row
@@ -65,6 +66,7 @@ class ReportInput:
     gaps: list[dict[str, Any]] = field(default_factory=list)  # train-val gap per variant
     family_reason: str = ""  # why the family is adjusted in its unit (sweep.family)
     text_level: list[TextLevel] = field(default_factory=list)  # each family pair, per document
+    optimizers: AcrossOptimizers | None = None  # where the sweep varies the optimizer
 
     @property
     def ok(self) -> list[Run]:

@@ -30,7 +30,7 @@ from typing import Any
 from ffn_variants.variants import VARIANTS
 from harness.errors import UserInputError
 from harness.json_safe import dumps, json_safe
-from harness.tuned import TunedRates
+from harness.tuned import TunedRates, TunedSet
 from sweep import serving, throughput
 from sweep.along import along_training, train_val_gaps
 from sweep.documents import DOCUMENT_COLUMNS, document_rows, text_level
@@ -39,6 +39,7 @@ from sweep.findings import evaluation, findings_json, seeds_needed
 from sweep.literature import check_claims, compare_with_table_1, judge_claims
 from sweep.markdown import render_markdown
 from sweep.model import Comparison, ReportInput, Scaling
+from sweep.optimizers import across_optimizers
 from sweep.runs import Run, default_name, load_sweep, summary_values
 from sweep.scaling import multipliers, points_from_runs
 from sweep.stats import CONFIDENCE
@@ -68,6 +69,7 @@ RUN_COLUMNS = [
     "seed",
     "lr",
     "status",
+    "optimizer",
     "final_val_loss",
     "best_val_loss",
     "final_val_bpb",
@@ -84,7 +86,7 @@ def run_record(r: Run) -> dict[str, Any]:
     """One run as runs.csv has it: what the report's statistics are computed from."""
     s = r.summary
     data = s.data if s is not None and isinstance(s.data, dict) else {}
-    value = {k: getattr(s, k, None) if s is not None else None for k in RUN_COLUMNS[6:12]}
+    value = {k: getattr(s, k, None) if s is not None else None for k in RUN_COLUMNS[7:13]}
     return {
         "variant": r.variant,
         "model": (s.model if s is not None else None) or r.settings.get("model"),
@@ -92,6 +94,7 @@ def run_record(r: Run) -> dict[str, Any]:
         "seed": r.seed,
         "lr": r.lr,
         "status": r.status if r.ok else f"{r.status} (excluded: {r.reason})",
+        "optimizer": r.optimizer,
         **value,
         "eval_slice": data.get("eval_slice"),
         "eval_tokens": data.get("val_tokens"),
@@ -159,9 +162,10 @@ def tuned_rates(runs: Sequence[Run]) -> tuple[TunedRates | None, str]:
     if len(files) > 1:
         return None, f"the runs name {len(files)} files: {', '.join(files)}"
     try:
-        return TunedRates.load(files[0]), ""
+        tuned = TunedSet.load(files[0].split(", "))
     except UserInputError as e:
         return None, str(e)
+    return next(iter(tuned.by_optimizer.values()), None), ""
 
 
 def comparison(root: Path, baselines: Sequence[str], out: Path) -> Comparison:
@@ -264,6 +268,7 @@ def report_json(rep: ReportInput) -> dict[str, Any]:
         "family_unit_reason": rep.family_reason,
         "text_level": [t.flat() for t in rep.text_level],
         "findings": findings_json(rep),
+        "across_optimizers": rep.optimizers.flat() if rep.optimizers is not None else None,
         "along_training": [a.flat() for a in rep.along],
         "train_val_gap": rep.gaps,
         "evaluation": evaluation(rep.ok),
@@ -340,6 +345,7 @@ def make_report(
     families = adjust(rows, claims, unit)
     judge_claims(claims, runs)
     documents = document_rows(runs)
+    optimizers = across_optimizers(runs, baselines)
     texts = [text_level(documents, p.variant, p.other, p.setting) for p in families[unit].pairs]
     rep = ReportInput(
         name,
@@ -362,6 +368,7 @@ def make_report(
         gaps=train_val_gaps(runs),
         family_reason=unit_reason,
         text_level=texts,
+        optimizers=optimizers,
     )
     served = serving.find(Path(out), [r.experiment for r in runs if r.ok])
     rep.serving = serving.section(served, rep.present_baselines or baselines)

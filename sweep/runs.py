@@ -46,7 +46,8 @@ class Run:
     setting: str = ""  # the settings that vary across the sweep, e.g. "optim.lr=0.003"
     experiment: str | None = None  # the experiment= override
     lr: float | None = None  # optim.lr of its composed config
-    tuned_from: str | None = None  # the tuned-rates file its optim.lr came from, if any
+    tuned_from: str | None = None  # the tuned-rates file(s) its optim.lr came from, if any
+    optimizer: str = "adamw"  # optim.name
     shared_with: int = 0  # runs that trained on the same machine (and device) at the same time
 
     @property
@@ -152,7 +153,16 @@ def read_lr(hydra_dir: Path, overrides: dict[str, str]) -> tuple[float | None, s
         except (KeyError, ValueError):
             lr = None
     tuned = _select(_load_yaml(hydra_dir / "hydra.yaml"), "hydra", "sweeper", "tuned")
+    if isinstance(tuned, list):  # one file per optimizer
+        tuned = ", ".join(map(str, tuned))
     return (float(lr) if finite(lr) else None), (str(tuned) if tuned else None)
+
+
+def read_optimizer(hydra_dir: Path, overrides: dict[str, str]) -> str:
+    """optim.name the run trained under: .hydra/config.yaml, else the override, else adamw (the
+    only optimizer before there was a choice)."""
+    name = _select(_load_yaml(hydra_dir / "config.yaml"), "optim", "name")
+    return str(name or overrides.get("optim") or "adamw")
 
 
 def _as_int(x: Any) -> int | None:
@@ -222,6 +232,7 @@ def load_run(path: Path, root: Path) -> Run:
         experiment=ov.get("experiment"),
         lr=lr,
         tuned_from=tuned_from,
+        optimizer=read_optimizer(path / ".hydra", ov),
     )
 
 

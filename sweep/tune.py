@@ -250,7 +250,11 @@ def curves(runs: Sequence[Run]) -> list[Curve]:
 
 
 def chosen_rates(
-    cs: Sequence[Curve], runs: Sequence[Run], sweep_dir: Path, experiment: str | None
+    cs: Sequence[Curve],
+    runs: Sequence[Run],
+    sweep_dir: Path,
+    experiment: str | None,
+    optimizer: str = "adamw",
 ) -> TunedRates:
     ok = [r for r in runs if r.ok]
     rates: dict[str, dict[str, float]] = {}
@@ -272,6 +276,7 @@ def chosen_rates(
     return TunedRates(
         rates=rates,
         experiment=experiment,
+        optimizer=optimizer,
         tuning_sweep=str(sweep_dir),
         grid=grid,
         seeds=sorted({r.seed for r in ok if r.seed is not None}),
@@ -371,6 +376,7 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         f"- **Sweep dir:** `{tuned.tuning_sweep}`",
         f"- **Runs:** {len(runs)} found, {len(ok)} completed, {len(runs) - len(ok)} did not "
         "(diverged, failed or unfinished: no loss at their rate)",
+        f"- **Optimizer:** optim={tuned.optimizer}",
         f"- **Grid:** {', '.join(f'{x:g}' for x in lrs)} (optim.lr); **seeds:** "
         f"{' '.join(map(str, tuned.seeds)) or 'none'}; **steps:** "
         f"{', '.join(map(str, tuned.steps)) or 'unknown'}; **model sizes:** {', '.join(sizes)}",
@@ -512,9 +518,17 @@ def analyse(
             "data.eval_slice=tune (make tune does)"
         )
     experiment = _experiment(runs)
-    dest = Path(out) / (name or f"{experiment or Path(root).name}_tune")
+    optimizers = sorted({r.optimizer for r in runs})
+    if len(optimizers) > 1:
+        raise UserInputError(
+            f"the runs under {root} trained under {' and '.join(optimizers)}; a rate is tuned "
+            "under one optimizer: tune each in a sweep of its own (make tune OPTIM=...)"
+        )
+    optimizer = optimizers[0] if optimizers else "adamw"
+    default = f"{experiment or Path(root).name}{'' if optimizer == 'adamw' else '_' + optimizer}"
+    dest = Path(out) / (name or f"{default}_tune")
     dest.mkdir(parents=True, exist_ok=True)
-    tuned = chosen_rates(cs, runs, Path(root), experiment)
+    tuned = chosen_rates(cs, runs, Path(root), experiment, optimizer)
     tuned.write(dest / "tuned.yaml")
     plot = plot_curves(cs, dest / "lr_loss.png")
     if plot is not None:
