@@ -43,10 +43,12 @@ class MetricLogger(Protocol):
 class MetricsSink:
     """Takes each record once and sends it, with step, tokens and time, to every logger."""
 
-    def __init__(self, loggers: list[MetricLogger], tokens: Callable[[], int]) -> None:
+    def __init__(
+        self, loggers: list[MetricLogger], tokens: Callable[[], int], offset: float = 0.0
+    ) -> None:
         self.loggers = loggers
         self.tokens = tokens
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - offset  # a resumed run's clock continues
 
     def log(self, step: int, record: dict[str, Any]) -> None:
         full = {"step": step, "tokens": self.tokens(), "time_s": self.elapsed(), **record}

@@ -30,7 +30,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # Fields that older checkpoints lack; every other one a checkpoint must have.
-ADDED_LATER = frozenset({"val_bpb", "best_val_bpb"})
+ADDED_LATER = frozenset({"val_bpb", "best_val_bpb", "wall_time_s", "paused_s"})
 
 
 @dataclass
@@ -45,6 +45,10 @@ class TrainState:
     skipped_steps: int = 0
     wandb_id: str | None = None
     world_size: int = 1  # processes of a data-parallel run; a resume needs the same number
+    # The run's clock at the checkpoint, over every segment so far: wall time, and the part of it
+    # spent evaluating and checkpointing. A resumed run's times continue from these.
+    wall_time_s: float = 0.0
+    paused_s: float = 0.0
 
     def state_dict(self) -> dict[str, Any]:
         """The fields, and the RNG states of this moment of every process (a collective: every

@@ -85,7 +85,7 @@ class Trainer:
         self.sink = MetricsSink([], self.tokens)
         self.bar = progress_bar(self.summary.run_name, self.max_steps, 0, shown=False)
         self.throughput = Throughput()
-        self.start_tokens = 0
+        self.paused_before = 0.0  # evaluation time of the segments before a resume
         self.end_sample: str | None = None
         self.val_documents: dict[str, dict[str, float]] = {}  # the last evaluation's, per document
 
@@ -232,6 +232,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if self.cfg.trainer.checkpoint:
             self.read_device_state()  # never a checkpoint after a non-finite step (stop)
+            self.state.wall_time_s = self.sink.elapsed()
+            self.state.paused_s = self.paused_before + self.throughput.excluded_total
             self.checkpoints.save(self.state.step, self.state_dict())  # a collective: RNG states
 
     def resume(self) -> bool:
@@ -252,8 +254,8 @@ class Trainer:
             if main
             else []
         )
-        self.sink = MetricsSink(loggers, self.tokens)
-        self.start_tokens = self.state.tokens
+        self.sink = MetricsSink(loggers, self.tokens, offset=self.state.wall_time_s)
+        self.paused_before = self.state.paused_s
         self.throughput = Throughput()
         shown = self.cfg.trainer.progress and main
         self.bar = progress_bar(self.summary.run_name, self.max_steps, self.state.step, shown)
@@ -285,9 +287,9 @@ class Trainer:
             status,
             error,
             self.state,
-            trained=self.state.tokens - self.start_tokens,
+            trained=self.state.tokens,  # the whole run's, over its whole time (a resume too)
             wall=self.sink.elapsed(),
-            paused=self.throughput.excluded_total,
+            paused=self.paused_before + self.throughput.excluded_total,
             epochs=self.data.epochs(self.state.step),
             utilisation=self.utilisation,
             sample=self.end_sample,

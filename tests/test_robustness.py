@@ -89,12 +89,18 @@ def start_and_wait(
 
 
 @pytest.fixture(scope="module")
-def reference(token_cache, tmp_path_factory) -> list[dict]:
-    """The metrics of a run that was never interrupted."""
+def reference_dir(token_cache, tmp_path_factory) -> Path:
+    """A run that was never interrupted."""
     run_dir = tmp_path_factory.mktemp("reference")
     proc = run_train(resumable(token_cache, run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return metrics(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir) -> list[dict]:
+    """The metrics of a run that was never interrupted."""
+    return metrics(reference_dir)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +133,20 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(
     assert after == reference, f"killed near step {killed_at}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == STEPS
+    # The clock continues across the resume: times never go back, and the whole run's tokens
+    # are over the whole run's time
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    times = [json.loads(x)["time_s"] for x in lines]
+    assert times == sorted(times) and summary["wall_time_s"] >= times[-1]
+    assert summary["tokens"] == STEPS * 16 * 32
+    assert summary["tokens_per_s"] == pytest.approx(summary["tokens"] / summary["wall_time_s"])
+    assert 0 < summary["eval_time_s"] < summary["wall_time_s"]
+    if optim == "adamw":  # the same run uninterrupted: the same rate, within (generous) noise
+        unbroken = json.loads(
+            (request.getfixturevalue("reference_dir") / "summary.json").read_text()
+        )
+        ratio = summary["train_tokens_per_s"] / unbroken["train_tokens_per_s"]
+        assert 0.4 < ratio < 2.5, (summary["train_tokens_per_s"], unbroken["train_tokens_per_s"])
 
 
 @pytest.mark.parametrize("sig", sorted(PREEMPT_SIGNALS))
