@@ -72,11 +72,13 @@ def load_file(path: Path) -> dict[str, Any] | None:
 
 def load_latest(directory: Path) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint that loads; corrupt ones are reported and skipped."""
-    for path in reversed(list_checkpoints(directory)):
+    found = list(reversed(list_checkpoints(directory)))
+    for i, path in enumerate(found):
         state = load_file(path)
         if state is not None:
             return path, state
-        warn("trying the previous checkpoint")
+        if i + 1 < len(found):
+            warn("trying the previous checkpoint")
     return None
 
 
@@ -90,7 +92,11 @@ def find_resume(resume: str, run_dir: Path) -> tuple[Path, dict[str, Any]] | Non
     if resume == "never":
         return None
     if resume == "auto":
-        return load_latest(run_dir / "checkpoints")
+        found = load_latest(run_dir / "checkpoints")
+        names = [p.name for p in list_checkpoints(run_dir / "checkpoints")]
+        if found is None and names:
+            warn(f"starting fresh: {run_dir}'s checkpoints are all unreadable ({', '.join(names)})")
+        return found
     source = Path(resume)
     if source.is_dir():
         found = load_latest(source / "checkpoints" if (source / "checkpoints").is_dir() else source)

@@ -48,12 +48,56 @@ def _status(job_dir: Path) -> str | None:
         return None
 
 
-def run_unfinished(run_dir: Path, overrides: Sequence[str]) -> bool:
+def changed_overrides(saved: Sequence[str], overrides: Sequence[str]) -> str:
+    """How a command's overrides differ from a saved one's: "trainer.max_steps=40 -> 60, ..."."""
+
+    def as_dict(items: Sequence[str]) -> dict[str, str]:
+        return {
+            _key(o): o.split("=", 1)[1] if "=" in o else ""
+            for o in items
+            if _key(o) != "trainer.resume"
+        }
+
+    old, new = as_dict(saved), as_dict(overrides)
+    parts = [
+        f"{k}={old.get(k, '(unset)')} -> {new.get(k, '(unset)')}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    ]
+    return ", ".join(parts)
+
+
+def run_saved_overrides(run_dir: Path) -> list[str] | None:
     saved = _load(run_dir / ".hydra" / "overrides.yaml")
-    if not isinstance(saved, list) or not same_command([str(o) for o in saved], overrides):
+    return [str(o) for o in saved] if isinstance(saved, list) else None
+
+
+def run_unfinished(run_dir: Path, overrides: Sequence[str]) -> bool:
+    saved = run_saved_overrides(run_dir)
+    if saved is None or not same_command(saved, overrides):
         return False
     has_checkpoint = any((run_dir / "checkpoints").glob("step_*.pt"))
     return _status(run_dir) in RESUMABLE and has_checkpoint
+
+
+def why_fresh(parent: Path, overrides: Sequence[str]) -> str | None:
+    """Where no stopped run of this command is found: why, if the newest stopped run beside it
+    was another command's (one line for the user), else None."""
+    candidates = sorted(
+        (p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for candidate in candidates:
+        saved = run_saved_overrides(candidate)
+        stopped = _status(candidate) in RESUMABLE and any(
+            (candidate / "checkpoints").glob("step_*.pt")
+        )
+        if saved is not None and stopped:
+            return (
+                f"trainer.resume=auto: starting fresh: {candidate} was interrupted with other "
+                f"overrides ({changed_overrides(saved, overrides)}); to continue it, rerun that "
+                "command"
+            )
+    return None
 
 
 def sweep_unfinished(sweep_dir: Path, overrides: Sequence[str]) -> bool:
@@ -72,7 +116,9 @@ def sweep_unfinished(sweep_dir: Path, overrides: Sequence[str]) -> bool:
 
 
 def unfinished_dir(planned: Path, overrides: Sequence[str], multirun: bool) -> Path | None:
-    """The newest dir beside `planned` that this command started and did not finish."""
+    """The newest dir beside `planned` that this command started and did not finish. Where
+    there is none but a run of another command beside it stopped, one line says why this one
+    starts fresh."""
     parent = planned.parent
     if not parent.is_dir():
         return None
@@ -80,4 +126,8 @@ def unfinished_dir(planned: Path, overrides: Sequence[str], multirun: bool) -> P
     for candidate in sorted(parent.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         if candidate.is_dir() and candidate != planned and found(candidate, overrides):
             return candidate
+    if not multirun:
+        note = why_fresh(parent, overrides)
+        if note:
+            print(note, flush=True)
     return None

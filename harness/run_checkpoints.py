@@ -28,6 +28,9 @@ RESUMABLE_CHANGES = (
     "trainer.ckpt_interval",
     "data.cache_dir",
 )
+# What a resume may change to extend a run: its length. The schedule is then that of the new
+# length from the resumed step on (the learning rate moves to it), and the resume says so.
+EXTENDING = ("trainer.max_steps", "trainer.tokens_per_param")
 
 
 class Checkpoints:
@@ -63,8 +66,9 @@ class Checkpoints:
                 f"has {world_size}; resume it with the same number (torchrun "
                 f"--nproc_per_node={saved_world}), or use another run dir or trainer.resume=never"
             )
-        if self.cfg.resume == "auto":
-            check_same_config(state.get("config", {}), config, path)
+        extended = check_same_config(state.get("config", {}), config, path)
+        if extended and self.main:
+            print(f"extending the run of {path}: {extended}", flush=True)
         try:
             load(state)
         except (RuntimeError, ValueError, KeyError) as e:
@@ -115,15 +119,13 @@ def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
-def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
-    """UserInputError (one line) when trainer.resume=auto finds a checkpoint of a run started
-    with another config: the run dir belongs to a different run."""
+def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path) -> str:
+    """UserInputError (one line) when the checkpoint a resume found is of a run started with
+    another config (the keys a resume may change aside); the extension it makes, if any, as
+    "trainer.max_steps=40 -> 60" ("" for none)."""
     old, new = flat_config(saved), flat_config(current)
-    differ = [
-        k
-        for k in sorted(old.keys() & new.keys())
-        if old[k] != new[k] and not k.startswith(RESUMABLE_CHANGES)
-    ]
+    changed = [k for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+    differ = [k for k in changed if not k.startswith((*RESUMABLE_CHANGES, *EXTENDING))]
     if differ:
         shown = ", ".join(f"{k}={old[k]} (now {new[k]})" for k in differ[:4])
         more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
@@ -132,3 +134,4 @@ def check_same_config(saved: dict[str, Any], current: dict[str, Any], path: Path
             "rerun with the same overrides to resume it, or use another hydra.run.dir, or "
             "trainer.resume=never to start over there"
         )
+    return ", ".join(f"{k}={old[k]} -> {new[k]}" for k in changed if k.startswith(EXTENDING))
