@@ -110,6 +110,13 @@ def resolve_ffn(spec: FFNSpec, model: ModelShape) -> ResolvedFFN:
     impl = Impl(spec.impl)
     options = factory_options(variant, spec.bias, spec.dropout, impl)
     if impl == Impl.quack:  # an activation QuACK has no epilogue for: refused now
+        if spec.bias:
+            # QuACK's LinearActFunc sums the bias gradient in its interleaved layout: the
+            # gradient would reach the wrong units (its own MLP refuses bias in training too).
+            raise ValueError(
+                "ffn.impl=quack trains without biases (QuACK's fused GEMM gives a permuted "
+                "bias gradient); drop ffn.bias=true or use ffn.impl=triton"
+            )
         with torch.device("meta"):
             make_ffn(variant, 8, 8, options, impl)
     counts = Counts(variant, model.d_model, spec.bias)

@@ -354,8 +354,9 @@ def test_the_docs_example_runs_as_written(token_cache, tmp_path):
         (["ffn=swiglu", "ffn.impl=quack"], "ffn.impl=quack runs on CUDA GPUs of compute"),
         (["ffn=geglu", "ffn.impl=quack"], "ffn.impl=quack has no epilogue for this variant"),
         (["ffn=polynorm", "ffn.impl=quack"], "ffn.impl=quack: the fused kernels are for the"),
+        (["ffn=swiglu", "ffn.impl=quack", "ffn.bias=true"], "ffn.impl=quack trains without bias"),
     ],
-    ids=["no-gpu", "unsupported-activation", "no-impl"],
+    ids=["no-gpu", "unsupported-activation", "no-impl", "bias"],
 )
 def test_impl_quack_where_it_cannot_run_is_one_line_exit_2(
     overrides, message, token_cache, tmp_path

@@ -572,3 +572,17 @@ def test_bench_cases_and_a_failing_implementation_loses_only_its_row(monkeypatch
         rows,
     )
     assert "| RuntimeError: no kernel image for this device |" in text
+
+
+@pytest.mark.parametrize("form", ["packed", "pair", "liger"])
+def test_every_rival_times_over_inputs_in_storage_of_their_own(form):
+    """The timing's rotated input sets: no two share a storage (a rival reading another set's
+    storage would read it from L2, not memory), for every implementation's form alike."""
+    from bench.kernels import rotated_inputs
+
+    packed = torch.randn(8, 2 * 16)
+    g, u = packed[:, :16].contiguous(), packed[:, 16:].contiguous()
+    sets = rotated_inputs(form, packed, g, u, 4)
+    ptrs = [t.untyped_storage().data_ptr() for s in sets for t in s]
+    assert len(sets) == 4 and len(set(ptrs)) == len(ptrs)
+    assert not {packed.untyped_storage().data_ptr(), g.untyped_storage().data_ptr()} & set(ptrs)
