@@ -154,6 +154,14 @@ def test_dry_run_prints_a_plan_within_six_minutes(capsys):
         assert f"  {stage} " in out or f"  training {stage} " in out
     total = float(out.split("  total")[1].split()[0])
     assert total <= 360 and "budget 355 s" in out
+    # What matters first: tests, then the compiled trainings, then kernels, then inference
+    order = [ln.split()[0] for ln in out.splitlines()[2:] if ln.startswith("  ")]
+    first = {name: order.index(name) for name in ("tests", "training", "kernels", "inference")}
+    assert first["tests"] < first["training"] < first["kernels"] < first["inference"]
+    steps = gc.plan(gc.Report("G", {}, "d"), Path("unused"), False)
+    for p in steps:
+        assert p.stage.cap_s == round(1.5 * p.stage.estimate_s)
+        assert f"{p.stage.estimate_s:>5.0f} s  {p.stage.cap_s:>5.0f} s" in out
     assert "ffn.impl=quack" in out and "FFN blocks (torch, triton, quack)" in out
     assert "eager and compiled (CUDA graphs)" in out
     assert gc.main(["--dry-run", "--full"]) == 0
@@ -189,6 +197,32 @@ def test_stages_that_would_not_fit_are_skipped_and_every_stage_rewrites_the_repo
     # When d started, the report on disk already had a's, b's and c's outcomes.
     assert [s["status"] for s in seen[-1][1]] == ["done", "skipped", "failed", "planned"]
     assert json.loads((tmp_path / "results.json").read_text())["stages"][3]["status"] == "done"
+
+
+def test_a_stage_past_its_cap_is_cut_and_recorded_and_the_next_one_runs(tmp_path):
+    import time
+
+    gc.CLOCK.reset(100.0)
+
+    def slow(s):
+        time.sleep(5)
+        s.status = "done"
+
+    def quick(s):
+        s.status = "done"
+
+    report = gc.Report("G", {}, "d", budget_s=100.0)
+    stage = gc.Stage("slow", 0.2)
+    stage.cap_s = 0.3
+    began = time.monotonic()
+    gc.execute(
+        report, tmp_path, [gc.Planned(stage, slow, "x"), gc.Planned(gc.Stage("q", 0.1), quick, "y")]
+    )
+    assert time.monotonic() - began < 3
+    assert [(s.name, s.status) for s in report.stages] == [("slow", "cut"), ("q", "done")]
+    assert report.stages[0].note == "past its cap of 0 s: cut"
+    saved = json.loads((tmp_path / "results.json").read_text())["stages"]
+    assert saved[0]["status"] == "cut"
 
 
 def test_a_failed_training_keeps_its_run_dir_and_the_end_of_its_stderr(tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,30 @@ from bench.gpu_check.run import CLOCK, say
 from bench.gpu_check.shards import run_tests
 from bench.gpu_check.trainings import planned_trainings, run_training, training_estimate
 from harness.fmt import or_na
+
+CAP_FACTOR = 1.5  # a stage's hard cap, over its estimate
+
+
+class StageCut(Exception):
+    """A stage ran past its cap."""
+
+
+@contextlib.contextmanager
+def capped(seconds: float) -> Iterator[None]:
+    """Raise StageCut in this (main) thread once `seconds` have passed (SIGALRM): an in-process
+    stage stops at its next Python instruction, a stage's subprocess is killed by
+    subprocess.run's own clean-up."""
+
+    def cut(signum: int, frame: object) -> None:
+        raise StageCut
+
+    previous = signal.signal(signal.SIGALRM, cut)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -54,32 +80,15 @@ def plan(report: Report, out: Path, full: bool) -> list[Planned]:
             Stage("tests", ESTIMATES["tests"]),
             lambda s: run_tests(report, out, s),
             f"pytest -m '{TEST_MARKS}' {' '.join(TEST_FILES)} in {SHARDS} processes",
-        ),
-        Planned(
-            Stage(
-                "kernels", kernel_s, min_s=kernel_s - ESTIMATES["kernels:case"] * (len(cases) - 1)
-            ),
-            lambda s: run_kernels(report, out, s, cases),
-            f"bench.kernels, {len(cases)} cases: "
-            + ", ".join(f"{a}:{n}x{f}" for a, n, f in cases[:6])
-            + (" ..." if len(cases) > 6 else "")
-            + "; FFN blocks (torch, triton, quack): "
-            + ", ".join("{}:{}x{}x{}".format(*b) for b in BLOCK_CASES),
-        ),
-    ]
-    steps.append(
-        Planned(
-            Stage("inference", ESTIMATES["inference"]),
-            lambda s: run_inference(report, out, s),
-            f"bench.inference {' '.join(INFERENCE_ARGS)}, eager and compiled (CUDA graphs), "
-            f"{INFERENCE_ROUNDS} rounds",
         )
-    )
+    ]
+    # What matters most first: the compiled trainings (MFU, triton vs torch vs quack), then the
+    # kernels, then inference; a stage past its cap is cut, so a slow one cannot starve the rest.
     for t in planned_trainings(full):
 
         def run(stage: Stage, t: Training = t) -> None:
             report.trainings.append(t)
-            run_training(t, out / "runs", stage.estimate_s)
+            run_training(t, out / "runs", stage.cap_s or stage.estimate_s)
             key = (
                 "training:eager"
                 if not t.compile
@@ -102,18 +111,43 @@ def plan(report: Report, out: Path, full: bool) -> list[Planned]:
                 f"trainer.compile={str(t.compile).lower()}, {t.steps} steps",
             )
         )
+    steps.append(
+        Planned(
+            Stage(
+                "kernels", kernel_s, min_s=kernel_s - ESTIMATES["kernels:case"] * (len(cases) - 1)
+            ),
+            lambda s: run_kernels(report, out, s, cases),
+            f"bench.kernels, {len(cases)} cases: "
+            + ", ".join(f"{a}:{n}x{f}" for a, n, f in cases[:6])
+            + (" ..." if len(cases) > 6 else "")
+            + "; FFN blocks (torch, triton, quack): "
+            + ", ".join("{}:{}x{}x{}".format(*b) for b in BLOCK_CASES),
+        )
+    )
+    steps.append(
+        Planned(
+            Stage("inference", ESTIMATES["inference"]),
+            lambda s: run_inference(report, out, s),
+            f"bench.inference {' '.join(INFERENCE_ARGS)}, eager and compiled (CUDA graphs), "
+            f"{INFERENCE_ROUNDS} rounds",
+        )
+    )
+    for p in steps:
+        p.stage.cap_s = round(CAP_FACTOR * p.stage.estimate_s)
     return steps
 
 
 def print_plan(steps: list[Planned], budget_s: float | None) -> None:
     budget = "none" if budget_s is None else f"{budget_s:.0f} s"
     print(f"gpu-check plan (budget {budget}; estimates for one H100/H200, cold caches):")
-    rows = [("preflight", ESTIMATES["preflight"], "imports, CUDA, the token cache in data/")]
-    rows += [(p.stage.name, p.stage.estimate_s, p.what) for p in steps]
-    for name, est, what in rows:
-        print(f"  {name:<38} {est:>5.0f} s  {what}")
-    total = sum(est for _, est, _ in rows)
-    print(f"  {'total':<38} {total:>5.0f} s  ({total / 60:.1f} min)")
+    print(f"  {'stage, in order':<38} {'est.':>5}    {'cap':>5}")
+    pre = ESTIMATES["preflight"]
+    rows = [("preflight", pre, pre, "imports, CUDA, the token cache in data/")]
+    rows += [(p.stage.name, p.stage.estimate_s, p.stage.cap_s, p.what) for p in steps]
+    for name, est, cap, what in rows:
+        print(f"  {name:<38} {est:>5.0f} s  {cap or est:>5.0f} s  {what}")
+    total = sum(est for _, est, _, _ in rows)
+    print(f"  {'total':<38} {total:>5.0f} s  ({total / 60:.1f} min; a stage past its cap is cut)")
 
 
 def execute(report: Report, out: Path, steps: list[Planned]) -> None:
@@ -129,10 +163,14 @@ def execute(report: Report, out: Path, steps: list[Planned]) -> None:
             say(f"{s.name}: skipped ({s.note})")
             write(report, out)
             continue
-        say(f"{s.name}: start (estimate {s.estimate_s:.0f} s)")
+        cap = min(s.cap_s or s.estimate_s * CAP_FACTOR, max(CLOCK.left(), 1.0))
+        say(f"{s.name}: start (estimate {s.estimate_s:.0f} s, cap {cap:.0f} s)")
         began = time.monotonic()
         try:
-            p.run(s)
+            with capped(cap):
+                p.run(s)
+        except StageCut:
+            s.status, s.note = "cut", f"past its cap of {cap:.0f} s: cut"
         except Exception as e:  # a stage's own failure is reported, the next stage still runs
             s.status, s.note = "failed", f"{type(e).__name__}: {e}"[:300]
         s.wall_s = time.monotonic() - began

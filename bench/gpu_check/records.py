@@ -30,10 +30,11 @@ class Training:
 class Stage:
     name: str
     estimate_s: float
-    status: str = "planned"  # planned, done, failed, skipped
+    status: str = "planned"  # planned, done, failed, skipped, cut (past its cap)
     wall_s: float | None = None
     note: str = ""
     min_s: float | None = None  # the least time worth starting it with (default: the estimate)
+    cap_s: float | None = None  # the hard cap: past it the stage is cut (default: CAP_FACTOR x)
 
 
 @dataclass
