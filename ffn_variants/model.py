@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ffn_variants.loss import LossImpl, linear_cross_entropy, use_fused
+from ffn_variants.loss import LossImpl, linear_cross_entropy, resolve
 from ffn_variants.resolved import ResolvedFFN, check_dropout
 from ffn_variants.telemetry import output_projection
 
@@ -301,8 +301,8 @@ class GPT(nn.Module):
             cache.length += T
         hidden = self.norm_out(x)
         if targets is not None and not return_logits:  # training: the loss alone
-            fused = use_fused(self.cfg.loss_impl, hidden.device)
-            return None, linear_cross_entropy(hidden, self.lm_head.weight, targets, fused)
+            impl = resolve(self.cfg.loss_impl, hidden.device)
+            return None, linear_cross_entropy(hidden, self.lm_head.weight, targets, impl)
         logits = self.lm_head(hidden)
         if targets is None:
             return logits, None

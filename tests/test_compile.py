@@ -44,6 +44,19 @@ def test_fullgraph_compile_of_the_gpt_has_no_graph_break(name):
         assert any("ffn_variants.gated_activation_packed" in op for op in ops), ops
 
 
+@pytest.mark.parametrize("loss_impl", ["auto", "torch", "plain"])
+def test_the_compiled_training_forward_keeps_the_loss_in_one_graph(loss_impl):
+    """The training call (the loss alone) under every default-eligible loss path: no graph
+    break, so no host sync hides in it either. Liger's path, an option, breaks the graph."""
+    torch.manual_seed(0)
+    cfg = GPTConfig(**SHAPE, multiple_of=2, loss_impl=loss_impl)
+    model = build_gpt(cfg, FFNSpec(name="swiglu", impl="torch")).to(DEVICE)
+    x = torch.randint(0, SHAPE["vocab_size"], (3, SHAPE["block_size"]), device=DEVICE)
+    explained = torch._dynamo.explain(model)(x, torch.roll(x, -1, 1), return_logits=False)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
 @pytest.mark.parametrize("name", GATED)
 def test_compiled_outputs_and_gradients_equal_eager(name):
     model, x, y = model_and_batch(name)

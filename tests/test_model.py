@@ -79,27 +79,29 @@ def test_sequence_longer_than_the_context_fails():
         model(torch.zeros(1, 17, dtype=torch.long))
 
 
-def test_the_fused_linear_cross_entropy_equals_the_plain_loss_and_its_gradients():
-    """model.loss_impl=fused (Liger's kernel, here through Triton's interpreter) against the
-    plain float32 logits: the same loss and the same gradients; the training call returns no
-    logits. auto is plain on a CPU."""
-    pytest.importorskip("liger_kernel")
-    from ffn_variants.loss import use_fused
+@pytest.mark.parametrize("impl", ["torch", "liger"])
+def test_every_loss_path_equals_the_plain_loss_and_its_gradients(impl):
+    """model.loss_impl=torch (F.linear_cross_entropy) and liger (Liger's kernel, here through
+    Triton's interpreter) against the plain float32 logits: the same loss and the same gradients;
+    the training call returns no logits. auto is plain on a CPU."""
+    if impl == "liger":
+        pytest.importorskip("liger_kernel")
+    from ffn_variants.loss import LossImpl, resolve
 
     losses, grads = {}, {}
     idx = torch.randint(0, 50, (3, 11), generator=torch.Generator().manual_seed(0))
-    for impl in ("plain", "fused"):
+    for path in ("plain", impl):
         cfg = GPTConfig(
-            n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=16, vocab_size=50, loss_impl=impl
+            n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=16, vocab_size=50, loss_impl=path
         )
         torch.manual_seed(0)
         gpt = build_gpt(cfg, FFNSpec(name="swiglu", impl="torch"))
         logits, loss = gpt(idx[:, :-1], idx[:, 1:], return_logits=False)
         assert logits is None
         loss.backward()
-        losses[impl] = loss.detach()
-        grads[impl] = [p.grad for p in gpt.parameters()]
-    torch.testing.assert_close(losses["fused"], losses["plain"], rtol=1e-6, atol=1e-6)
-    for a, b in zip(grads["fused"], grads["plain"], strict=True):
+        losses[path] = loss.detach()
+        grads[path] = [p.grad for p in gpt.parameters()]
+    torch.testing.assert_close(losses[impl], losses["plain"], rtol=1e-6, atol=1e-6)
+    for a, b in zip(grads[impl], grads["plain"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert not use_fused("auto", torch.device("cpu"))
+    assert resolve("auto", torch.device("cpu")) == LossImpl.plain
