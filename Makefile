@@ -100,17 +100,10 @@ gpu-check:  ## the acceptance run for a CUDA machine (~6 min): GPU tests, kernel
 gpu-run:  ## gpu-check on a bare offline GPU machine: wheels from .whl/ into .gpu-site/, then the run, packed into results/gpu/<gpu>.tar.gz
 	PYTHON=$(PYTHON) bash bench/gpu_run.sh $(GPU_CHECK_ARGS)
 
-gpu-wheels:  ## wheels a GPU machine without network needs for gpu-check (Python 3.12, x86_64; quack-kernels and its CUTLASS DSL for ffn.impl=quack), into .whl/
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-		--implementation py --implementation cp -d .whl \
-		hydra-core==1.3.8 omegaconf==2.3.1 liger-kernel==0.8.5
-	$(PYTHON) -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-		--implementation cp --platform manylinux_2_17_x86_64 -d .whl pyyaml==6.0.2
-	$(PYTHON) -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --no-deps -d .whl \
-		quack-kernels==0.6.5 nvidia-cutlass-dsl==4.8.1 nvidia-cutlass-dsl-libs-base==4.8.1 \
-		apache-tvm-ffi torch-c-dlpack-ext einops
+gpu-wheels:  ## wheels an offline GPU machine needs for gpu-check (Python 3.12, x86_64, torch 2.11 cu130), resolved by pip for that platform, into .whl/; QUACK=1: QuACK's closure too, into .whl-quack/ (196 MB: too large to carry to a lent machine)
+	$(PYTHON) -m bench.gpu_wheels --dest .whl
+	$(PYTHON) -m bench.gpu_wheels --dest .whl --check
+	$(if $(QUACK),$(PYTHON) -m bench.gpu_wheels --dest .whl-quack --quack && $(PYTHON) -m bench.gpu_wheels --dest .whl-quack --quack --check)
 
 bench-throughput:  ## tokens/s and MFU of every variant and size of EXPERIMENT in one process, interleaved; run it with nothing else running -> results/<e>_throughput/
 	$(PYTHON) -m bench.throughput experiment=$(EXPERIMENT)

@@ -8,9 +8,11 @@
 #   .whl/   hydra-core, omegaconf, antlr4 and liger-kernel wheels (make gpu-wheels, where PyPI is
 #           reachable)
 #   data/   the GPT-2 BPE ranks, the built-in corpus and its token cache (make install; make data)
-# The wheels (GPU_WHEELS, default .whl/) go into a target folder (GPU_SITE, default .gpu-site/)
-# put first on PYTHONPATH; the
-# Python installation itself is not touched. The results, results/gpu/<gpu>/, are packed into
+# The wheels (GPU_WHEELS, default .whl/, and .whl-quack/ where it exists) go into a target folder
+# (GPU_SITE, default .gpu-site/) put first on PYTHONPATH, with a sitecustomize.py that makes it a
+# site dir (site.addsitedir): the wheels' .pth files are processed there (the CUTLASS DSL finds
+# its `cutlass` package through one), which a plain PYTHONPATH entry never does. The Python
+# installation itself is not touched. The results, results/gpu/<gpu>/, are packed into
 # results/gpu/<gpu>.tar.gz. The exit code is bench.gpu_check's (2: it could not start).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +20,12 @@ PY=${PYTHON:-python3}
 SITE=${GPU_SITE:-.gpu-site}
 WHEELS=${GPU_WHEELS:-.whl}
 
-wheels=("$WHEELS"/*.whl)
-if [ -e "${wheels[0]}" ]; then
+wheels=($(ls "$WHEELS"/*.whl .whl-quack/*.whl 2>/dev/null))
+if [ ${#wheels[@]} -gt 0 ]; then
     "$PY" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --upgrade \
         --target "$SITE" "${wheels[@]}" || { echo "error: installing the wheels of $WHEELS/ failed" >&2; exit 2; }
+    printf 'import os, site\nsite.addsitedir(os.path.dirname(os.path.abspath(__file__)))\n' \
+        > "$SITE/sitecustomize.py"
 else
     echo "gpu_run: no wheels in $WHEELS/ (make gpu-wheels); using what is installed" >&2
 fi

@@ -56,6 +56,59 @@ def test_the_offline_recipe_gets_to_the_cuda_check_with_every_import_satisfied(t
         assert (tmp_path / "site" / "hydra").is_dir()
 
 
+def _wheel_with_a_pth(folder: Path) -> None:
+    """A wheel laid out as the CUTLASS DSL's: its package in a subfolder that only its .pth
+    file puts on the path."""
+    import zipfile
+
+    dist = "probe_dsl-1.0"
+    with zipfile.ZipFile(folder / f"{dist.replace('-', '-')}-py3-none-any.whl", "w") as z:
+        z.writestr("probe_dsl_packages.pth", "probe_dsl/dsl_packages\n")
+        z.writestr("probe_dsl/dsl_packages/cutlass_probe/__init__.py", "FOUND = True\n")
+        z.writestr(
+            f"{dist}.dist-info/METADATA", "Metadata-Version: 2.1\nName: probe-dsl\nVersion: 1.0\n"
+        )
+        z.writestr(
+            f"{dist}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        z.writestr(f"{dist}.dist-info/RECORD", "")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit without CUDA")
+def test_the_recipe_processes_the_wheels_pth_files(tmp_path):
+    """The CUTLASS DSL's `cutlass` is found only through its .pth file: gpu_run.sh's site dir
+    must process it (a plain PYTHONPATH entry would not)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel_with_a_pth(wheels)
+    site = tmp_path / "site"
+    env = {**os.environ, "GPU_SITE": str(site), "GPU_WHEELS": str(wheels), "PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", "bench/gpu_run.sh", "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    probe = "import cutlass_probe; print(cutlass_probe.FOUND)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+    )
+    assert found.stdout.strip() == "True", found.stderr
+    plain = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode != 0  # without site processing the package stays hidden
+
+
 def test_steady_state_is_the_median_of_the_second_half():
     metrics = [
         {"step": s, "train/tokens_per_s": v}

@@ -14,6 +14,7 @@ from bench.gpu_check.plan import execute, plan, previous_timings, print_plan
 from bench.gpu_check.preflight import missing_modules, prepare_data, training_data_args
 from bench.gpu_check.records import Report, Stage
 from bench.gpu_check.run import CLOCK, say, slugify, versions
+from ffn_variants.quack_ffn import unavailable as quack_unavailable
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     report.stages.append(Stage("preflight", ESTIMATES["preflight"], "done"))
     report.stages[0].wall_s = time.monotonic() - began
     steps = plan(report, out, args.full)
+    if (why_quack := quack_unavailable(torch.device("cuda"))) is not None:
+        # quack.linear does not import (its wheels were not brought, or one is missing): the
+        # preflight names what, and its training is skipped with that reason
+        report.versions["quack"] = f"unavailable: {why_quack}"
+        say(f"preflight: {why_quack}")
+        for p in steps:
+            if "quack" in p.stage.name:
+                p.stage.status, p.stage.note = "skipped", why_quack[:300]
     print_plan(steps, args.budget_s)
     execute(report, out, steps)
     say(f"wrote {out / 'report.md'} and {out / 'results.json'}")

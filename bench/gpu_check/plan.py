@@ -157,6 +157,9 @@ def execute(report: Report, out: Path, steps: list[Planned]) -> None:
     write(report, out)
     for p in steps:
         s = p.stage
+        if s.status == "skipped":  # by the preflight, which said why
+            say(f"{s.name}: skipped ({s.note})")
+            continue
         if (s.estimate_s if s.min_s is None else s.min_s) > CLOCK.left():
             s.status = "skipped"
             s.note = f"needs ~{s.estimate_s:.0f} s, {max(0.0, CLOCK.left()):.0f} s left"
