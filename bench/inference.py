@@ -7,10 +7,10 @@ One process builds every (variant, model size) of the experiment's sweep (as ben
 does), in inference: eval mode under torch.inference_mode(), bf16 weights on CUDA (float32 on a
 CPU), `ffn.impl` as the sweep sets it (on CUDA `auto` is the fused Triton op, forward only: under
 inference mode nothing is saved for a backward). Each is measured eager and compiled
-(compiled: torch.compile over a fixed-shape KV cache, GPT.new_static_cache, so that every decode
-step has one shape; on CUDA mode="reduce-overhead", which replays each step as a CUDA graph, as
-gpt-fast serves), after a warm-up, interleaved round by round so that drift of the
-machine is shared by all:
+(compiled: the one-token step compiled over a fixed-shape KV cache, ffn_variants.decode, so that
+every decode step has one shape; on CUDA mode="reduce-overhead", which replays each step as a
+CUDA graph, as gpt-fast serves; the prefill eager), after a warm-up, interleaved round by round
+so that drift of the machine is shared by all:
   - prefill: one forward over a prompt of block_size/4 tokens ("short") and of block_size/2
     ("long"), batch 1, filling the KV cache, in ms;
   - decode: DECODE_TOKENS tokens one at a time through the KV cache after an 8-token prompt, at
@@ -41,7 +41,8 @@ import torch
 
 from bench.throughput import configs, machine
 from bench.timing import load_average, quartile, synchronize
-from ffn_variants.model import GPT, Decoder, sample_next
+from ffn_variants.decode import Decoder, sample_next
+from ffn_variants.model import GPT
 from harness.cli import fail
 from harness.config import TrainConfig
 from harness.errors import UserInputError
@@ -77,7 +78,7 @@ class Subject:
     cfg: TrainConfig
     mode: str
     model: GPT
-    run: Callable[..., Any]
+    run: Callable[..., Any] | None  # compiled: how its decode step compiles (harness.prepare)
     times: dict[str, list[float]] = field(default_factory=dict)
     memory_mib: float | None = None
     error: str = ""
@@ -93,13 +94,13 @@ def build(cfg: TrainConfig, mode: str, device: torch.device, models: int = 1) ->
     run = prepare(
         GPT(cfg.model, cfg.resolved_ffn), cfg, device, serve=True, compile=compiled, models=models
     )
-    return Subject(cfg, mode, run.model, run.forward)
+    return Subject(cfg, mode, run.model, run.compile_step)
 
 
 def decoder(s: Subject) -> Decoder:
-    """GPT.generate's decoder over this subject's forward: compiled decoding runs over the
+    """GPT.generate's decoder for this subject: compiled, its one-token step runs over the
     fixed-shape cache (an FFN that mixes positions is decoded over its whole context)."""
-    return Decoder(s.model, s.run, static=s.mode == "compiled")
+    return Decoder(s.model, s.run)
 
 
 def prefill_s(s: Subject, length: int, device: torch.device) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ffn_variants.decode import KVCache, StaticKVCache, generate
 from ffn_variants.loss import LossImpl, linear_cross_entropy, resolve
 from ffn_variants.resolved import ResolvedFFN, check_dropout
 from ffn_variants.telemetry import output_projection
@@ -77,85 +77,17 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(
-        self, x: torch.Tensor, start: int = 0, positions: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        # x: [B, H, T, D] at positions start..start+T-1 (or at `positions`, a tensor: a static
-        # cache's decode); rotate pairs (first half, second half) of each head by position.
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        # x: [B, H, T, D] at positions 0..T-1 (or at `positions`, a [T] tensor: decoding); rotate
+        # pairs (first half, second half) of each head by position.
         T = x.size(-2)
         if positions is None:
-            cos, sin = self.cos[start : start + T], self.sin[start : start + T]
+            cos, sin = self.cos[:T], self.sin[:T]
         else:
             cos, sin = self.cos[positions], self.sin[positions]
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
-class LayerKV:
-    """One layer's cached keys and values: [B, H, block_size, head_dim], filled from 0."""
-
-    def __init__(self) -> None:
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
-
-    def append(
-        self, k: torch.Tensor, v: torch.Tensor, start: int, capacity: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v at positions start.. and return every key and value up to them."""
-        if self.k is None:  # allocated at the first call: the dtype autocast gives k and v
-            shape = (*k.shape[:2], capacity, k.shape[-1])
-            self.k, self.v = k.new_empty(shape), v.new_empty(shape)
-        end = start + k.size(2)
-        self.k[:, :, start:end], self.v[:, :, start:end] = k, v
-        return self.k[:, :, :end], self.v[:, :, :end]
-
-
-class StaticLayerKV:
-    """One layer's keys and values in buffers of a fixed size [B, H, block_size, head_dim],
-    written at given positions: every decode step has the same shapes (CUDA graphs)."""
-
-    def __init__(self) -> None:
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
-
-    def write(
-        self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, capacity: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v at `positions`; every key and value of the buffers (unwritten ones are
-        masked off by `visible`)."""
-        if self.k is None:  # the first write (prefill, eager) allocates: never inside a graph
-            shape = (*k.shape[:2], capacity, k.shape[-1])
-            self.k, self.v = k.new_zeros(shape), v.new_zeros(shape)
-        self.k.index_copy_(2, positions, k)
-        self.v.index_copy_(2, positions, v)
-        return self.k, self.v
-
-
-def visible(positions: torch.Tensor, capacity: int) -> torch.Tensor:
-    """[T, capacity] bool: the query at positions[t] sees the keys at positions <= it."""
-    return torch.arange(capacity, device=positions.device)[None, :] <= positions[:, None]
-
-
-class StaticKVCache:
-    """A KVCache of fixed shapes: GPT.forward(idx, cache=..., positions=...) writes the tokens at
-    `positions` (a tensor) and attends over the whole buffer under a mask, so a decode step of one
-    token has the same shapes at every position and can be captured as a CUDA graph
-    (torch.compile mode="reduce-overhead", as gpt-fast decodes)."""
-
-    def __init__(self, n_layer: int, capacity: int) -> None:
-        self.layers = [StaticLayerKV() for _ in range(n_layer)]
-        self.capacity = capacity
-
-
-class KVCache:
-    """Keys and values of every layer for the tokens seen so far, so that decoding one more token
-    costs one token's forward (GPT.forward(idx, cache=...) fills and advances it)."""
-
-    def __init__(self, n_layer: int, capacity: int) -> None:
-        self.layers = [LayerKV() for _ in range(n_layer)]
-        self.capacity = capacity  # block_size: positions beyond it were never trained
-        self.length = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -172,30 +104,19 @@ class CausalSelfAttention(nn.Module):
         )
 
     def forward(
-        self,
-        x: torch.Tensor,
-        kv: LayerKV | StaticLayerKV | None = None,
-        start: int = 0,
-        capacity: int = 0,
-        positions: torch.Tensor | None = None,
+        self, x: torch.Tensor, cache: Any = None, positions: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """x [B, T, C] at `positions` (None: 0..T-1). `cache`: one layer of a decoding cache
+        (ffn_variants.decode), which keeps the new keys and values and returns all it holds."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.rotary is not None:
-            q, k = self.rotary(q, start, positions), self.rotary(k, start, positions)
+            q, k = self.rotary(q, positions), self.rotary(k, positions)
         mask, causal = None, True
-        if isinstance(kv, StaticLayerKV):  # fixed shapes: the whole buffer under a mask
+        if cache is not None:
             assert positions is not None
-            k, v = kv.write(k, v, positions, capacity)
-            mask, causal = visible(positions, capacity), False
-        elif kv is not None:
-            k, v = kv.append(k, v, start, capacity)
-            if start > 0:  # new queries see every cached key and the new ones up to their own
-                causal = False
-                if T > 1:
-                    mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device)
-                    mask = mask.tril(diagonal=start)
+            k, v, mask, causal = cache.update(k, v, positions)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -217,14 +138,9 @@ class Block(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        kv: LayerKV | StaticLayerKV | None = None,
-        start: int = 0,
-        capacity: int = 0,
-        positions: torch.Tensor | None = None,
+        self, x: torch.Tensor, cache: Any = None, positions: torch.Tensor | None = None
     ) -> torch.Tensor:
-        x = x + self.resid_dropout(self.attn(self.norm_attn(x), kv, start, capacity, positions))
+        x = x + self.resid_dropout(self.attn(self.norm_attn(x), cache, positions))
         return x + self.ffn(self.norm_ffn(x))
 
 
@@ -278,27 +194,27 @@ class GPT(nn.Module):
         return_logits: bool = True,
         positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Logits (and the loss, given targets) of idx [B, T]. With a cache, idx continues the
-        tokens the cache holds: positions start where they stopped, and the cache advances; with a
-        StaticKVCache, idx is at `positions` (a [T] tensor) and the shapes stay fixed.
+        """Logits (and the loss, given targets) of idx [B, T]. With a cache (ffn_variants.decode),
+        idx continues the tokens it holds: a KVCache places them after those, a StaticKVCache at
+        `positions` (a [T] tensor), with shapes that stay fixed.
         With targets and return_logits=False (training): (None, the loss), computed without
         materialising the logits where model.loss_impl allows (ffn_variants.loss)."""
         T = idx.size(1)
-        start = cache.length if isinstance(cache, KVCache) else 0
-        if positions is None and start + T > self.cfg.block_size:
+        end = T  # the context the tokens reach; a StaticKVCache's positions are its caller's
+        if isinstance(cache, KVCache):
+            end = cache.length + T
+            positions = cache.positions(T, idx.device) if positions is None else positions
+        if end > self.cfg.block_size:
             raise ValueError(
-                f"sequence of {start + T} tokens is longer than block_size {self.cfg.block_size}"
+                f"sequence of {end} tokens is longer than block_size {self.cfg.block_size}"
             )
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            where = torch.arange(start, start + T, device=idx.device)
-            x = x + self.pos_emb(where if positions is None else positions)
+            where = torch.arange(T, device=idx.device) if positions is None else positions
+            x = x + self.pos_emb(where)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            kv = cache.layers[i] if cache is not None else None
-            x = block(x, kv, start, self.cfg.block_size, positions)
-        if isinstance(cache, KVCache):
-            cache.length += T
+            x = block(x, cache.layers[i] if cache is not None else None, positions)
         hidden = self.norm_out(x)
         if targets is not None and not return_logits:  # training: the loss alone
             impl = resolve(self.cfg.loss_impl, hidden.device)
@@ -313,9 +229,6 @@ class GPT(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.cfg.n_layer, self.cfg.block_size)
-
-    def new_static_cache(self) -> StaticKVCache:
-        return StaticKVCache(self.cfg.n_layer, self.cfg.block_size)
 
     @torch.inference_mode()
     def generate(
@@ -355,23 +268,8 @@ class GPT(nn.Module):
         finally:
             self.train(was_training)
 
-    def _decode(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int | None,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        decoder = Decoder(self)
-        out = [idx]
-        logits = decoder.prefill(idx)
-        for i in range(max_new_tokens):
-            token = sample_next(logits, temperature, top_k, generator)
-            out.append(token)
-            if i + 1 < max_new_tokens:
-                logits = decoder.step(token)
-        return torch.cat(out, dim=1)
+    def _decode(self, *args: Any) -> torch.Tensor:
+        return generate(self, *args)
 
     def param_counts(self) -> dict[str, int]:
         """Actual parameter counts: total (tied embedding once), non-embedding, FFN (all layers)."""
@@ -416,69 +314,3 @@ class GPT(nn.Module):
             "ffn": ffn.total,
             "ffn_share": ffn_matmul / total,
         }
-
-
-class Decoder:
-    """Decoding, the one way GPT.generate and bench.inference do it: the prompt in one forward
-    (prefill), then one token per forward through a KV cache, or, for an FFN that mixes positions,
-    over the whole context each step (no cache can hold it).
-
-    `forward` runs the model (the model itself, or it compiled); static=True decodes through the
-    fixed-shape cache (GPT.new_static_cache), so that every step has the same shapes (CUDA
-    graphs). Call under torch.inference_mode() (or no_grad) with the model in eval mode."""
-
-    def __init__(
-        self, model: GPT, forward: Callable[..., Any] | None = None, static: bool = False
-    ) -> None:
-        self.model, self.forward = model, forward or model
-        self.static = static and not model.ffn.mixes_positions
-        self.cache: KVCache | StaticKVCache | None = None
-        self.context: torch.Tensor | None = None  # every token so far, where there is no cache
-        self.length = 0
-
-    def prefill(self, idx: torch.Tensor) -> torch.Tensor:
-        """The next-token logits [B, V] after the prompt idx [B, T], from a new cache."""
-        m = self.model
-        if m.ffn.mixes_positions:
-            self.cache, self.context = None, idx
-        else:
-            self.cache = m.new_static_cache() if self.static else m.new_cache()
-        self.length = 0
-        return self._run(idx)
-
-    def step(self, token: torch.Tensor) -> torch.Tensor:
-        """The next-token logits [B, V] after one more token [B, 1]."""
-        if self.cache is None:
-            assert self.context is not None
-            self.context = torch.cat([self.context, token], dim=1)
-            return self._run(self.context, recompute=True)
-        return self._run(token)
-
-    def _run(self, idx: torch.Tensor, recompute: bool = False) -> torch.Tensor:
-        if isinstance(self.cache, StaticKVCache):
-            at = torch.arange(self.length, self.length + idx.size(1), device=idx.device)
-            logits = self.forward(idx, cache=self.cache, positions=at)[0]
-        else:
-            logits = self.forward(idx, cache=self.cache)[0]
-        self.length = idx.size(1) if recompute else self.length + idx.size(1)
-        return logits[:, -1]
-
-
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """One token per row of logits [B, V]: argmax at temperature 0, else a draw from
-    softmax(logits / temperature) over the top_k likeliest (all if None)."""
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0")
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)

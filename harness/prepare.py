@@ -7,9 +7,11 @@
 `prepare` checks that the FFN's implementation can run on the device (ffn.impl=quack), says
 what the telemetry cannot watch, moves the model to the device (bf16 weights when serving on
 CUDA), wraps it for data parallelism, raises Dynamo's recompile limits for a process that
-compiles several models, and compiles it (training: the default mode; serving: fixed shapes, and
-on CUDA mode="reduce-overhead", which replays each decode step as a CUDA graph, as gpt-fast
-serves). The FFN's own elementwise implementation (ffn.impl) is the FFN's: it was built in.
+compiles several models, and compiles it. Training compiles the forward (the default mode).
+Serving compiles only the one-token decode step (`compile_step`, for ffn_variants.decode.Decoder):
+fixed shapes over a static cache, and on CUDA mode="reduce-overhead", which replays each step as
+a CUDA graph, as gpt-fast serves; the prefill stays eager. The FFN's own elementwise
+implementation (ffn.impl) is the FFN's: it was built in.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class PreparedModel:
     forward: Callable[..., Any]  # what a step calls: the model, in DDP, compiled
     ddp: DistributedDataParallel | None
     compiled: bool
+    # Serving: how the Decoder compiles its one-token step (None: eager decoding)
+    compile_step: Callable[[Callable], Callable] | None = None
 
 
 def prepare(
@@ -72,14 +76,21 @@ def prepare(
     wrapped = DistributedDataParallel(model) if ddp else None
     forward: Callable[..., Any] = wrapped or model
     compiled = cfg.trainer.compile if compile is None else compile
+    step = None
     if compiled:
         raise_recompile_limits(models)
         if serve:
-            graphs = "reduce-overhead" if device.type == "cuda" else "default"
-            forward = torch.compile(forward, mode=graphs, dynamic=False)
+            step = decode_step_compiler(device)
         else:
             forward = torch.compile(forward)
-    return PreparedModel(model, forward, wrapped, compiled)
+    return PreparedModel(model, forward, wrapped, compiled, step)
+
+
+def decode_step_compiler(device: torch.device) -> Callable[[Callable], Callable]:
+    """How a served model's one-token decode step compiles: one graph of fixed shapes, replayed
+    as a CUDA graph on CUDA (mode="reduce-overhead")."""
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    return lambda fn: torch.compile(fn, mode=mode, dynamic=False, fullgraph=True)
 
 
 def raise_recompile_limits(models: int) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ffn_variants.model import GPT, GPTConfig, sample_next
+from ffn_variants.decode import Decoder, StaticKVCache, sample_next
+from ffn_variants.model import GPT, GPTConfig
 from ffn_variants.resolved import FFNSpec
 from tests.helpers.ffn_formulas import BUILTINS
 from tests.helpers.models import build_gpt
@@ -19,8 +20,10 @@ TARGETS = {
 }
 
 
-def model(name: str, pos: str = "rope") -> GPT:
-    cfg = GPTConfig(n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=24, vocab_size=50, pos=pos)
+def model(name: str, pos: str = "rope", block_size: int = 24) -> GPT:
+    cfg = GPTConfig(
+        n_layer=2, n_head=2, d_model=16, d_ff=48, block_size=block_size, vocab_size=50, pos=pos
+    )
     torch.manual_seed(0)
     spec = FFNSpec(name=name, target=TARGETS.get(name), impl="torch")
     return build_gpt(cfg, spec).double().eval()
@@ -135,8 +138,49 @@ def test_static_cache_decoding_equals_a_full_forward(name, pos):
     idx = torch.randint(0, 50, (2, 17), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         full, _ = gpt(idx)
-        cache = gpt.new_static_cache()
+        cache = StaticKVCache(gpt, 2, torch.float64, torch.device("cpu"))
         pieces = [gpt(idx[:, :5], cache=cache, positions=torch.arange(5))[0]]
         for t in range(5, 17):
             pieces.append(gpt(idx[:, t : t + 1], cache=cache, positions=torch.tensor([t]))[0])
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-10, atol=1e-10)
+
+
+class CountingBackend:
+    """A torch.compile backend that counts the graphs Dynamo hands it (compiles, recompiles)."""
+
+    def __init__(self) -> None:
+        self.graphs = 0
+
+    def __call__(self, gm, example_inputs):
+        self.graphs += 1
+        return gm.forward
+
+
+@pytest.mark.parametrize("name", ["relu2", "swiglu"])
+def test_the_compiled_decode_step_equals_full_forwards_and_compiles_once(name):
+    """The Decoder's compiled path, as bench.inference serves: eager prefill, then the one-token
+    step compiled over the static cache: greedy decoding equals full forwards in float64, and
+    32 steps (every position a new value) compile a bounded number of graphs; a second decoder
+    of the same model and batch reuses the cache and its compiled step."""
+    torch._dynamo.reset()
+    gpt = model(name, block_size=40)
+    backend = CountingBackend()
+    compile_step = lambda fn: torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)  # noqa: E731
+    idx = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(4))
+    steps = 32
+    with torch.inference_mode():
+        decoder = Decoder(gpt, compile_step)
+        logits, out = decoder.prefill(idx), [idx]
+        for _ in range(steps):
+            token = sample_next(logits, temperature=0)
+            out.append(token)
+            logits = decoder.step(token)
+        got = torch.cat(out, dim=1)
+        assert torch.equal(got, greedy_by_full_forwards(gpt, idx, steps))
+        full, _ = gpt(got)
+        torch.testing.assert_close(logits, full[:, -1], rtol=1e-9, atol=1e-9)
+        assert 1 <= backend.graphs <= 2, backend.graphs  # not one per position
+        again = Decoder(gpt, compile_step)
+        again.prefill(idx)
+        again.step(got[:, 5:6])
+        assert again.cache is decoder.cache and backend.graphs <= 2
