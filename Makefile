@@ -26,7 +26,7 @@ TUNE_DIR := multirun/$(EXPERIMENT)$(OPTIM_TAG)_tune/$(shell date +%Y-%m-%d_%H-%M
 REPORT_EXPERIMENT = $(if $(filter file,$(origin EXPERIMENT)),*,$(EXPERIMENT))
 SWEEP_DIR ?= $(shell ls -dt multirun/$(REPORT_EXPERIMENT)/*/ 2>/dev/null | head -n 1)
 
-.PHONY: install install-ray data train help test test-ray tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput bench-inference gpu-check gpu-run gpu-wheels plot-activations lint format
+.PHONY: peak install install-ray data train help test test-ray tune sweep report dashboard sample sizes bench bench-kernels bench-telemetry bench-parallel bench-throughput bench-inference gpu-check gpu-run gpu-wheels plot-activations lint format
 
 .DEFAULT_GOAL := help
 
@@ -79,6 +79,9 @@ sample:  ## text from a trained run: make sample RUN=<run dir> [PROMPT="ROMEO:"]
 
 plot-activations:  ## every variant's activation, its derivative and the gated products -> results/activations/
 	$(PYTHON) -m harness.tools.plot_activations
+
+peak:  ## calibrate this machine's peak matmul rate, the number MFU is measured against (on quiet cores; it is held until this runs again)
+	$(PYTHON) -m harness.tools.peak
 
 sizes:  ## the matched-parameter table: make sizes MODEL=small
 	$(PYTHON) -m harness.tools.sizes model=$(MODEL)

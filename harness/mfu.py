@@ -2,9 +2,10 @@
 
 MFU = tokens/s x training FLOPs per token (GPT.flops_per_token()["train"]) / peak FLOP/s. The peak
 of a known GPU running bf16 comes from its datasheet (dense tensor-core bf16, fp32 accumulate; no
-sparsity). Any other device or precision, a CPU included, gets a measured peak: the best rate of a
-square matmul in the run's compute dtype, measured at start-up and kept per machine (the best
-reading so far: load only lowers a reading), labelled "measured ... best of N readings".
+sparsity). Any other device or precision, a CPU included, gets a calibrated peak: the best rate of
+a square matmul in the run's compute dtype over a few readings, measured once per machine (its
+model, threads, dtype and torch) and then held for every run until `make peak` recalibrates,
+labelled "calibrated: ...". MFU then compares across runs and sweeps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,30 +110,45 @@ def machine_key(label: str, dtype_name: str) -> str:
     return f"{label} | {torch.get_num_threads()} threads | {dtype_name} | torch {torch.__version__}"
 
 
-def kept_peak(key: str, measured: float, path: Path) -> tuple[float, int, str]:
-    """(the best reading of `key` so far, this one included; readings; since when), kept in
-    `path` (written atomically; an unreadable file starts afresh)."""
+CALIBRATION_READINGS = 3  # a calibration's matmul readings; the best is kept
+
+
+def _load_peaks(path: Path) -> dict:
     try:
         peaks = json.loads(path.read_text())
-        assert isinstance(peaks, dict)
-    except (OSError, ValueError, AssertionError):
-        peaks = {}
-    entry = peaks.get(key) if isinstance(peaks.get(key), dict) else {}
-    best = max(float(entry.get("flops", 0.0)), measured)
-    count = int(entry.get("readings", 0)) + 1
-    since = str(entry.get("since") or time.strftime("%Y-%m-%d"))
-    peaks[key] = {"flops": best, "readings": count, "since": since}
+        return peaks if isinstance(peaks, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def kept_peak(
+    key: str, measure: Callable[[], float], path: Path, recalibrate: bool = False
+) -> tuple[float, int, str]:
+    """(the calibrated peak of `key`, its readings, the date it was calibrated), kept in `path`.
+
+    A machine's peak is calibrated once (the best of CALIBRATION_READINGS readings) and then
+    held: every later run, and every run of a sweep, measures its MFU against the same number,
+    so MFU neither drifts with the load of the moment nor differs between runs compared side by
+    side. `recalibrate` (make peak) measures again; an unreadable file starts afresh."""
+    peaks = _load_peaks(path)
+    entry = peaks.get(key)
+    if isinstance(entry, dict) and entry.get("flops") and not recalibrate:
+        return float(entry["flops"]), int(entry.get("readings", 1)), str(entry.get("since"))
+    best = max(measure() for _ in range(CALIBRATION_READINGS))
+    since = time.strftime("%Y-%m-%d %H:%M")
+    peaks[key] = {"flops": best, "readings": CALIBRATION_READINGS, "since": since}
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peaks-")
         with os.fdopen(fd, "w") as f:
             json.dump(peaks, f, indent=1)
         os.replace(tmp, path)
-    return best, count, since
+    return best, CALIBRATION_READINGS, since
 
 
-def device_peak(device: torch.device, dtype: torch.dtype) -> Peak:
-    """The peak FLOP/s that MFU is measured against, and where it comes from."""
+def device_peak(device: torch.device, dtype: torch.dtype, recalibrate: bool = False) -> Peak:
+    """The peak FLOP/s that MFU is measured against, and where it comes from: a GPU's datasheet,
+    else this machine's calibrated matmul rate (kept_peak)."""
     if device.type == "cuda" and dtype == torch.bfloat16:
         name = torch.cuda.get_device_name(device)
         if (found := table_peak(name)) is not None:
@@ -139,13 +156,16 @@ def device_peak(device: torch.device, dtype: torch.dtype) -> Peak:
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     dtype_name = str(dtype).removeprefix("torch.")
     path = peaks_path()
-    best, count, since = kept_peak(
-        machine_key(label, dtype_name), measure_matmul_flops(device, dtype), path
+    flops, count, since = kept_peak(
+        machine_key(label, dtype_name),
+        lambda: measure_matmul_flops(device, dtype),
+        path,
+        recalibrate,
     )
     return Peak(
-        best,
-        f"measured: {label} {dtype_name} matmul, best of {count} reading(s) on this machine since "
-        f"{since} ({torch.get_num_threads()} threads; kept in {path})",
+        flops,
+        f"calibrated: {label} {dtype_name} matmul, best of {count} readings on {since} "
+        f"({torch.get_num_threads()} threads; kept in {path}; make peak recalibrates)",
     )
 
 

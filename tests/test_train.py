@@ -74,7 +74,7 @@ def test_offline_wandb_run_holds_the_metrics(token_cache, tmp_path):
     assert any("act/L0/gate/rms" in m for m in local)
     assert summary.params["total"] > 0
     assert 0 < summary.mfu < 1 and summary.model_tflops > 0
-    assert summary.peak_source.startswith(f"measured: {cpu_model()} float32 matmul, best of")
+    assert summary.peak_source.startswith(f"calibrated: {cpu_model()} float32 matmul, best of")
     mfus = [m["train/mfu"] for m in local if "train/mfu" in m]
     assert mfus and all(0 < v < 1 for v in mfus)
 
