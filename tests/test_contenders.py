@@ -15,7 +15,7 @@ from ffn_variants.model import GPT, GPTConfig
 from ffn_variants.resolved import FFNSpec
 from ffn_variants.sizing import matched_d_ff
 from harness.config import OptimConfig
-from harness.runtime import make_optimizer
+from harness.optim import build_optimizer
 from tests.helpers.models import build_gpt
 
 BETA, EPS = 0.5, -1e-6
@@ -146,7 +146,7 @@ def test_learned_scalars_get_no_weight_decay():
     cfg = GPTConfig(n_layer=2, n_head=2, d_model=32, d_ff=128, block_size=16, vocab_size=64)
     for name, scalars in (("xielu", ("act.a_p", "act.a_n")), ("swiglu_beta", ("act.beta",))):
         model = build_gpt(cfg, FFNSpec(name=name))
-        optimizer = make_optimizer(model, OptimConfig(weight_decay=0.1), fused=False)
+        optimizer = build_optimizer(model, OptimConfig(weight_decay=0.1), fused=False)
         decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
         named = dict(model.named_parameters())
         for layer in range(cfg.n_layer):

@@ -66,7 +66,7 @@ def test_a_cpu_gets_a_measured_peak():
     peak = device_peak(torch.device("cpu"), torch.float32)
     from harness.mfu import cpu_model
 
-    assert peak.source.startswith(f"measured: {cpu_model()} float32 matmul, best of")
+    assert peak.source.startswith(f"calibrated: {cpu_model()} float32 matmul, best of")
     assert 1e8 < peak.flops < 1e14  # a few cores: between 0.1 GFLOP/s and 100 TFLOP/s
     utilisation, tflops = mfu(1000.0, 6e9, Peak(2e13, "test"))
     assert utilisation == pytest.approx(0.3) and tflops == pytest.approx(6.0)

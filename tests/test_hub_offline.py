@@ -122,6 +122,7 @@ def test_train_py_runs_on_the_hub_path_offline(hub_dir, token_cache, tmp_path):
         "data.streaming=true",
         f"data.max_tokens={CAP}",
         "data.name=fineweb_like",
+        "data.val_fraction=0.25",  # 20 short documents held out: 10 per slice, enough windows
         f"data.cache_dir={cache}",
         *TINY_MODEL,
         "trainer.max_steps=2",
