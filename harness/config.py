@@ -10,8 +10,10 @@ shapes, matched sizes). Everything below the entry point takes these dataclasses
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -170,11 +172,15 @@ class TrainerConfig:
         _finite("trainer", self, "tokens_per_param", "plan_mfu")
         if not 0 < self.plan_mfu <= 1:
             raise ValueError(f"trainer.plan_mfu={self.plan_mfu} must be in (0, 1]")
-        if self.plan_gpu is not None and table_peak(self.plan_gpu) is None:
-            raise ValueError(
-                f"trainer.plan_gpu={self.plan_gpu} is not a GPU of the peak table; use one of "
-                f"{', '.join(name for name, _ in PEAK_BF16_TFLOPS)}"
-            )
+        if self.plan_gpu is not None:
+            self.plan_gpu = plan_gpu_name(self.plan_gpu)
+            if not self.dry_run:
+                print(
+                    f"warning: trainer.plan_gpu={self.plan_gpu} is read only by a plan "
+                    "(trainer.dry_run=true); this run ignores it",
+                    file=sys.stderr,
+                    flush=True,
+                )
         _at_least(
             "trainer",
             self,
@@ -255,6 +261,23 @@ def tokenizer_for(name: str, vocab_size: int) -> str:
             f"model.vocab_size>={size}"
         )
     return name
+
+
+def plan_gpu_name(given: str) -> str:
+    """trainer.plan_gpu as the peak table names it (case aside); ValueError with the closest
+    names where none matches."""
+    names = [name for name, _ in PEAK_BF16_TFLOPS]
+    found = table_peak(given) or next(
+        ((n, v) for n, v in PEAK_BF16_TFLOPS if n.lower() in given.lower()), None
+    )
+    if found is not None:
+        return found[0]
+    close = difflib.get_close_matches(given.upper(), names, n=1, cutoff=0.4)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ValueError(
+        f"trainer.plan_gpu={given} is not a GPU of the peak table; {hint}use one of "
+        f"{', '.join(names)}"
+    )
 
 
 def _finite(prefix: str, node: Any, *keys: str) -> None:

@@ -67,7 +67,7 @@ class RunData:
             "whitespace_share": data.manifest.get("whitespace_share", {}),
         }
 
-    def plan(self, max_steps: int, tokens_per_step: int, warn_here: bool) -> None:
+    def plan(self, max_steps: int, tokens_per_step: int, warn_here: bool, budget_key: str) -> None:
         """summary.json's data.epochs: the passes over the training split the run plans (and,
         at the end, made); above one pass, a warning before the first step."""
         planned = self.train.passes(max_steps)  # each window once per pass
@@ -78,7 +78,7 @@ class RunData:
                 f"{self.info['name']} ({max_steps * tokens_per_step:,} tokens planned, "
                 f"{self.info['train_tokens']:,} in the split): a comparison there ranks how fast "
                 "each variant memorises it; use a larger corpus (data=fineweb_edu), a higher "
-                "data.max_tokens, or fewer trainer.max_steps"
+                f"data.max_tokens, or a smaller {budget_key}"
             )
 
     def epochs(self, steps: int) -> dict[str, float]:

@@ -68,7 +68,8 @@ class Trainer:
         self.tokens_per_step = t.batch_size * m.block_size * t.grad_accum
         non_embedding = self.model.param_counts()["non_embedding"]
         self.max_steps = planned_steps(t, non_embedding, self.tokens_per_step)
-        self.data.plan(self.max_steps, self.tokens_per_step, self.dist.main)
+        budget = "trainer.max_steps" if t.max_steps is not None else "trainer.tokens_per_param"
+        self.data.plan(self.max_steps, self.tokens_per_step, self.dist.main, budget)
         self.peak = device_peak(self.device, compute_dtype(t, self.device))
         self.checkpoints = Checkpoints(t, run_dir, self.dist.main)
         self.summary = initial_summary(

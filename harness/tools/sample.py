@@ -67,14 +67,23 @@ def rebuild(state: dict[str, Any]) -> tuple[TrainConfig, GPT]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m harness.tools.sample", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m harness.tools.sample",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ap.add_argument("run", type=Path, help="a run dir, its checkpoints/ or a checkpoint file")
-    ap.add_argument("--prompt", default=None, help="text to continue (default: a new document)")
-    ap.add_argument("--num-samples", type=int, default=3)
-    ap.add_argument("--max-new-tokens", type=int, default=100)
-    ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--top-k", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompt", default=None, help="text to continue (none: a new document)")
+    ap.add_argument("--num-samples", type=int, default=3, help="samples to draw")
+    ap.add_argument("--max-new-tokens", type=int, default=100, help="tokens per sample")
+    ap.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
+    ap.add_argument(
+        "--top-k",
+        type=int,
+        default=200,
+        help="sample among the k likeliest tokens (1: greedy; the vocabulary size or more: all)",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="the sampling generator's seed")
     return ap.parse_args(argv)
 
 
@@ -92,8 +101,8 @@ def check_options(args: argparse.Namespace) -> None:
         )
     if args.top_k is not None and args.top_k < 1:
         raise UserInputError(
-            f"--top-k {args.top_k}: give at least 1 (1: greedy), or leave it out for the whole "
-            "vocabulary"
+            f"--top-k {args.top_k}: give at least 1 (1: greedy; the default 200; the vocabulary "
+            "size or more samples from all of it)"
         )
 
 
@@ -121,7 +130,8 @@ def main(argv: list[str]) -> int:
         seed=args.seed,
     )
     step = state.get("train_state", {}).get("step", "?")
-    print(f"{cfg.ffn.name}-s{cfg.seed} at step {step} ({path}), prompt {args.prompt!r}:")
+    start = f"prompt {args.prompt!r}" if args.prompt else "a new document"
+    print(f"{cfg.ffn.name}-s{cfg.seed} at step {step} ({path}), {start}:")
     for i, text in enumerate(texts):
         print(f"--- sample {i}\n{args.prompt or ''}{text}")
     return 0
