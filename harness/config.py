@@ -214,6 +214,16 @@ class LoggerConfig:
     group: str | None = None  # default: the multirun's name
     tags: list[str] = field(default_factory=list)
 
+    def check_environment(self, environ: Mapping[str, str] = os.environ) -> None:
+        """W&B itself reads WANDB_MODE whatever mode it is given, and fails on a value it does
+        not know: a ValueError (one line at the pre-flight) unless W&B is off."""
+        env = environ.get("WANDB_MODE", "").strip().lower()
+        if env and env not in _WANDB_MODES and self.mode != LoggerMode.disabled:
+            raise ValueError(
+                f"WANDB_MODE={env} in the environment is not a W&B mode; unset it or set one of "
+                f"{', '.join(sorted(set(_WANDB_MODES)))} (or logger.mode=disabled)"
+            )
+
     def resolved_mode(self, environ: Mapping[str, str] = os.environ) -> tuple[LoggerMode, str]:
         """The mode W&B runs in, and why: logger.mode when it is set (the command line wins),
         else WANDB_MODE from the environment, else online."""
@@ -222,8 +232,6 @@ class LoggerConfig:
         env = environ.get("WANDB_MODE", "").strip().lower()
         if env in _WANDB_MODES:
             return _WANDB_MODES[env], f"WANDB_MODE={env} in the environment"
-        if env:
-            return LoggerMode.online, f"WANDB_MODE={env} is not a W&B mode, so the default"
         return LoggerMode.online, "the default (no WANDB_MODE, no logger.mode)"
 
 
@@ -241,6 +249,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} must be >= 0")
+        self.logger.check_environment()
         # The FFN decided once, here: the model, the trainer and the benchmarks take this value.
         # ValueError (with the fix) for an unknown variant or option, where no width keeps it
         # within 1%, where its forward fails or changes the shape, or its FLOPs cannot be counted.

@@ -86,7 +86,6 @@ def test_two_processes_train_as_one_does(two_process_run, token_cache, tmp_path)
         "checkpoints",
         "metrics.jsonl",
         "summary.json",
-        "train.log",
     ]
 
 

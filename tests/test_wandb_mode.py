@@ -31,6 +31,19 @@ def test_the_mode_and_why(mode: str, env: dict, want: LoggerMode) -> None:
     assert ("in the environment" in why) == (mode == "auto" and bool(env))
 
 
+def test_a_bad_wandb_mode_is_one_line_exit_2_and_nothing_left(token_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    with pytest.raises(ValueError, match="WANDB_MODE=bogus in the environment is not a W&B mode"):
+        LoggerConfig().check_environment()
+    LoggerConfig(mode=LoggerMode.disabled).check_environment()  # nothing reads it then
+    args = [*tiny_overrides(fresh_cache(token_cache, tmp_path / "c"), steps=2)]
+    proc = run_train([*args, "logger.mode=auto", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "WANDB_MODE" in ln]
+    assert len(lines) == 1 and lines[0].startswith("error: WANDB_MODE=bogus")
+    assert not (tmp_path / "run").exists()
+
+
 class StandIn(BaseHTTPRequestHandler):
     hits: list[str] = []
 
