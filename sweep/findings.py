@@ -369,6 +369,16 @@ def verdict(rep: ReportInput) -> list[str]:
     texts: the only differences this report calls findings."""
     metric, family = next(iter(rep.families.items()), ("loss", None))
     if family is None or not family.size:
+        seeds = max((r.n_seeds for r in rep.rows), default=0)
+        if seeds < 2 and rep.rows:
+            return [
+                f"## Verdict at familywise α {FAMILY_ALPHA}",
+                "",
+                f"No verdict: each variant has {seeds} seed here, and a paired test needs two or "
+                "more (no interval, no p-value); rerun the sweep with more seeds (seed=0,1,2,3,4) "
+                "to compare the variants. Ranks below order single runs only.",
+                "",
+            ]
         return []
     extra = _claim_pairs(rep)
     unit = "nats" if metric == "loss" else "bits/byte"
@@ -376,7 +386,8 @@ def verdict(rep: ReportInput) -> list[str]:
     lines = [
         f"## Verdict at familywise α {FAMILY_ALPHA}",
         "",
-        f"The family: {family.size} paired comparisons of {title} — each variant against "
+        f"The family: {family.size} paired comparison{'s' if family.size != 1 else ''} of "
+        f"{title} — each variant against "
         f"each baseline ({', '.join(rep.present_baselines)}), each pair once"
         + (f", and the pairs the literature check uses ({', '.join(extra)})" if extra else "")
         + ". Their paired t-test p-values are adjusted by Holm's step-down method over the "

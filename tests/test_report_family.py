@@ -248,3 +248,13 @@ def test_the_along_training_table_is_recomputed_from_evals_csv(report: Path) -> 
         for step, mean in zip(a["steps"], a["mean"], strict=True):
             d = [curve[a["variant"], s, step] - curve[a["baseline"], s, step] for s in range(6)]
             assert mean == pytest.approx(float(np.mean(d)), abs=1e-12)
+
+
+def test_a_one_seed_sweep_says_why_it_has_no_verdict(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    for job, (v, final) in enumerate((("relu", 5.3), ("swiglu", 5.2))):
+        write_run(root / f"{job}_{v}-s0", v, 0, final)
+    assert main([str(root), "--out", str(tmp_path / "out"), "--name", "one"]) == 0
+    md = (tmp_path / "out" / "one" / "report.md").read_text()
+    verdict = md.split("## Verdict at familywise α 0.05")[1].split("\n## ")[0]
+    assert "No verdict: each variant has 1 seed here" in verdict
