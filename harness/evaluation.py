@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,21 +15,29 @@ from harness.run_data import RunData
 
 @torch.no_grad()
 def validation_metrics(
-    model: GPT, data: RunData, device: torch.device, autocast: contextlib.AbstractContextManager
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    model: GPT,
+    data: RunData,
+    device: torch.device,
+    autocast: contextlib.AbstractContextManager,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[dict[str, float] | None, dict[str, dict[str, float]]]:
     """val/loss: the mean loss per token over the evaluation windows, in nats. val/bpb: the loss
     summed over their targets in bits, per UTF-8 byte of the text those targets decode to
     (harness.data.bpb; end-of-text targets count in neither sum). The model is left in training
     mode.
 
     Also each held-out document's mean loss over its evaluated targets, with their count: the
-    text-level view of a comparison (sweep.documents)."""
+    text-level view of a comparison (sweep.documents). `stop()` true between batches (a stop
+    signal) ends it early: (None, {}), within a batch's time."""
     model.eval()
     windows = data.val_windows
     sums = torch.zeros(2, device=device)  # nats over all targets; over bpb's targets
     per_document = torch.zeros(len(windows.document_tokens), device=device, dtype=torch.float64)
     batches = zip(windows, windows.batch_rows(), data.val_target_bytes, strict=True)
     for (x, y), rows, target_bytes in batches:
+        if stop is not None and stop():
+            model.train()
+            return None, {}
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast:
             logits, _ = model(x, y)

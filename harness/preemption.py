@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from harness.summary import RunStatus
@@ -34,11 +35,18 @@ class Preempted(Exception):
 
 
 class PreemptionFlag:
-    """Within this context, preemption signals set `signal` instead of ending the process."""
+    """Within this context, preemption signals set `signal` instead of ending the process.
+    `on_abort` (a second Ctrl-C, just before the process exits): records the stop and says what
+    is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_abort: Callable[[], str] | None = None) -> None:
         self.signal: int | None = None
         self.previous: dict[int, Any] = {}
+        self.on_abort = on_abort
+
+    def stopping(self) -> bool:
+        """Whether a stop signal arrived (long work checks it: an evaluation stops early)."""
+        return self.signal is not None
 
     def __enter__(self) -> PreemptionFlag:
         for sig in STOP_SIGNALS:
@@ -51,7 +59,8 @@ class PreemptionFlag:
     def _handle(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGINT:
             if self.signal == signal.SIGINT:
-                print("\ninterrupted again: stopping now (the last checkpoint stays)", flush=True)
+                kept = self.on_abort() if self.on_abort is not None else "the last one stays"
+                print(f"\ninterrupted again: stopping now ({kept})", flush=True)
                 sys.stderr.flush()
                 os._exit(INTERRUPTED_EXIT)
             print("\ninterrupted: finishing this step, then a checkpoint (Ctrl-C again: stop now)")

@@ -89,6 +89,7 @@ class Trainer:
         self.paused_before = 0.0  # evaluation time of the segments before a resume
         self.end_sample: str | None = None
         self.val_documents: dict[str, dict[str, float]] = {}  # the last evaluation's, per document
+        self.preempt: PreemptionFlag | None = None  # while train() runs
 
     # ----------------------------------------------------------------------------- the loop
 
@@ -103,11 +104,13 @@ class Trainer:
                 raise self.checkpoints.disk_full(e) from None
             raise
         self.checkpoints.warn_if_short_of_space(self.model, self.optimizer, self.max_steps)
-        with self.finishing(), PreemptionFlag() as preempt:
+        with self.finishing(), PreemptionFlag(self.abort_now) as preempt:
+            self.preempt = preempt
             paused = self.throughput.paused  # evaluations and checkpoints: not training time
             if self.state.step == 0:
                 with paused():
                     self.evaluate()  # the loss at initialisation: where every curve starts
+                self.stop_if_preempted(preempt)
             while not self.done:
                 self.log(self.train_step())
                 with paused():
@@ -128,6 +131,20 @@ class Trainer:
     def due(self, interval: int) -> bool:
         """Whether the step just taken is a multiple of `interval` (0: never)."""
         return interval > 0 and self.state.step % interval == 0
+
+    def abort_now(self) -> str:
+        """A second Ctrl-C: the process exits at once; summary.json says so first (it would
+        stay "running"), and what is kept."""
+        last = self.checkpoints.last
+        kept = (
+            f"the checkpoint of step {last[0]} stays"
+            if last is not None
+            else "no checkpoint was written: a rerun starts over"
+        )
+        if self.dist.main:
+            with contextlib.suppress(Exception):
+                self.finish(RunStatus.interrupted, f"stopped at once by a second Ctrl-C; {kept}")
+        return kept
 
     def stop_if_preempted(self, preempt: PreemptionFlag) -> None:
         """After a preemption signal to any process: one checkpoint, then every process raises
@@ -200,9 +217,13 @@ class Trainer:
         if not self.dist.main:
             return
         began = time.perf_counter()
-        metrics, self.val_documents = validation_metrics(
-            self.model, self.data, self.device, self.autocast
+        stop = self.preempt.stopping if self.preempt is not None else None
+        metrics, documents = validation_metrics(
+            self.model, self.data, self.device, self.autocast, stop
         )
+        if metrics is None:  # a stop signal cut it short: nothing half-measured is logged
+            return
+        self.val_documents = documents
         s.val_loss, s.val_bpb = metrics["val/loss"], metrics["val/bpb"]
         s.best_val_loss = min(s.best_val_loss, s.val_loss)
         s.best_val_bpb = min(s.best_val_bpb, s.val_bpb)
