@@ -199,6 +199,49 @@ def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
         assert list((job_dir / "checkpoints").glob("*.pt")), job_dir
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_ctrl_c_on_a_parallel_sweep_stops_it_as_a_run_stops(token_cache, tmp_path):
+    """Ctrl-C (SIGINT) to a parallel sweep: its running jobs checkpoint and stop 'interrupted'
+    (not 'preempted: SIGTERM'), the job not started is recorded so, the sweep-status list and the
+    resume line are printed, exit 130, and no traceback."""
+    sweep = tmp_path / "sweep"
+    cache = fresh_cache(token_cache, tmp_path / "cache")
+    args = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "seed=0,1,2",
+        "logger.mode=disabled",
+        *tiny_overrides(cache, steps=1_000_000),
+        "trainer.eval_interval=1000000",
+        "hydra/launcher=parallel",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    log = tmp_path / "sweep.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    jobs: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while sum(p.stat().st_size > 0 for p in sweep.glob("*/metrics.jsonl")) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the jobs never trained"
+            time.sleep(0.5)
+        jobs = running_jobs(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        for pid in [pid for pid in jobs if alive(pid)]:
+            os.kill(pid, signal.SIGKILL)
+    output = log.read_text()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    runs = summaries(sweep)
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"interrupted"}, runs
+    assert sum("not started" in (r["error"] or "") for r in runs) == 1
+    assert "0/3 jobs completed" in output and "trainer.resume=auto" in output
+
+
 def test_a_ray_job_on_a_node_without_the_sweep_dir_is_refused_in_one_line(tmp_path, capsys):
     """hydra/launcher=ray_*: a job whose node does not see the sweep dir (no shared filesystem)
     is refused before it writes anything, and the sweep ends with one line and exit code 2.

@@ -86,7 +86,7 @@ class SweepLauncher(Launcher):
         waiting = f", {not_started} not started" if not_started else ""
         log.warning(
             f"{self.name}: stopping; {running} running job(s) checkpoint and stop{waiting} "
-            f"(rerun the command with hydra.sweep.dir={sweep_dir} to continue)"
+            f"(rerun the same command with trainer.resume=auto to continue in {sweep_dir})"
         )
 
 

@@ -16,10 +16,15 @@ environment set before it imports anything, cannot.
 
 Stopping: SIGTERM or Ctrl-C to the sweep is passed to its running jobs (each finishes its step,
 checkpoints and stops, as on preemption) and the sweep waits for them, so no job outlives it.
+The jobs run in process groups of their own, so a terminal's Ctrl-C reaches the sweep alone,
+which hands it on once to each running job: they stop "interrupted" as a run does, the jobs not
+started are recorded as such, the sweep-status list follows and the sweep exits 130, without a
+traceback. A second Ctrl-C is handed on too: the jobs stop at once.
 """
 
 # No `from __future__ import annotations` here: Hydra's plugin scan loads this module outside
 # sys.modules, where a dataclass cannot resolve string annotations.
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -116,8 +121,27 @@ def exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def not_started(cfg: Any) -> JobReturn:
+    """A job of an interrupted sweep that never started: its dir holds Hydra's config and a
+    summary saying so (as the basic launcher leaves it), for the sweep-status list and a
+    resume."""
+    from omegaconf import OmegaConf
+
+    from harness.entry import record_not_started
+
+    run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg.hydra.overrides.task, run_dir / ".hydra" / "overrides.yaml")
+    record_not_started(run_dir, cfg)
+    result = JobReturn(overrides=list(cfg.hydra.overrides.task), status=JobStatus.COMPLETED)
+    result.return_value = None
+    return result
+
+
 def run_in_child(payload: bytes, slot: Slot, conn: Any) -> None:
-    """A job in its own process: the environment first, then torch's threads, then the job."""
+    """A job in its own process (and process group: a terminal's Ctrl-C goes to the sweep, which
+    hands it on): the environment first, then torch's threads, then the job."""
+    os.setpgrp()
     claim_threads(slot.threads, slot.device)
     import cloudpickle  # only when jobs are handed to child processes
 
@@ -132,6 +156,8 @@ class PoolLauncher(SweepLauncher):
     def __init__(self, stop_grace_s: float = 120.0, **slots: Any) -> None:
         super().__init__(stop_grace_s)
         self.settings = slots
+        self.interrupts = 0  # Ctrl-C's to the sweep, each handed on to the running jobs
+        self.running: dict = {}  # process sentinel -> (process, pipe, job index, slot)
 
     def dispatch(self, jobs: list[Job], sweep_dir: Path) -> list[JobReturn]:
         slots = plan_slots(**self.settings)
@@ -139,18 +165,34 @@ class PoolLauncher(SweepLauncher):
         self.announce(
             jobs, f"{len(slots)} at a time ({where}; {slots[0].threads} thread(s) each)", sweep_dir
         )
-        running: dict = {}  # process sentinel -> (process, pipe, job index, slot)
+        running = self.running
         in_main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, exit_on_sigterm) if in_main_thread else None
+        previous = {}
+        if in_main_thread:
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, exit_on_sigterm)
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, self.on_ctrl_c)
         try:
             return self._schedule(jobs, slots, running)
-        except BaseException:  # SIGTERM, Ctrl-C: the jobs stop with the sweep
+        except BaseException:  # SIGTERM, or an error of the sweep itself: the jobs stop with it
             self.stopping(len(running), 0, sweep_dir)
             stop_jobs([process for process, *_ in running.values()], self.stop_grace_s)
             raise
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def on_ctrl_c(self, signum: int, _frame: Any) -> None:
+        """Ctrl-C: handed on once to each running job (they checkpoint and stop; a second one:
+        they stop at once); no further job starts."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            log.warning(
+                f"{self.name}: interrupted; {len(self.running)} running job(s) checkpoint and "
+                "stop, none starts (Ctrl-C again: stop now)"
+            )
+        for process, *_ in list(self.running.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
 
     def _schedule(self, jobs: list[Job], slots: list[Slot], running: dict) -> list[JobReturn]:
         """Start a job whenever a slot is free, keeping it in `running` until it ends."""
@@ -162,6 +204,10 @@ class PoolLauncher(SweepLauncher):
         results: list[JobReturn | None] = [None] * len(jobs)
         state = Singleton.get_state()
         while waiting or running:
+            if self.interrupts:  # the jobs not started are recorded as such
+                while waiting:
+                    i, (_, cfg) = waiting.popleft()
+                    results[i] = not_started(cfg)
             while waiting and free:
                 i, (_, cfg) = waiting.popleft()
                 slot = free.pop(0)
