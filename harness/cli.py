@@ -189,8 +189,20 @@ def _fixed_part(path: str) -> Path:
     return Path(path.split("${")[0] or ".").absolute()
 
 
+def is_sweep(argv: list[str]) -> bool:
+    """Whether the command line is a multirun, as Hydra's own argument parser reads it (-m,
+    --multirun, or combined flags): the one answer, handed on to everything that asks."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(argv)
+    except SystemExit:  # a command line Hydra itself will refuse, and say why
+        return False
+    return bool(args.multirun)
+
+
 def output_key(argv: list[str]) -> str:
-    return "hydra.sweep.dir" if "-m" in argv or "--multirun" in argv else "hydra.run.dir"
+    return "hydra.sweep.dir" if is_sweep(argv) else "hydra.run.dir"
 
 
 def hydra_overrides(argv: list[str]) -> list[str]:
@@ -211,7 +223,7 @@ def _planned(cfg: DictConfig | None, argv: list[str]) -> Path:
 
 def check_output_dir(argv: list[str]) -> None:
     """UserInputError if the run's output dir cannot be created: before Hydra tries and fails."""
-    multirun = "-m" in argv or "--multirun" in argv
+    multirun = is_sweep(argv)
     key = output_key(argv)
     value = next(
         (a.split("=", 1)[1] for a in argv if a.startswith(key + "=")),
@@ -264,7 +276,7 @@ def check_command_line(argv: list[str]) -> Path:
         _typed(composed(sets[0]))
     else:
         planned = _planned(first, argv)
-        multirun = "-m" in argv or "--multirun" in argv
+        multirun = is_sweep(argv)
         tuned.check_sweep(first, user_overrides(argv), composed, multirun)
         with open_dict(first):
             del first["hydra"]
@@ -285,7 +297,7 @@ def wants_dry_run(argv: list[str]) -> bool:
 def job_configs(argv: list[str]) -> list[TrainConfig]:
     """The typed config of every job the command line runs: one, or each of a sweep's."""
     overrides, search = user_overrides(argv), search_path_overrides(argv)
-    if not ("-m" in argv or "--multirun" in argv):
+    if not is_sweep(argv):
         return [compose_checked(overrides + search)]
     hydra_keys = [o for o in hydra_overrides(argv) if not o.startswith("hydra.searchpath=")]
     first = compose_config(override_sets(overrides)[0] + hydra_keys + search, hydra_node=True)

@@ -29,6 +29,7 @@ from harness.cli import (
     INFO_FLAGS,
     check_command_line,
     fail,
+    is_sweep,
     job_configs,
     output_key,
     user_overrides,
@@ -213,7 +214,7 @@ def resume_target(argv: list[str], planned: Path) -> Path | None:
         return None
     if INFO_FLAGS & set(argv):
         return None
-    return unfinished_dir(planned, overrides, "-m" in argv or "--multirun" in argv)
+    return unfinished_dir(planned, overrides, is_sweep(argv))
 
 
 def record_not_started(run_dir: Path, cfg: DictConfig) -> None:
@@ -280,7 +281,7 @@ def one_run_dir(
     """Overrides that put every process of a torchrun run in rank 0's run dir (its ${now}
     included); the other ranks write no Hydra files there, and take rank 0's account of the
     directories this command creates (`new_dirs`)."""
-    if "-m" in argv or "--multirun" in argv:
+    if is_sweep(argv):
         raise UserInputError(
             "torchrun trains one run over several processes, not a sweep: drop -m (a sweep of "
             "data-parallel runs: hydra/launcher=slurm_ddp)"

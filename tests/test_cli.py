@@ -45,3 +45,15 @@ def test_a_bad_value_in_a_sweep_is_one_line(compositions):
     with pytest.raises(UserInputError, match="unknown ffn 'nope'") as e:
         cli.check_command_line(["-m", "ffn=relu,nope"])
     assert "\n" not in str(e.value)
+
+
+def test_whether_a_command_is_a_sweep_is_hydras_own_reading():
+    from harness.cli import is_sweep
+
+    assert is_sweep(["-m", "ffn=relu"]) and is_sweep(["ffn=relu", "--multirun"])
+    assert not is_sweep(["ffn=relu", "seed=0,1"])  # a comma list alone is no sweep
+    assert not is_sweep(["data.path=/x/-m"])  # nor an override that contains the flag's text
+    from tests.helpers import REPO
+
+    by_hand = [p for p in REPO.glob("harness/**/*.py") if '"-m" in ' in p.read_text()]
+    assert by_hand == [], by_hand  # decided once, in harness.cli.is_sweep
