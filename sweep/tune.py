@@ -350,6 +350,19 @@ def _cell(c: Curve, lr: float) -> str:
     return f"**{text}**" if lr == c.best else text
 
 
+def _slice_text(runs: Sequence[Run]) -> str:
+    """The tuning slice's documents and whitespace share, as the runs recorded them."""
+    from sweep.findings import evaluation
+
+    e = evaluation(runs)
+    parts = []
+    if e["documents"]:
+        parts.append(f"{len(e['documents'])} held-out documents: {', '.join(e['documents'])}")
+    if e["whitespace_share"]:
+        parts.append(f"whitespace-only targets {100 * e['whitespace_share'][-1]:.1f}%")
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: str | None) -> str:
     ok = [r for r in runs if r.ok]
     lrs = sorted({lr for c in cs for lr in c.grid})
@@ -380,8 +393,9 @@ def render(cs: Sequence[Curve], tuned: TunedRates, runs: Sequence[Run], plot: st
         f"- **Grid:** {', '.join(f'{x:g}' for x in lrs)} (optim.lr); **seeds:** "
         f"{' '.join(map(str, tuned.seeds)) or 'none'}; **steps:** "
         f"{', '.join(map(str, tuned.steps)) or 'unknown'}; **model sizes:** {', '.join(sizes)}",
-        "- **Judged on:** the held-out split's tuning slice (data.eval_slice=tune); the sweep "
-        "that uses these rates is judged on its test slice, with seeds disjoint from these.",
+        "- **Judged on:** the held-out split's tuning slice (data.eval_slice=tune"
+        f"{_slice_text(ok)}); the sweep that uses these rates is judged on its test slice, with "
+        "seeds disjoint from these.",
         f"- **Chosen:** per model size, each variant's rate by one rule: {RULE}; at the grid's "
         "edge, the edge point, flagged. Written to `tuned.yaml` (stage 2: `make sweep "
         f"EXPERIMENT={tuned.experiment or '<e>'} TUNED=<this dir>/tuned.yaml`).",
