@@ -154,10 +154,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
-    """SIGTERM to a parallel sweep: its running jobs checkpoint and stop with it, no job process
-    outlives it, and the waiting job never starts."""
+def stop_a_parallel_sweep(
+    token_cache: Path, tmp_path: Path, sig: signal.Signals
+) -> tuple[int, str, list[int], list[int]]:
+    """A 3-job parallel sweep of endless runs, sent `sig` once two jobs train: (its exit code,
+    its output, the job processes it ran, those that outlived it)."""
     sweep = tmp_path / "sweep"
     cache = fresh_cache(token_cache, tmp_path / "cache")
     args = [
@@ -181,18 +182,28 @@ def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, "the jobs never trained"
             time.sleep(0.5)
         jobs = running_jobs(proc.pid)
-        assert len(jobs) == 2, jobs
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         proc.wait(timeout=300)
     finally:
         proc.kill()
         survivors = [pid for pid in jobs if alive(pid)]
         for pid in survivors:  # so that a failing test leaves no job training
             os.kill(pid, signal.SIGKILL)
-    assert proc.returncode != 0
+    return proc.returncode, log.read_text(), jobs, survivors
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_stopped_sweep_stops_its_jobs(token_cache, tmp_path):
+    """SIGTERM to a parallel sweep: its running jobs checkpoint and stop with it, no job process
+    outlives it, and the waiting job never starts."""
+    returncode, output, jobs, survivors = stop_a_parallel_sweep(
+        token_cache, tmp_path, signal.SIGTERM
+    )
+    assert len(jobs) == 2, jobs
+    assert returncode != 0
     assert not survivors, "job processes outlived the sweep"
-    output = log.read_text()
     assert "checkpoint and stop" in output, output[-3000:]
+    sweep = tmp_path / "sweep"
     runs = summaries(sweep)
     assert len(runs) == 2 and {r["status"] for r in runs} == {"preempted"}, runs
     for job_dir in {p.parent for p in sweep.glob("*/summary.json")}:
@@ -204,39 +215,11 @@ def test_ctrl_c_on_a_parallel_sweep_stops_it_as_a_run_stops(token_cache, tmp_pat
     """Ctrl-C (SIGINT) to a parallel sweep: its running jobs checkpoint and stop 'interrupted'
     (not 'preempted: SIGTERM'), the job not started is recorded so, the sweep-status list and the
     resume line are printed, exit 130, and no traceback."""
-    sweep = tmp_path / "sweep"
-    cache = fresh_cache(token_cache, tmp_path / "cache")
-    args = [
-        sys.executable,
-        str(REPO / "train.py"),
-        "-m",
-        "seed=0,1,2",
-        "logger.mode=disabled",
-        *tiny_overrides(cache, steps=1_000_000),
-        "trainer.eval_interval=1000000",
-        "hydra/launcher=parallel",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    log = tmp_path / "sweep.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    jobs: list[int] = []
-    try:
-        deadline = time.monotonic() + 300
-        while sum(p.stat().st_size > 0 for p in sweep.glob("*/metrics.jsonl")) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the jobs never trained"
-            time.sleep(0.5)
-        jobs = running_jobs(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=300)
-    finally:
-        proc.kill()
-        for pid in [pid for pid in jobs if alive(pid)]:
-            os.kill(pid, signal.SIGKILL)
-    output = log.read_text()
-    assert proc.returncode == 130, output[-3000:]
+    returncode, output, _, survivors = stop_a_parallel_sweep(token_cache, tmp_path, signal.SIGINT)
+    assert returncode == 130, output[-3000:]
+    assert not survivors, "job processes outlived the sweep"
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
-    runs = summaries(sweep)
+    runs = summaries(tmp_path / "sweep")
     assert len(runs) == 3 and {r["status"] for r in runs} == {"interrupted"}, runs
     assert sum("not started" in (r["error"] or "") for r in runs) == 1
     assert "0/3 jobs completed" in output and "trainer.resume=auto" in output
