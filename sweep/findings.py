@@ -402,8 +402,10 @@ def verdict(rep: ReportInput) -> list[str]:
     across = [p for p in kept if _holds(rep, p)]
     only_here = [p for p in kept if not _holds(rep, p)]
     lines.append(
-        f"**{len(kept)} of {family.size} comparisons survive the adjustment** ({raw} pass at "
-        f"0.05 unadjusted); **{len(across)} of them hold across texts**" + (":" if across else ".")
+        f"**{len(kept)} of {family.size} comparisons survive"
+        f"{'s' if len(kept) == 1 else ''} the adjustment** ({raw} pass at 0.05 unadjusted); "
+        f"**{len(across)} of them hold{'s' if len(across) == 1 else ''} across texts**"
+        + (":" if across else ".")
     )
     lines += ["", *(_finding(p, unit) for p in across), ""] if across else [""]
     if only_here:
