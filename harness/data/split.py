@@ -70,7 +70,8 @@ def split(directory: Path, doc_ends: Sequence[int], val_fraction: float, info: d
     else:
         names = document_names(info, n_docs)
         chosen = {EvalSlice.tune: held[0::2], EvalSlice.test: held[1::2]}
-        train = [(int(starts[i]), int(ends[i])) for i in range(n_docs) if i not in set(held)]
+        held_set = set(held)
+        train = [(int(starts[i]), int(ends[i])) for i in range(n_docs) if i not in held_set]
         pieces = {s: [(int(starts[i]), int(ends[i])) for i in idx] for s, idx in chosen.items()}
         slices = {
             s: [
